@@ -1,0 +1,3 @@
+//! hactl-kvm: the KVM host HA coordinator's command line.
+
+fn main() {}
