@@ -10,16 +10,92 @@
 //! The table is rendered to `docs/fence_ipmi-parity.md`; `parity_doc_is_current` fails when
 //! the file is stale (regenerate with `UPDATE_PARITY_DOC=1 cargo test -p fence_ipmi --test parity`).
 
-#[path = "parity_sim/mod.rs"]
-mod sim;
-
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sim::{Bmc, BmcMode, Power};
+use test_support::{IpmiSim, PowerEvent};
+
+/// Initial chassis power of a case's simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Power {
+    On,
+    Off,
+}
+
+/// How the simulated BMC behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BmcMode {
+    /// A working BMC whose power follows chassis control.
+    Normal,
+    /// Chassis control is acknowledged and logged, but the power never changes.
+    IgnoresPowerChanges,
+    /// Nothing listens on the port at all.
+    Absent,
+}
+
+/// Chassis-control script for [`BmcMode::IgnoresPowerChanges`]: test-support's script minus the
+/// line that stores the new power state (same events-log format, so `IpmiSim::events` reads it).
+/// test-support has no such mode yet; the file is swapped inside the simulator's own temp dir.
+const IGNORING_CHASSIS_SCRIPT: &str = r#"#!/bin/sh
+d=$(dirname "$0")
+case "$1" in
+get) case "$2" in power) echo "power:$(cat "$d/power")" ;; esac ;;
+set) shift; echo "$(date +%s.%N) $*" >> "$d/events.log" ;;
+esac
+exit 0
+"#;
+
+/// One case's BMC: a fresh `ipmi_sim`, or a port nobody listens on.
+enum Bmc {
+    Sim(IpmiSim),
+    Absent(u16),
+}
+
+impl Bmc {
+    fn start(initial: Power, mode: BmcMode) -> Bmc {
+        if mode == BmcMode::Absent {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback UDP");
+            return Bmc::Absent(socket.local_addr().expect("local addr").port());
+        }
+        let sim = IpmiSim::builder().power_on(initial == Power::On).start();
+        if mode == BmcMode::IgnoresPowerChanges {
+            use std::os::unix::fs::PermissionsExt;
+            // Replace atomically: ipmi_sim may be running the script right now.
+            let tmp = sim.dir().join("chassis.sh.new");
+            std::fs::write(&tmp, IGNORING_CHASSIS_SCRIPT).expect("write chassis script");
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod chassis script");
+            std::fs::rename(&tmp, sim.dir().join("chassis.sh")).expect("swap chassis script");
+        }
+        Bmc::Sim(sim)
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Bmc::Sim(sim) => sim.port(),
+            Bmc::Absent(port) => *port,
+        }
+    }
+
+    /// Power events so far as "off" / "on" / "reset".
+    fn events(&self) -> Vec<String> {
+        let Bmc::Sim(sim) = self else {
+            return Vec::new();
+        };
+        sim.events()
+            .into_iter()
+            .map(|e| match e {
+                PowerEvent::Off => "off".to_string(),
+                PowerEvent::On => "on".to_string(),
+                PowerEvent::Reset => "reset".to_string(),
+                PowerEvent::Other(other) => other,
+            })
+            .collect()
+    }
+}
 
 /// Password of the simulator's `admin` user. It must never show up in our agent's output.
 const PASSWORD: &str = "secret";
