@@ -1,0 +1,186 @@
+//! UDP request/response with retransmission, bounded by a deadline.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::{IpmiError, PacketStats, Step};
+
+/// What a reply checker decided about one received datagram.
+pub(crate) enum Verdict<T> {
+    /// Not the reply we wait for (stray, duplicate, forged): keep waiting.
+    Ignore(String),
+    /// The reply.
+    Accept(T),
+    /// A genuine reply that ends the exchange with an error.
+    Fail(IpmiError),
+}
+
+/// A connected UDP socket to one BMC.
+pub(crate) struct Transport {
+    socket: UdpSocket,
+    addr: SocketAddr,
+    interval: Duration,
+    stats: PacketStats,
+    buf: Vec<u8>,
+}
+
+/// Resolves `host` (name, IPv4 or IPv6 literal, optionally in brackets).
+pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, IpmiError> {
+    let h = host.trim();
+    let h = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(h);
+    if h.is_empty() {
+        return Err(IpmiError::InvalidOptions("empty BMC host".into()));
+    }
+    let mut addrs = (h, port)
+        .to_socket_addrs()
+        .map_err(|e| IpmiError::Resolve {
+            host: host.to_string(),
+            detail: e.to_string(),
+        })?;
+    addrs.next().ok_or_else(|| IpmiError::Resolve {
+        host: host.to_string(),
+        detail: "no address".into(),
+    })
+}
+
+fn is_unreachable(kind: ErrorKind, raw: Option<i32>) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::AddrNotAvailable
+    ) || matches!(
+        raw,
+        Some(libc_errno::ENETUNREACH)
+            | Some(libc_errno::EHOSTUNREACH)
+            | Some(libc_errno::EHOSTDOWN)
+    )
+}
+
+/// Linux errno values (avoids a libc dependency for three constants).
+mod libc_errno {
+    pub const ENETUNREACH: i32 = 101;
+    pub const EHOSTUNREACH: i32 = 113;
+    pub const EHOSTDOWN: i32 = 112;
+}
+
+impl Transport {
+    /// Opens a UDP socket connected to the BMC (so ICMP errors are reported).
+    pub fn connect(addr: SocketAddr, interval: Duration) -> Result<Transport, IpmiError> {
+        let step = Step::GetChannelAuthCapabilities;
+        let local: SocketAddr = if addr.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap()
+        } else {
+            "[::]:0".parse().unwrap()
+        };
+        let socket = UdpSocket::bind(local).map_err(|source| IpmiError::Io { step, source })?;
+        socket.connect(addr).map_err(|source| {
+            if is_unreachable(source.kind(), source.raw_os_error()) {
+                IpmiError::Unreachable { addr, step, source }
+            } else {
+                IpmiError::Io { step, source }
+            }
+        })?;
+        Ok(Transport {
+            socket,
+            addr,
+            interval: interval.max(Duration::from_millis(10)),
+            stats: PacketStats::default(),
+            buf: vec![0; 2048],
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn stats(&self) -> PacketStats {
+        self.stats
+    }
+
+    fn io_error(&self, step: Step, source: std::io::Error) -> IpmiError {
+        if is_unreachable(source.kind(), source.raw_os_error()) {
+            IpmiError::Unreachable {
+                addr: self.addr,
+                step,
+                source,
+            }
+        } else {
+            IpmiError::Io { step, source }
+        }
+    }
+
+    /// Sends one datagram without waiting for anything.
+    pub fn send_only(&mut self, step: Step, packet: &[u8]) -> Result<(), IpmiError> {
+        self.socket
+            .send(packet)
+            .map_err(|e| self.io_error(step, e))?;
+        self.stats.sent += 1;
+        Ok(())
+    }
+
+    /// Sends `build(attempt)` and waits for a datagram `check` accepts,
+    /// resending every retransmit interval until `deadline`.
+    pub fn exchange<T>(
+        &mut self,
+        step: Step,
+        deadline: Instant,
+        mut build: impl FnMut(u32) -> Vec<u8>,
+        mut check: impl FnMut(&[u8]) -> Verdict<T>,
+    ) -> Result<T, IpmiError> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::debug!(%step, attempts, "deadline reached");
+                return Err(IpmiError::Timeout {
+                    addr: self.addr,
+                    step,
+                    elapsed: now - started,
+                    attempts,
+                });
+            }
+            let packet = build(attempts);
+            attempts += 1;
+            tracing::trace!(%step, attempt = attempts, len = packet.len(), "send");
+            self.socket
+                .send(&packet)
+                .map_err(|e| self.io_error(step, e))?;
+            self.stats.sent += 1;
+            let resend_at = (now + self.interval).min(deadline);
+            loop {
+                let now = Instant::now();
+                if now >= resend_at {
+                    break;
+                }
+                self.socket
+                    .set_read_timeout(Some(resend_at - now))
+                    .map_err(|source| IpmiError::Io { step, source })?;
+                match self.socket.recv(&mut self.buf) {
+                    Ok(n) => {
+                        self.stats.received += 1;
+                        match check(&self.buf[..n]) {
+                            Verdict::Accept(t) => return Ok(t),
+                            Verdict::Fail(e) => return Err(e),
+                            Verdict::Ignore(why) => {
+                                tracing::debug!(%step, %why, "ignoring datagram");
+                            }
+                        }
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.io_error(step, e)),
+                }
+            }
+        }
+    }
+}

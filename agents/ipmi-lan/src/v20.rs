@@ -1,0 +1,333 @@
+//! RMCP+ (IPMI 2.0 "lanplus"): Open Session, RAKP 1–4 and per-message
+//! integrity/confidentiality.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use zeroize::Zeroize;
+
+use crate::crypto::{self, CipherSuite, ConfidentialityAlgorithm, IntegrityAlgorithm, RakpInputs};
+use crate::error::rmcp_plus_status_meaning;
+use crate::message::{decode_v20, encode_v20_plain, payload, RMCP_HEADER};
+use crate::transport::{Transport, Verdict};
+use crate::{ConnectOptions, IpmiError, Step};
+
+/// Keys and counters of an established RMCP+ session.
+pub(crate) struct V20State {
+    pub suite: CipherSuite,
+    pub console_id: u32,
+    pub bmc_id: u32,
+    seq: Cell<u32>,
+    k1: Vec<u8>,
+    k2: Vec<u8>,
+}
+
+impl Drop for V20State {
+    fn drop(&mut self) {
+        self.k1.zeroize();
+        self.k2.zeroize();
+    }
+}
+
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random generator works");
+    b
+}
+
+impl V20State {
+    /// Wraps an IPMI message into an authenticated/encrypted RMCP+ packet
+    /// with the next session sequence number.
+    pub fn wrap(&self, msg: &[u8]) -> Vec<u8> {
+        let seq = self.seq.get().wrapping_add(1).max(1);
+        self.seq.set(seq);
+        let encrypted = self.suite.confidentiality == ConfidentialityAlgorithm::AesCbc128;
+        let authenticated = self.suite.integrity != IntegrityAlgorithm::None;
+        let body = if encrypted {
+            crypto::aes_cbc_encrypt(&self.k2, random::<16>(), msg)
+        } else {
+            msg.to_vec()
+        };
+        let mut pt = payload::IPMI;
+        if encrypted {
+            pt |= 0x80;
+        }
+        if authenticated {
+            pt |= 0x40;
+        }
+        let mut v = encode_v20_plain(pt, self.bmc_id, seq, &body);
+        if authenticated {
+            // Pad so that session header .. next header is a multiple of 4.
+            let covered = v.len() - RMCP_HEADER.len() + 2;
+            let pad = (4 - covered % 4) % 4;
+            v.extend(std::iter::repeat(0xFF).take(pad));
+            v.push(pad as u8);
+            v.push(0x07);
+            let mac = self.suite.integrity.mac(&self.k1, &v[RMCP_HEADER.len()..]);
+            v.extend_from_slice(&mac);
+        }
+        v
+    }
+
+    /// Checks and opens an RMCP+ packet from the BMC; returns the IPMI message.
+    pub fn unwrap(&self, p: &[u8]) -> Result<Vec<u8>, String> {
+        let d = decode_v20(p, self.suite.integrity.mac_len())?;
+        if d.payload_type != payload::IPMI {
+            return Err(format!("unexpected payload type 0x{:02x}", d.payload_type));
+        }
+        if d.session_id != self.console_id {
+            return Err(format!("packet for another session 0x{:08x}", d.session_id));
+        }
+        if self.suite.integrity != IntegrityAlgorithm::None {
+            if !d.authenticated {
+                return Err("unauthenticated packet in an integrity-protected session".into());
+            }
+            let mac = self.suite.integrity.mac(&self.k1, d.integrity_data);
+            if mac != d.auth_code {
+                return Err("integrity check failed".into());
+            }
+        }
+        if self.suite.confidentiality == ConfidentialityAlgorithm::AesCbc128 {
+            if !d.encrypted {
+                return Err("clear-text packet in an encrypted session".into());
+            }
+            crypto::aes_cbc_decrypt(&self.k2, d.payload).map_err(str::to_string)
+        } else {
+            Ok(d.payload.to_vec())
+        }
+    }
+}
+
+fn status_error(step: Step, status: u8, opts: &ConnectOptions) -> IpmiError {
+    match status {
+        0x01 | 0x0B => IpmiError::NoSessionSlot { step },
+        0x0D => IpmiError::UnknownUser {
+            username: opts.username.clone(),
+        },
+        0x09 | 0x0A => IpmiError::PrivilegeRefused {
+            requested: opts.privilege,
+            username: opts.username.clone(),
+            detail: rmcp_plus_status_meaning(status).to_string(),
+        },
+        0x04 | 0x05 | 0x06 | 0x07 | 0x10 | 0x11 => IpmiError::CipherSuiteUnsupported {
+            suite: opts.cipher_suite,
+            detail: rmcp_plus_status_meaning(status).to_string(),
+        },
+        0x0F if step == Step::Rakp3 => IpmiError::WrongPassword {
+            username: opts.username.clone(),
+            detail: "BMC found our RAKP 3 key exchange code invalid",
+        },
+        _ => IpmiError::RmcpPlusStatus {
+            step,
+            status,
+            meaning: rmcp_plus_status_meaning(status),
+        },
+    }
+}
+
+fn check_plain(p: &[u8], expect_type: u8, tag: u8) -> Result<&[u8], String> {
+    let d = decode_v20(p, 0)?;
+    if d.payload_type != expect_type {
+        return Err(format!("payload type 0x{:02x}", d.payload_type));
+    }
+    if d.payload.len() < 8 {
+        return Err("payload too short".into());
+    }
+    if d.payload[0] != tag {
+        return Err(format!("stale message tag {}", d.payload[0]));
+    }
+    Ok(d.payload)
+}
+
+/// Runs Open Session and RAKP 1–4. On success the BMC holds a session at
+/// User level; the caller raises the privilege and must close it.
+pub(crate) fn handshake(
+    t: &mut Transport,
+    opts: &ConnectOptions,
+    suite: CipherSuite,
+    deadline: Instant,
+) -> Result<V20State, IpmiError> {
+    let console_id = u32::from_le_bytes(random::<4>()).max(1);
+    let priv_code = opts.privilege.code();
+    let tag = Cell::new(0u8);
+
+    // Open Session. A fresh tag per attempt makes late replies to an earlier
+    // attempt recognisable.
+    let open = t.exchange(
+        Step::OpenSession,
+        deadline,
+        |attempt| {
+            tag.set(attempt as u8);
+            let mut p = vec![tag.get(), priv_code, 0, 0];
+            p.extend_from_slice(&console_id.to_le_bytes());
+            p.extend_from_slice(&[0x00, 0, 0, 0x08, suite.auth.code(), 0, 0, 0]);
+            p.extend_from_slice(&[0x01, 0, 0, 0x08, suite.integrity.code(), 0, 0, 0]);
+            p.extend_from_slice(&[0x02, 0, 0, 0x08, suite.confidentiality.code(), 0, 0, 0]);
+            encode_v20_plain(payload::OPEN_SESSION_REQUEST, 0, 0, &p)
+        },
+        |p| {
+            let d = match check_plain(p, payload::OPEN_SESSION_RESPONSE, tag.get()) {
+                Ok(d) => d,
+                Err(e) => return Verdict::Ignore(e),
+            };
+            if u32::from_le_bytes(d[4..8].try_into().unwrap()) != console_id {
+                return Verdict::Ignore("open session reply for another console id".into());
+            }
+            if d[1] != 0 {
+                return Verdict::Fail(status_error(Step::OpenSession, d[1], opts));
+            }
+            if d.len() < 36 {
+                return Verdict::Fail(IpmiError::Protocol {
+                    step: Step::OpenSession,
+                    detail: format!("Open Session response of {} bytes", d.len()),
+                });
+            }
+            if d[12] != 0x00 || d[20] != 0x01 || d[28] != 0x02 {
+                return Verdict::Fail(IpmiError::Protocol {
+                    step: Step::OpenSession,
+                    detail: "malformed algorithm payloads".into(),
+                });
+            }
+            Verdict::Accept(d.to_vec())
+        },
+    )?;
+    let (auth, integ, conf) = (open[16] & 0x3f, open[24] & 0x3f, open[32] & 0x3f);
+    if auth != suite.auth.code()
+        || integ != suite.integrity.code()
+        || conf != suite.confidentiality.code()
+    {
+        return Err(IpmiError::CipherSuiteUnsupported {
+            suite: suite.id,
+            detail: format!(
+                "BMC proposed algorithms {auth}/{integ}/{conf} instead of {}/{}/{}",
+                suite.auth.code(),
+                suite.integrity.code(),
+                suite.confidentiality.code()
+            ),
+        });
+    }
+    let bmc_id = u32::from_le_bytes(open[8..12].try_into().unwrap());
+    tracing::debug!(
+        suite = suite.id,
+        max_priv = open[2],
+        console_id = format_args!("0x{console_id:08x}"),
+        bmc_id = format_args!("0x{bmc_id:08x}"),
+        "RMCP+ session opened"
+    );
+
+    // RAKP 1/2.
+    let username = opts.username.as_bytes();
+    let role = 0x10 | priv_code; // name-only lookup, as ipmitool does
+    let console_random = random::<16>();
+    let rakp2 = t.exchange(
+        Step::Rakp1,
+        deadline,
+        |attempt| {
+            tag.set(attempt as u8);
+            let mut p = vec![tag.get(), 0, 0, 0];
+            p.extend_from_slice(&bmc_id.to_le_bytes());
+            p.extend_from_slice(&console_random);
+            p.extend_from_slice(&[role, 0, 0, username.len() as u8]);
+            p.extend_from_slice(username);
+            encode_v20_plain(payload::RAKP1, 0, 0, &p)
+        },
+        |p| {
+            let d = match check_plain(p, payload::RAKP2, tag.get()) {
+                Ok(d) => d,
+                Err(e) => return Verdict::Ignore(e),
+            };
+            if u32::from_le_bytes(d[4..8].try_into().unwrap()) != console_id {
+                return Verdict::Ignore("RAKP 2 for another console id".into());
+            }
+            if d[1] != 0 {
+                return Verdict::Fail(status_error(Step::Rakp1, d[1], opts));
+            }
+            if d.len() != 40 + suite.auth.hmac_len() {
+                return Verdict::Fail(IpmiError::Protocol {
+                    step: Step::Rakp1,
+                    detail: format!("RAKP 2 of {} bytes", d.len()),
+                });
+            }
+            Verdict::Accept(d.to_vec())
+        },
+    )?;
+    let inputs = RakpInputs {
+        console_session_id: console_id,
+        bmc_session_id: bmc_id,
+        console_random,
+        bmc_random: rakp2[8..24].try_into().unwrap(),
+        bmc_guid: rakp2[24..40].try_into().unwrap(),
+        role,
+        username,
+    };
+    let password = opts.password.padded::<20>();
+    let expected = crypto::rakp2_auth_code(suite.auth, &password.0, &inputs);
+    if expected != rakp2[40..] {
+        // Tell the BMC to drop the half-open session (RAKP 3 with an error
+        // status), so it does not hold a slot until its own timeout.
+        let mut p = vec![tag.get(), 0x0F, 0, 0];
+        p.extend_from_slice(&bmc_id.to_le_bytes());
+        let _ = t.send_only(Step::Rakp3, &encode_v20_plain(payload::RAKP3, 0, 0, &p));
+        return Err(IpmiError::WrongPassword {
+            username: opts.username.clone(),
+            detail: "RAKP 2 key exchange code does not match our password",
+        });
+    }
+
+    // Session keys.
+    let mut sik = match &opts.kg {
+        Some(kg) => crypto::session_integrity_key(suite.auth, &kg.padded::<20>().0, &inputs),
+        None => crypto::session_integrity_key(suite.auth, &password.0, &inputs),
+    };
+    let k1 = crypto::additional_key(suite.auth, &sik, 0x01);
+    let k2 = crypto::additional_key(suite.auth, &sik, 0x02);
+    let rakp3_code = crypto::rakp3_auth_code(suite.auth, &password.0, &inputs);
+    let expected_icv = crypto::rakp4_icv(suite.auth, &sik, &inputs);
+    sik.zeroize();
+
+    // RAKP 3/4.
+    t.exchange(
+        Step::Rakp3,
+        deadline,
+        |attempt| {
+            tag.set(attempt as u8);
+            let mut p = vec![tag.get(), 0, 0, 0];
+            p.extend_from_slice(&bmc_id.to_le_bytes());
+            p.extend_from_slice(&rakp3_code);
+            encode_v20_plain(payload::RAKP3, 0, 0, &p)
+        },
+        |p| {
+            let d = match check_plain(p, payload::RAKP4, tag.get()) {
+                Ok(d) => d,
+                Err(e) => return Verdict::Ignore(e),
+            };
+            if u32::from_le_bytes(d[4..8].try_into().unwrap()) != console_id {
+                return Verdict::Ignore("RAKP 4 for another console id".into());
+            }
+            if d[1] != 0 {
+                return Verdict::Fail(status_error(Step::Rakp3, d[1], opts));
+            }
+            if d[8..] != expected_icv[..] {
+                return Verdict::Fail(if opts.kg.is_some() {
+                    IpmiError::WrongKg {
+                        detail: "RAKP 4 integrity check value does not match our BMC key",
+                    }
+                } else {
+                    IpmiError::WrongKg {
+                        detail: "RAKP 4 integrity check value does not match; the BMC probably has a Kg set",
+                    }
+                });
+            }
+            Verdict::Accept(())
+        },
+    )?;
+    tracing::debug!(suite = suite.id, "RAKP complete");
+    Ok(V20State {
+        suite,
+        console_id,
+        bmc_id,
+        seq: Cell::new(0),
+        k1,
+        k2,
+    })
+}
