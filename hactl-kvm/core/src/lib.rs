@@ -1,1 +1,61 @@
-//! The hactl-kvm decision core: power, partition and per-host HA state machines and safety gates as a sans-IO state machine.
+//! The hactl-kvm decision core: power, partition and per-host HA state
+//! machines and safety gates as a sans-IO state machine.
+//!
+//! The core does no I/O and reads no clock. Its driver (the production
+//! runtime, or the simulator in `hactl-sim`) feeds it [`Input`]s with the
+//! current monotonic time and carries out the [`Action`]s it returns:
+//!
+//! ```
+//! use hactl_core::{Action, Config, Coordinator, Input};
+//! let mut core = Coordinator::new(Config::default(), 0).unwrap();
+//! let actions: Vec<Action> = core.handle(0, Input::QuorumChanged { quorate: true });
+//! // ... carry out the actions, feed back results, and call
+//! // `handle(now, Input::Tick)` no later than `core.next_timeout()`.
+//! # let _ = actions;
+//! ```
+//!
+//! * Every operation the core asks for ([`Action::RunHealthCheck`],
+//!   [`Action::RunActivityCheck`], [`Action::ReadPower`], power actions)
+//!   carries an [`OpRef`]: operation id, host and the host's HA state
+//!   version. The result must echo it; results for operations that timed out,
+//!   for a previous coordinator incarnation, or for a state the host has
+//!   since left are discarded.
+//! * Actions are ordered. A [`Action::Persist`] must be durable (the journal
+//!   fsyncs it) before later actions of the same batch are carried out.
+//! * Restarting = [`Coordinator::recover`] with the journal's records.
+//! * The core starts **not quorate**: send [`Input::QuorumChanged`] first.
+//!
+//! The model (states, transitions, events, deviations from the design and
+//! the mapping onto CloudStack's `hostha.hastate`) is documented in
+//! `hactl-kvm/docs/model.md`; the transition functions live in [`fsm`] and
+//! the safety gates in [`gates`].
+
+pub mod config;
+pub mod coordinator;
+pub mod event;
+pub mod fsm;
+pub mod gates;
+pub mod ids;
+pub mod inventory;
+pub mod io;
+pub mod record;
+
+pub use config::{Config, ConfigError, EvidenceConfig, FenceRateConfig, MassFailureConfig};
+pub use coordinator::{Coordinator, HostView, PartitionView, RecoverError};
+pub use event::{
+    AttemptFailure, Event, FailedReason, GateBlock, InactiveReason, MassFailureReason,
+    OffConfirmation, RateCapClearedBy, RoundOutcome,
+};
+pub use fsm::{
+    HaContext, HaState, HaTrigger, Outcome, PartitionState, PartitionTrigger, PowerState,
+};
+pub use ids::{ClusterId, FenceId, HostId, Millis, OpId, OpRef, PodId, StateVersion, ZoneId};
+pub use inventory::{
+    Cluster, Host, HostOverrides, Inventory, InventoryChange, Pod, ResourceState, Zone,
+};
+pub use io::{
+    Action, ActivityVerdict, CannotTellReason, Evidence, EvidenceSample, HealthOutcome, Input,
+    OperatorCommand, PowerActionOutcome, PowerFailure, PowerOffReason, PowerOnReason, PowerReading,
+    RateScope, UserPowerOp, Window,
+};
+pub use record::{FenceOutcome, Record};
