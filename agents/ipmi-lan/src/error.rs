@@ -148,6 +148,15 @@ pub enum IpmiError {
         detail: String,
     },
 
+    /// The BMC answers outside a session but ignores Open Session.
+    #[error("BMC answered Get Channel Authentication Capabilities but ignored {attempts} Open Session request(s) for cipher suite {suite}: it does not support that suite, or it has no free session slot")]
+    OpenSessionIgnored {
+        /// Requested suite.
+        suite: u8,
+        /// Requests sent.
+        attempts: u32,
+    },
+
     /// Cipher suite 0 (no authentication at all) was asked but not allowed.
     #[error("cipher suite 0 (no authentication, any password accepted) refused; allow it explicitly if you really want it")]
     CipherZeroRefused,

@@ -153,9 +153,14 @@ pub(crate) fn handshake(
 
     // Open Session. A fresh tag per attempt makes late replies to an earlier
     // attempt recognisable.
+    // The BMC just answered Get Channel Authentication Capabilities, so it
+    // is alive: a BMC that stays silent after a few retransmissions is
+    // ignoring this proposal (ipmi_sim does so for an unknown cipher suite
+    // and when its session table is full) rather than losing packets.
+    let open_deadline = deadline.min(Instant::now() + t.interval() * 3);
     let open = t.exchange(
         Step::OpenSession,
-        deadline,
+        open_deadline,
         |attempt| {
             tag.set(attempt as u8);
             let mut p = vec![tag.get(), priv_code, 0, 0];
@@ -190,7 +195,16 @@ pub(crate) fn handshake(
             }
             Verdict::Accept(d.to_vec())
         },
-    )?;
+    );
+    let open = match open {
+        Err(IpmiError::Timeout { attempts, .. }) if open_deadline < deadline => {
+            return Err(IpmiError::OpenSessionIgnored {
+                suite: suite.id,
+                attempts,
+            })
+        }
+        other => other?,
+    };
     let (auth, integ, conf) = (open[16] & 0x3f, open[24] & 0x3f, open[32] & 0x3f);
     if auth != suite.auth.code()
         || integ != suite.integrity.code()
