@@ -1,3 +1,5 @@
 //! fence_ipmi: a native IPMI fence agent, drop-in for fence_ipmilan.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    fence_agent::run::main(&fence_ipmi::IpmiAgent)
+}
