@@ -14,6 +14,10 @@ pub(crate) enum Verdict<T> {
     Accept(T),
     /// A genuine reply that ends the exchange with an error.
     Fail(IpmiError),
+    /// A reply that fails authentication: it may be forged or corrupted,
+    /// so keep listening until this attempt's window ends, and fail with
+    /// this error only if no acceptable reply arrives by then.
+    Suspect(IpmiError),
 }
 
 /// A connected UDP socket to one BMC.
@@ -136,7 +140,11 @@ impl Transport {
     ) -> Result<T, IpmiError> {
         let started = Instant::now();
         let mut attempts = 0u32;
+        let mut suspect: Option<IpmiError> = None;
         loop {
+            if let Some(e) = suspect.take() {
+                return Err(e);
+            }
             let now = Instant::now();
             if now >= deadline {
                 tracing::debug!(%step, attempts, "deadline reached");
@@ -169,6 +177,10 @@ impl Transport {
                         match check(&self.buf[..n]) {
                             Verdict::Accept(t) => return Ok(t),
                             Verdict::Fail(e) => return Err(e),
+                            Verdict::Suspect(e) => {
+                                tracing::debug!(%step, error = %e, "suspicious reply");
+                                suspect.get_or_insert(e);
+                            }
                             Verdict::Ignore(why) => {
                                 tracing::debug!(%step, %why, "ignoring datagram");
                             }

@@ -233,6 +233,16 @@ pub(crate) fn handshake(
     let username = opts.username.as_bytes();
     let role = 0x10 | priv_code; // name-only lookup, as ipmitool does
     let console_random = random::<16>();
+    let password = opts.password.padded::<20>();
+    let inputs_for = |rakp2: &[u8]| RakpInputs {
+        console_session_id: console_id,
+        bmc_session_id: bmc_id,
+        console_random,
+        bmc_random: rakp2[8..24].try_into().unwrap(),
+        bmc_guid: rakp2[24..40].try_into().unwrap(),
+        role,
+        username,
+    };
     let rakp2 = t.exchange(
         Step::Rakp1,
         deadline,
@@ -257,36 +267,30 @@ pub(crate) fn handshake(
                 return Verdict::Fail(status_error(Step::Rakp1, d[1], opts));
             }
             if d.len() != 40 + suite.auth.hmac_len() {
-                return Verdict::Fail(IpmiError::Protocol {
-                    step: Step::Rakp1,
-                    detail: format!("RAKP 2 of {} bytes", d.len()),
+                return Verdict::Ignore(format!("RAKP 2 of {} bytes", d.len()));
+            }
+            let expected = crypto::rakp2_auth_code(suite.auth, &password.0, &inputs_for(d));
+            if expected != d[40..] {
+                return Verdict::Suspect(IpmiError::WrongPassword {
+                    username: opts.username.clone(),
+                    detail: "RAKP 2 key exchange code does not match our password",
                 });
             }
             Verdict::Accept(d.to_vec())
         },
-    )?;
-    let inputs = RakpInputs {
-        console_session_id: console_id,
-        bmc_session_id: bmc_id,
-        console_random,
-        bmc_random: rakp2[8..24].try_into().unwrap(),
-        bmc_guid: rakp2[24..40].try_into().unwrap(),
-        role,
-        username,
+    );
+    let rakp2 = match rakp2 {
+        Err(e @ IpmiError::WrongPassword { .. }) => {
+            // Tell the BMC to drop the half-open session (RAKP 3 with an
+            // error status) so it does not hold a slot until its timeout.
+            let mut p = vec![tag.get(), 0x0F, 0, 0];
+            p.extend_from_slice(&bmc_id.to_le_bytes());
+            let _ = t.send_only(Step::Rakp3, &encode_v20_plain(payload::RAKP3, 0, 0, &p));
+            return Err(e);
+        }
+        other => other?,
     };
-    let password = opts.password.padded::<20>();
-    let expected = crypto::rakp2_auth_code(suite.auth, &password.0, &inputs);
-    if expected != rakp2[40..] {
-        // Tell the BMC to drop the half-open session (RAKP 3 with an error
-        // status), so it does not hold a slot until its own timeout.
-        let mut p = vec![tag.get(), 0x0F, 0, 0];
-        p.extend_from_slice(&bmc_id.to_le_bytes());
-        let _ = t.send_only(Step::Rakp3, &encode_v20_plain(payload::RAKP3, 0, 0, &p));
-        return Err(IpmiError::WrongPassword {
-            username: opts.username.clone(),
-            detail: "RAKP 2 key exchange code does not match our password",
-        });
-    }
+    let inputs = inputs_for(&rakp2);
 
     // Session keys.
     let mut sik = match &opts.kg {
@@ -322,7 +326,7 @@ pub(crate) fn handshake(
                 return Verdict::Fail(status_error(Step::Rakp3, d[1], opts));
             }
             if d[8..] != expected_icv[..] {
-                return Verdict::Fail(if opts.kg.is_some() {
+                return Verdict::Suspect(if opts.kg.is_some() {
                     IpmiError::WrongKg {
                         detail: "RAKP 4 integrity check value does not match our BMC key",
                     }
