@@ -165,6 +165,7 @@ struct HostEntry {
     recovery: Option<Recovery>,
     power_on_owed: bool,
     next_power_on_at: Millis,
+    user_power: Option<UserPowerOp>,
     scheduled: Option<Millis>,
     dirty: bool,
 }
@@ -884,6 +885,7 @@ impl Coordinator {
                     recovery: None,
                     power_on_owed: r.power_on_owed,
                     next_power_on_at: now,
+                    user_power: None,
                     scheduled: None,
                     dirty: false,
                     host,
@@ -1286,6 +1288,13 @@ impl Coordinator {
         if self.hosts[i].removed {
             return;
         }
+        // Level check: an INELIGIBLE host whose conditions all hold again.
+        if self.hosts[i].ha == HaState::Ineligible
+            && Self::eligible(&self.hosts[i].host)
+            && self.hosts[i].power == PowerState::On
+        {
+            self.fire(i, HaTrigger::EligibilityRegained, now, out);
+        }
         // Health checks run in every state (in HA-enabled partitions).
         if self.ha_enabled(i)
             && self.hosts[i].health_op.is_none()
@@ -1326,6 +1335,21 @@ impl Coordinator {
                 .is_some_and(|r| r.phase == RecoveryPhase::Waiting && now >= r.next_step_at);
             if due && self.hosts[i].power_op.is_none() {
                 self.start_attempt(i, now, out);
+            }
+        }
+        // A user power operation waiting for the host's power channel.
+        if self.hosts[i].power_op.is_none() && self.hosts[i].recovery.is_none() {
+            if let Some(op) = self.hosts[i].user_power.take() {
+                if self.quorum.is_open() {
+                    self.start_power_op(i, PowerOpKind::User(op), now, out);
+                } else {
+                    out.push(Action::Emit(Event::OperatorCommandRejected {
+                        host: Some(self.hosts[i].host.id),
+                        reason:
+                            "coordinator lost quorum before the power operation could be issued"
+                                .into(),
+                    }));
+                }
             }
         }
         // Second half of the recovery power cycle.
@@ -1989,7 +2013,6 @@ impl Coordinator {
             PowerReading::Off => PowerState::Off,
             PowerReading::Unknown | PowerReading::Unreachable => PowerState::Unknown,
         };
-        let current_version = StateVersion(self.hosts[i].version) == p.op.version;
         match p.kind {
             PowerOpKind::Poll | PowerOpKind::ReadAfterUser | PowerOpKind::ReadAfterOn => {
                 let trigger = self.update_power(i, read, out);
@@ -2000,31 +2023,9 @@ impl Coordinator {
                     if t == HaTrigger::PowerCameOn {
                         self.hosts[i].quiet_until = now + self.quiet_period(i);
                     }
-                    // A reading is a fact about the chassis; it still only
-                    // drives the HA FSM if the host's state did not move on
-                    // meanwhile, except for OFF (safe direction) and power
-                    // coming on (it resets the host anyway).
-                    if current_version
-                        || matches!(t, HaTrigger::PowerWentOff | HaTrigger::PowerCameOn)
+                    // A reading is a fact about the chassis: the power FSM
+                    // and its consequences apply whatever the HA version.
                     {
-                        if t == HaTrigger::PowerWentOff
-                            && matches!(
-                                self.hosts[i].ha,
-                                HaState::Available
-                                    | HaState::Initializing
-                                    | HaState::Suspect
-                                    | HaState::Checking
-                                    | HaState::Recovering
-                                    | HaState::Failed
-                            )
-                            && self.hosts[i].host.has_vms
-                        {
-                            out.push(Action::Emit(Event::FenceConfirmed {
-                                fence: None,
-                                host: self.hosts[i].host.id,
-                                how: OffConfirmation::ObservedOff,
-                            }));
-                        }
                         self.fire(i, t, now, out);
                     }
                 }
@@ -2242,11 +2243,26 @@ impl Coordinator {
                 if !self.quorum.is_open() {
                     return reject("coordinator is not quorate: no power actions", out);
                 }
-                if self.hosts[i].recovery.is_some() || self.hosts[i].power_op.is_some() {
-                    return reject("another power operation or a recovery is in progress", out);
+                if self.hosts[i].recovery.is_some()
+                    || self.hosts[i].power_on_owed
+                    || matches!(
+                        self.hosts[i].power_op,
+                        Some(PendingPower {
+                            kind: PowerOpKind::Off(_) | PowerOpKind::ConfirmOff(_),
+                            ..
+                        })
+                    )
+                {
+                    return reject("a recovery of this host is in progress", out);
+                }
+                if self.hosts[i].user_power.is_some() {
+                    return reject("another power operation on this host is pending", out);
                 }
                 out.push(Action::Emit(Event::UserPowerRequested { host, op }));
-                self.start_power_op(i, PowerOpKind::User(op), now, out);
+                // Issued as soon as the host's current power operation (a
+                // state read) has ended: one power operation per host.
+                self.hosts[i].user_power = Some(op);
+                self.mark_host(i);
             }
         }
     }
