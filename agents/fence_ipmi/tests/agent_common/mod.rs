@@ -51,7 +51,7 @@ impl Run {
     }
 }
 
-fn finish(mut cmd: Command, stdin: Option<&str>) -> Run {
+fn finish(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     let start = Instant::now();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -61,7 +61,7 @@ fn finish(mut cmd: Command, stdin: Option<&str>) -> Run {
     {
         let mut pipe = child.stdin.take().unwrap();
         if let Some(text) = stdin {
-            pipe.write_all(text.as_bytes()).unwrap();
+            pipe.write_all(text).unwrap();
         }
     }
     let out = child.wait_with_output().expect("wait for fence_ipmi");
@@ -82,6 +82,11 @@ pub fn run_args(args: &[&str]) -> Run {
 
 /// Run with options on stdin (no arguments), as Pacemaker does.
 pub fn run_stdin(input: &str) -> Run {
+    finish(Command::new(binary()), Some(input.as_bytes()))
+}
+
+/// Run with raw bytes on stdin.
+pub fn run_stdin_bytes(input: &[u8]) -> Run {
     finish(Command::new(binary()), Some(input))
 }
 
@@ -91,7 +96,7 @@ pub fn run_stdin_env(input: &str, env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    finish(cmd, Some(input))
+    finish(cmd, Some(input.as_bytes()))
 }
 
 /// stdin lines for the admin user on a simulator, lanplus with cipher 3, fast timing, plus
@@ -119,9 +124,15 @@ pub fn args_for(sim: &IpmiSim, extra: &[&str]) -> Vec<String> {
 }
 
 pub fn run_argv(sim: &IpmiSim, extra: &[&str]) -> Run {
-    let args = args_for(sim, extra);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_args(&refs)
+    run_args(&args_refs(sim, extra))
+}
+
+/// [`args_for`] as `&str`s (leaked: tests are short-lived processes).
+pub fn args_refs(sim: &IpmiSim, extra: &[&str]) -> Vec<&'static str> {
+    args_for(sim, extra)
+        .into_iter()
+        .map(|s| &*Box::leak(s.into_boxed_str()))
+        .collect()
 }
 
 /// No secret may appear in any output.
@@ -137,4 +148,24 @@ pub fn assert_no_secrets(texts: &[&str]) {
 pub fn dead_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.local_addr().unwrap().port()
+}
+
+/// Chassis script that logs every `set` (same events-log format as test-support's) but never
+/// changes the power: a BMC that accepts power commands the host does not follow.
+/// test-support has no such mode; the script is swapped inside the simulator's own temp dir.
+const IGNORING_CHASSIS_SCRIPT: &str = r#"#!/bin/sh
+d=$(dirname "$0")
+case "$1" in
+get) case "$2" in power) echo "power:$(cat "$d/power")" ;; esac ;;
+set) shift; echo "$(date +%s.%N) $*" >> "$d/events.log" ;;
+esac
+exit 0
+"#;
+
+pub fn make_chassis_ignore_power(sim: &IpmiSim) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = sim.dir().join("chassis.sh.new");
+    std::fs::write(&tmp, IGNORING_CHASSIS_SCRIPT).expect("write chassis script");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(&tmp, sim.dir().join("chassis.sh")).expect("swap chassis script");
 }
