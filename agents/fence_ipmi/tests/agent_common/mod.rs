@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)]
 pub use test_support::{IpmiSim, PowerEvent};
 
 /// A password no other string in the output could contain by accident.
