@@ -265,6 +265,16 @@ impl IpmiError {
         )
     }
 
+    /// True when another cipher suite might work: the BMC refused the
+    /// proposal, or ignored Open Session altogether (which some BMCs, like
+    /// ipmi_sim, do for suites they lack, and also when they are full).
+    pub fn is_cipher_suite_rejection(&self) -> bool {
+        matches!(
+            self,
+            IpmiError::CipherSuiteUnsupported { .. } | IpmiError::OpenSessionIgnored { .. }
+        )
+    }
+
     /// The completion code when the BMC refused a command.
     pub fn completion_code(&self) -> Option<u8> {
         match self {
@@ -313,6 +323,36 @@ pub fn completion_code_meaning(code: u8) -> String {
         }
     };
     s.to_string()
+}
+
+/// Meaning of a completion code for one step, including the
+/// command-specific codes of the commands this crate sends.
+pub fn step_completion_code_meaning(step: Step, code: u8) -> String {
+    let specific = match (step, code) {
+        (Step::SendMessage, 0x80) => "invalid session handle",
+        (Step::SendMessage, 0x81) => "lost arbitration on the IPMB",
+        (Step::SendMessage, 0x82) => "IPMB bus error",
+        (Step::SendMessage, 0x83) => "NAK on write: no device at the target address",
+        (Step::SetSessionPrivilege, 0x80) => "level not available for this user",
+        (Step::SetSessionPrivilege, 0x81) => "level exceeds the user's or channel's limit",
+        (Step::SetSessionPrivilege, 0x82) => "cannot disable user level authentication",
+        (Step::CloseSession, 0x87) => "invalid session ID",
+        (Step::CloseSession, 0x88) => "invalid session handle",
+        (Step::GetSessionChallenge, 0x81) => "invalid user name",
+        (Step::GetSessionChallenge, 0x82) => "null user name not enabled",
+        (Step::ActivateSession, 0x81) => "no session slot available",
+        (Step::ActivateSession, 0x82) => "no slot available for the given user",
+        (Step::ActivateSession, 0x83) => {
+            "no slot available to support the user at the requested privilege"
+        }
+        (Step::ActivateSession, 0x84) => "session sequence number out of range",
+        (Step::ActivateSession, 0x85) => "invalid session ID in request",
+        (Step::ActivateSession, 0x86) => {
+            "requested maximum privilege exceeds the user or channel limit"
+        }
+        _ => return completion_code_meaning(code),
+    };
+    specific.to_string()
 }
 
 /// Meaning of an RMCP+ / RAKP status code (IPMI 2.0 table 13-15).

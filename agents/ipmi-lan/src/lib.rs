@@ -32,7 +32,10 @@ mod transport;
 mod v15;
 mod v20;
 
-pub use error::{completion_code_meaning, rmcp_plus_status_meaning, IpmiError, Step};
+pub use error::{
+    completion_code_meaning, rmcp_plus_status_meaning, step_completion_code_meaning, IpmiError,
+    Step,
+};
 pub use lifecycle::{Phase, PhaseEvent};
 pub use secret::Secret;
 pub use session::Session;
@@ -211,7 +214,9 @@ pub struct ConnectOptions {
     pub auth_type: Option<AuthType>,
     /// Wait this long for a reply before sending a request again.
     pub retransmit_interval: Duration,
-    /// IPMB address to bridge chassis commands to (ipmitool `-t`).
+    /// IPMB address to bridge chassis commands to (ipmitool `-t`): they are
+    /// wrapped in Send Message on channel 0 with response tracking. Session
+    /// set-up and Close Session stay with the BMC.
     pub target: Option<u8>,
 }
 

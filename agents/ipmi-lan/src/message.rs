@@ -42,6 +42,8 @@ pub(crate) fn encode_request_to(msg: &Message, rs_addr: u8, rq_addr: u8, rq_seq:
 /// A decoded response message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Response {
+    /// Responder's address (the BMC, or the bridging target).
+    pub rs_addr: u8,
     pub netfn: u8,
     pub rq_seq: u8,
     pub cmd: u8,
@@ -70,6 +72,7 @@ pub(crate) fn decode_response(b: &[u8]) -> Result<Response, String> {
         return Err("bad IPMI data checksum".into());
     }
     Ok(Response {
+        rs_addr: b[3],
         netfn: b[1] >> 2,
         rq_seq: b[4] >> 2,
         cmd: b[5],

@@ -6,9 +6,11 @@ use ipmi_rs::app::auth::GetChannelAuthenticationCapabilities;
 use ipmi_rs::connection::{IpmiCommand, Message, NetFn};
 
 use crate::crypto::CipherSuite;
-use crate::error::completion_code_meaning;
+use crate::error::step_completion_code_meaning;
 use crate::lifecycle::{Phase, PhaseEvent};
-use crate::message::{decode_response, decode_v15, encode_request, encode_v15, Response};
+use crate::message::{
+    decode_response, decode_v15, encode_request, encode_request_to, encode_v15, Response, BMC_ADDR,
+};
 use crate::transport::{resolve, Transport, Verdict};
 use crate::v15::V15State;
 use crate::v20::V20State;
@@ -98,6 +100,65 @@ impl IpmiExchange {
     }
 }
 
+impl IpmiExchange {
+    /// Sends `msg` to the IPMB address `target` behind the BMC, wrapped in
+    /// Send Message with response tracking (IPMI 2.0 §22.7, ipmitool `-t`),
+    /// and returns the target's response. The BMC first acknowledges the
+    /// Send Message, then forwards the target's response under the outer
+    /// request's sequence number.
+    pub fn exchange_bridged(
+        &mut self,
+        t: &mut Transport,
+        framing: &Framing,
+        step: Step,
+        target: u8,
+        msg: &Message,
+        deadline: Instant,
+    ) -> Result<Response, IpmiError> {
+        self.rq_seq = (self.rq_seq + 1) & 0x3f;
+        let rq_seq = self.rq_seq;
+        // Inner IPMB request from the BMC's own address; channel 0 = IPMB.
+        let mut data = vec![0x40];
+        data.extend_from_slice(&encode_request_to(msg, target, BMC_ADDR, rq_seq));
+        let send_message = Message::new_request(NetFn::App, 0x34, data);
+        let raw = encode_request(&send_message, rq_seq);
+        let r = t.exchange(
+            step,
+            deadline,
+            |_| framing.wrap(&raw),
+            |p| match framing.unwrap(p).and_then(|m| decode_response(&m)) {
+                Err(e) => Verdict::Ignore(e),
+                Ok(r) if r.answers(&send_message, rq_seq) => {
+                    if r.completion_code != 0 {
+                        return Verdict::Fail(IpmiError::CommandRefused {
+                            step: Step::SendMessage,
+                            code: r.completion_code,
+                            meaning: step_completion_code_meaning(
+                                Step::SendMessage,
+                                r.completion_code,
+                            ),
+                        });
+                    }
+                    // Some BMCs put the target's response in the data.
+                    match decode_response(&r.data) {
+                        Ok(inner) if inner.answers(msg, rq_seq) => Verdict::Accept(inner),
+                        _ => Verdict::Ignore(
+                            "Send Message acknowledged; waiting for the target's response".into(),
+                        ),
+                    }
+                }
+                Ok(r) if r.answers(msg, rq_seq) && r.rs_addr == target => Verdict::Accept(r),
+                Ok(r) => Verdict::Ignore(format!(
+                    "reply to another request (seq {}, cmd 0x{:02x})",
+                    r.rq_seq, r.cmd
+                )),
+            },
+        )?;
+        tracing::debug!(%step, target, cc = r.completion_code, "bridged reply");
+        Ok(r)
+    }
+}
+
 /// The response data when the completion code is 0, else `CommandRefused`.
 pub(crate) fn expect_ok(step: Step, r: Response) -> Result<Vec<u8>, IpmiError> {
     if r.completion_code == 0 {
@@ -106,7 +167,7 @@ pub(crate) fn expect_ok(step: Step, r: Response) -> Result<Vec<u8>, IpmiError> {
         Err(IpmiError::CommandRefused {
             step,
             code: r.completion_code,
-            meaning: completion_code_meaning(r.completion_code),
+            meaning: step_completion_code_meaning(step, r.completion_code),
         })
     }
 }
@@ -125,6 +186,7 @@ pub struct Session {
     privilege: Privilege,
     cipher_suite: Option<u8>,
     close_budget: Duration,
+    target: Option<u8>,
 }
 
 fn validate(opts: &ConnectOptions) -> Result<Option<CipherSuite>, IpmiError> {
@@ -137,10 +199,12 @@ fn validate(opts: &ConnectOptions) -> Result<Option<CipherSuite>, IpmiError> {
             opts.username.len()
         )));
     }
-    if opts.target.is_some() {
-        return Err(IpmiError::Unsupported(
-            "IPMB bridging (target) is not implemented by ipmi-lan".into(),
-        ));
+    if let Some(t) = opts.target {
+        if t & 1 != 0 || t == BMC_ADDR {
+            return Err(IpmiError::InvalidOptions(format!(
+                "bridging target 0x{t:02x} is not a valid IPMB slave address (even, not the BMC's 0x20)"
+            )));
+        }
     }
     match opts.interface {
         Interface::Lan15 => {
@@ -203,6 +267,7 @@ impl Session {
             privilege: opts.privilege,
             cipher_suite: suite.map(|c| c.id),
             close_budget,
+            target: opts.target,
         };
         let established = match suite {
             Some(suite) => s.handshake_v20(opts, suite, deadline),
@@ -290,8 +355,8 @@ impl Session {
         }
     }
 
-    /// Sends a command inside the session; returns the response data when
-    /// the completion code is 0.
+    /// Sends a command inside the session (bridged to the target when one is
+    /// set); returns the response data when the completion code is 0.
     pub fn command(
         &mut self,
         netfn: NetFn,
@@ -322,9 +387,20 @@ impl Session {
                 detail: "session is not active".into(),
             });
         }
-        let r = self
-            .exchange
-            .exchange(&mut self.transport, &self.framing, step, &msg, deadline);
+        let r = match self.target {
+            Some(target) => self.exchange.exchange_bridged(
+                &mut self.transport,
+                &self.framing,
+                step,
+                target,
+                &msg,
+                deadline,
+            ),
+            None => {
+                self.exchange
+                    .exchange(&mut self.transport, &self.framing, step, &msg, deadline)
+            }
+        };
         self.phase = self.phase.next(PhaseEvent::CommandDone).expect("active");
         expect_ok(step, r?)
     }
@@ -408,6 +484,11 @@ impl Session {
     /// The RMCP+ cipher suite (None for IPMI 1.5).
     pub fn cipher_suite(&self) -> Option<u8> {
         self.cipher_suite
+    }
+
+    /// The IPMB address commands are bridged to, if any.
+    pub fn target(&self) -> Option<u8> {
+        self.target
     }
 
     /// Where the session is in its lifecycle.

@@ -472,9 +472,23 @@ fn bad_options_are_refused_before_any_packet() {
         Err(IpmiError::InvalidOptions(_))
     ));
     o.password = Secret::from("secret");
-    o.target = Some(0x82);
+    o.target = Some(0x83); // odd: not an IPMB slave address
     assert!(matches!(
         Session::open(&o, secs(5)),
-        Err(IpmiError::Unsupported(_))
+        Err(IpmiError::InvalidOptions(_))
     ));
+    o.target = None;
+    o.interface = ipmi_lan::Interface::Lan15;
+    o.kg = Some(Secret::new(vec![1; 16])); // Kg has no meaning in IPMI 1.5
+    assert!(matches!(
+        Session::open(&o, secs(5)),
+        Err(IpmiError::InvalidOptions(_))
+    ));
+    o.kg = None;
+    o.password = Secret::from("p".repeat(17).as_str()); // 16 max in IPMI 1.5
+    assert!(matches!(
+        Session::open(&o, secs(5)),
+        Err(IpmiError::InvalidOptions(_))
+    ));
+    assert!(sim.events().is_empty());
 }

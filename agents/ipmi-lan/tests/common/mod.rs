@@ -40,8 +40,9 @@ pub fn secs(n: u64) -> Instant {
     Instant::now() + Duration::from_secs(n)
 }
 
-/// An ipmi_sim with a BMC key (Kg), started here because test-support's
-/// builder has no `bmc_key` option yet. Stopped by PID on drop.
+/// An ipmi_sim with options test-support's builder lacks (a BMC key Kg, a
+/// second management controller for IPMB bridging), started here for now.
+/// User admin/secret only, no chassis-control script. Stopped by PID on drop.
 pub struct KgSim {
     child: std::process::Child,
     dir: tempfile::TempDir,
@@ -51,6 +52,11 @@ pub struct KgSim {
 impl KgSim {
     /// `kg_hex`: 32 hex digits (this ipmi_sim stores a 16-byte key).
     pub fn start(kg_hex: &str) -> KgSim {
+        Self::start_with(&format!("    bmc_key {kg_hex}\n"), "")
+    }
+
+    /// `lan_lines` go into the LAN section, `emu_lines` after the BMC's.
+    pub fn start_with(lan_lines: &str, emu_lines: &str) -> KgSim {
         use std::fs;
         let program = test_support::require("ipmi_sim", "openipmi");
         for _ in 0..20 {
@@ -69,14 +75,15 @@ impl KgSim {
                 lan.push_str(&format!("    allowed_auths_{level} {auths}\n"));
             }
             lan.push_str("    guid a123456789abcdefa123456789abcdef\n");
-            lan.push_str(&format!("    bmc_key {kg_hex}\n  endlan\n"));
+            lan.push_str(lan_lines);
+            lan.push_str("  endlan\n");
             lan.push_str(&format!(
                 "  user 2 true \"admin\" \"secret\" admin 10 {auths}\n"
             ));
             fs::write(dir.path().join("lan.conf"), lan).unwrap();
             fs::write(
                 dir.path().join("emu.cmd"),
-                "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n",
+                format!("mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n{emu_lines}"),
             )
             .unwrap();
             let out = fs::File::create(dir.path().join("out")).unwrap();
