@@ -563,3 +563,187 @@ pub fn power_transition(
         _ => unreachable!("all power pairs covered"),
     }
 }
+
+/// The system event the design (or this model) names for a transition, as
+/// carried by [`crate::Event::HaStateChanged`] (plus the specific events
+/// listed in `docs/model.md`).
+pub fn transition_label(from: HaState, to: HaState, trigger: HaTrigger) -> &'static str {
+    use HaState as S;
+    match trigger {
+        HaTrigger::CheckerStorageUnreadable => {
+            return "as a checker, could not read the shared storage"
+        }
+        HaTrigger::FenceDeferred => {
+            return "dead, but a safety gate is closed: fresh evidence later"
+        }
+        HaTrigger::ActivitySeen => {
+            return "activity seen: alive but unmanageable, re-check after backoff"
+        }
+        HaTrigger::ActivityInconclusive => return "round inconclusive: re-check after backoff",
+        HaTrigger::OperatorConfirmedOff => return "operator confirmed the host is off",
+        _ => {}
+    }
+    match (from, to) {
+        (S::Suspect, S::Checking) => "activity check being performed",
+        (S::Checking, S::Recovering) => "failed activity check, recovery being attempted",
+        (S::Checking, S::Suspect) => {
+            "activity seen or inconclusive: alive but unmanageable, re-check later"
+        }
+        (S::Recovering, S::Failed) => "recovery failed: operator action required",
+        (S::Recovering, S::Fenced) => "recovery succeeded: chassis confirmed OFF",
+        (S::Fenced, S::Initializing) => "FENCED host powered on / passed a health check",
+        (S::Failed, S::Initializing) => "FAILED host powered on / passed a health check",
+        (S::Failed, S::Fenced) => "FAILED host confirmed OFF (BMC back or operator)",
+        (S::Available, S::Suspect) => "health check failed",
+        (S::Initializing, S::Suspect) => "health check failed after the quiet period",
+        (S::Suspect | S::Checking | S::Recovering, S::Available) => {
+            "health check passed before the state action completed"
+        }
+        (S::Initializing, S::Available) => "health check passed",
+        (_, S::Ineligible) => "cannot be protected (maintenance, no OOBM, power not ON)",
+        (_, S::None) => "partition left ACTIVE",
+        (S::None, _) => "partition became ACTIVE",
+        (_, S::Fenced) => "chassis confirmed OFF",
+        (_, S::Initializing) => "re-assess eligibility and health",
+        _ => "state changed",
+    }
+}
+
+fn ctx_flags(c: &HaContext) -> [(&'static str, bool); 6] {
+    [
+        ("eligible", c.eligible),
+        ("power_on", c.power_on),
+        ("has_vms", c.has_vms),
+        ("in_quiet_period", c.in_quiet_period),
+        ("power_off_committed", c.power_off_committed),
+        ("attempts_left", c.attempts_left),
+    ]
+}
+
+fn outcome_text(o: Outcome<HaState>) -> String {
+    match o {
+        Outcome::Goto(s) => s.name().to_string(),
+        Outcome::Stay => "(stay)".to_string(),
+        Outcome::Ignored => "(ignored)".to_string(),
+    }
+}
+
+/// Renders the per-host transition table (for an ACTIVE partition) as the
+/// Markdown table in `docs/model.md`: one row per (state, trigger, guard).
+/// The guard lists only the context flags that change the outcome.
+pub fn render_ha_table() -> String {
+    let mut s = String::from(
+        "| From | Trigger | Guard | To | Event (HaStateChanged + label) |\n|---|---|---|---|---|\n",
+    );
+    let contexts: Vec<HaContext> = HaContext::all().filter(|c| c.partition_active).collect();
+    for state in HaState::ALL {
+        for trigger in HaTrigger::ALL {
+            // Which flags matter?
+            let mut relevant = [false; 6];
+            for c in &contexts {
+                let base = ha_transition(state, trigger, *c);
+                for (k, flag) in relevant.iter_mut().enumerate() {
+                    let mut d = *c;
+                    match k {
+                        0 => d.eligible = !d.eligible,
+                        1 => d.power_on = !d.power_on,
+                        2 => d.has_vms = !d.has_vms,
+                        3 => d.in_quiet_period = !d.in_quiet_period,
+                        4 => d.power_off_committed = !d.power_off_committed,
+                        _ => d.attempts_left = !d.attempts_left,
+                    }
+                    if ha_transition(state, trigger, d) != base {
+                        *flag = true;
+                    }
+                }
+            }
+            let mut rows: Vec<(String, Outcome<HaState>)> = Vec::new();
+            for c in &contexts {
+                let guard: Vec<String> = ctx_flags(c)
+                    .iter()
+                    .zip(relevant.iter())
+                    .filter(|(_, r)| **r)
+                    .map(|((n, v), _)| if *v { n.to_string() } else { format!("!{n}") })
+                    .collect();
+                let guard = if guard.is_empty() {
+                    "-".to_string()
+                } else {
+                    guard.join(" && ")
+                };
+                let o = ha_transition(state, trigger, *c);
+                if !rows.iter().any(|(g, _)| *g == guard) {
+                    rows.push((guard, o));
+                }
+            }
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            for (guard, o) in rows {
+                let event = match o {
+                    Outcome::Goto(to) => transition_label(state, to, trigger),
+                    _ => "-",
+                };
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    state.name(),
+                    trigger.name(),
+                    guard,
+                    outcome_text(o),
+                    event
+                ));
+            }
+        }
+    }
+    s
+}
+
+/// Renders the partition transition table.
+pub fn render_partition_table() -> String {
+    let mut s = String::from("| From | Trigger | To | Event |\n|---|---|---|---|\n");
+    for state in PartitionState::ALL {
+        for trigger in PartitionTrigger::ALL {
+            let o = partition_transition(state, trigger);
+            let (to, ev) = match o {
+                Outcome::Goto(t) => (t.name().to_string(), "PartitionStateChanged (with reasons)"),
+                Outcome::Stay => ("(stay)".to_string(), "-"),
+                Outcome::Ignored => ("(ignored)".to_string(), "-"),
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                state.name(),
+                trigger.name(),
+                to,
+                ev
+            ));
+        }
+    }
+    s
+}
+
+/// Renders the power transition table.
+pub fn render_power_table() -> String {
+    let mut s =
+        String::from("| From | Reading | To | HA trigger | Event |\n|---|---|---|---|---|\n");
+    for state in PowerState::ALL {
+        for read in PowerState::ALL {
+            let (o, t) = power_transition(state, read);
+            let to = match o {
+                Outcome::Goto(t) => t.name().to_string(),
+                _ => "(stay)".to_string(),
+            };
+            let trig = t.map_or("-".to_string(), |t| t.name().to_string());
+            let ev = if matches!(o, Outcome::Goto(_)) {
+                "PowerStateChanged"
+            } else {
+                "-"
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                state.name(),
+                read.name(),
+                to,
+                trig,
+                ev
+            ));
+        }
+    }
+    s
+}

@@ -384,6 +384,33 @@ impl World {
         }
     }
 
+    /// The coordinator crashes and a new one is rebuilt from the journal.
+    /// Results still in flight for the old incarnation are delivered to the
+    /// new one (and must be discarded by it).
+    pub fn restart(&mut self) {
+        let records = self.journal.clone();
+        let (core, actions) =
+            Coordinator::recover(self.cfg.clone(), records, self.now).expect("recover");
+        self.core = core;
+        self.process(actions);
+        let q = self.quorate;
+        self.feed(Input::QuorumChanged { quorate: q });
+        let inv = self.inventory();
+        self.feed(Input::Inventory(inv));
+    }
+
+    /// Runs in small steps until `cond` holds (or `limit` is reached).
+    pub fn run_until_cond<F: Fn(&World) -> bool>(&mut self, limit: Millis, cond: F) -> bool {
+        while self.now < limit {
+            if cond(self) {
+                return true;
+            }
+            let t = self.now + 10;
+            self.run_until(t);
+        }
+        cond(self)
+    }
+
     pub fn set_quorum(&mut self, q: bool) {
         self.quorate = q;
         self.feed(Input::QuorumChanged { quorate: q });
