@@ -198,7 +198,10 @@ fn valid_record_follows(buf: &[u8], from: usize) -> bool {
 }
 
 impl Journal {
-    fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+    fn io<'a>(
+        path: &'a Path,
+        op: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
         move |source| JournalError::Io {
             path: path.to_path_buf(),
             op,
