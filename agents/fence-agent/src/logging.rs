@@ -218,14 +218,26 @@ mod tests {
 
     #[test]
     fn logger_formats_filters_and_redacts() {
-        let l = install("fence_test");
-        l.configure(LevelFilter::Warn, false);
+        // A private instance: the global logger is shared with parallel tests.
+        let l = AgentLogger {
+            state: Mutex::new(State {
+                level: LevelFilter::Warn,
+                stderr: false,
+                debug_file: None,
+                syslog: None,
+                secrets: Vec::new(),
+                capture: None,
+            }),
+        };
         l.add_secret("s3cr3t-pw");
         l.start_capture();
-        log::warn!("Parse error: something with s3cr3t-pw inside");
-        log::info!("not shown at WARNING level");
-        l.configure(LevelFilter::Debug, false);
-        log::debug!("now shown");
+        l.emit(
+            Level::Warn,
+            "Parse error: something with s3cr3t-pw inside\n",
+        );
+        l.emit(Level::Info, "not shown at WARNING level");
+        l.lock().level = LevelFilter::Debug;
+        l.emit(Level::Debug, "now shown");
         let lines = l.take_capture();
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].ends_with(" WARNING: Parse error: something with [hidden] inside\n"));
@@ -234,5 +246,25 @@ mod tests {
         let ts = &lines[0][..23];
         assert_eq!(ts.as_bytes()[19], b',');
         assert_eq!(ts.as_bytes()[4], b'-');
+    }
+
+    #[test]
+    fn debug_file_receives_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.log");
+        let l = AgentLogger {
+            state: Mutex::new(State {
+                level: LevelFilter::Debug,
+                stderr: false,
+                debug_file: None,
+                syslog: None,
+                secrets: vec!["hunter22".into()],
+                capture: None,
+            }),
+        };
+        l.open_debug_file(&path).unwrap();
+        l.emit(Level::Debug, "password is hunter22");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with(" DEBUG: password is [hidden]\n"), "{text}");
     }
 }

@@ -338,3 +338,242 @@ pub fn resolve_password(options: &Options) -> Result<Option<Secret>, PasswordScr
         .password_option()
         .map(|p| Secret::new(p.to_string())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::tests::{FakeClock, FakeDevice};
+    use crate::agent::{DeviceError, PowerStatus};
+    use crate::metadata::AgentDocs;
+    use crate::param::std_params::*;
+    use crate::param::Param;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A session sharing its device with the test, recording `close`.
+    struct Shared(Rc<RefCell<FakeDevice>>);
+
+    impl PowerSession for Shared {
+        fn get_power_status(&mut self, d: Instant) -> Result<PowerStatus, DeviceError> {
+            self.0.borrow_mut().get_power_status(d)
+        }
+        fn set_power_status(&mut self, t: PowerStatus, d: Instant) -> Result<(), DeviceError> {
+            self.0.borrow_mut().set_power_status(t, d)
+        }
+        fn close(self, _d: Instant) -> Result<(), DeviceError> {
+            self.0.borrow().calls.borrow_mut().push("close".into());
+            Ok(())
+        }
+    }
+
+    struct Agent {
+        device: Rc<RefCell<FakeDevice>>,
+        /// (login deadline relative to the fake clock's now at connect, password)
+        connects: RefCell<Vec<(Duration, Option<String>)>>,
+        connect_error: Option<DeviceError>,
+        clock_start: Instant,
+    }
+
+    impl Agent {
+        fn new(power: PowerStatus, clock: &FakeClock) -> Agent {
+            Agent {
+                device: Rc::new(RefCell::new(FakeDevice::new(power))),
+                connects: RefCell::new(Vec::new()),
+                connect_error: None,
+                clock_start: clock.now(),
+            }
+        }
+        fn calls(&self) -> Vec<String> {
+            self.device.borrow().calls()
+        }
+    }
+
+    impl FenceAgent for Agent {
+        type Config = ();
+        type Session = Shared;
+        fn params(&self, _: &str) -> Vec<Param> {
+            let mut p = COMMON.to_vec();
+            p.extend([
+                IP,
+                USERNAME,
+                PASSWORD,
+                PASSWORD_SCRIPT,
+                PLUG_AS_IP,
+                PORT_AS_IP,
+                METHOD,
+            ]);
+            p
+        }
+        fn docs(&self, name: &str) -> AgentDocs {
+            AgentDocs {
+                name: name.into(),
+                shortdesc: "test".into(),
+                longdesc: "test".into(),
+                vendor_url: String::new(),
+                symlinks: vec![],
+                actions: vec![Action::On, Action::Off, Action::Reboot, Action::Status],
+            }
+        }
+        fn version(&self) -> String {
+            "9.9".into()
+        }
+        fn configure(&self, _: &Options) -> Result<(), Vec<UsageError>> {
+            Ok(())
+        }
+        fn connect(
+            &self,
+            _: &(),
+            password: Option<&Secret>,
+            deadline: Instant,
+        ) -> Result<Shared, DeviceError> {
+            // The fake clock has slept (delay) before connect; record the deadline relative
+            // to the clock start plus the sleeps seen so far is done by the caller.
+            self.connects.borrow_mut().push((
+                deadline - self.clock_start,
+                password.map(|p| p.expose().to_string()),
+            ));
+            if let Some(e) = &self.connect_error {
+                return Err(e.clone());
+            }
+            Ok(Shared(self.device.clone()))
+        }
+    }
+
+    fn invocation(stdin: &str, clock: &FakeClock, pcmk: Option<&str>) -> Invocation {
+        Invocation {
+            invoked_as: "fence_test".into(),
+            args: vec![],
+            stdin: stdin.as_bytes().to_vec(),
+            pcmk_service: pcmk.map(str::to_string),
+            started: clock.now(),
+        }
+    }
+
+    fn go(agent: &Agent, stdin: &str, clock: &FakeClock, pcmk: Option<&str>) -> (u8, String) {
+        let mut out = Vec::new();
+        let code = run(agent, &invocation(stdin, clock, pcmk), &mut out, clock);
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn status_uses_one_session_and_closes_it() {
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::Off, &c);
+        assert_eq!(
+            go(&a, "ip=x\naction=status\n", &c, None),
+            (2, "Status: OFF\n".into())
+        );
+        assert_eq!(a.calls(), ["status", "close"]);
+        assert_eq!(a.connects.borrow().len(), 1);
+    }
+
+    #[test]
+    fn docs_and_usage_errors_never_connect() {
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        let (code, xml) = go(&a, "action=meta-data\n", &c, None);
+        assert_eq!(code, 0);
+        assert!(xml.contains("<resource-agent name=\"fence_test\""));
+        let (code, help) = go(&a, "help=1\n", &c, None);
+        assert_eq!(code, 0);
+        assert!(help.starts_with("Usage:"));
+        assert_eq!(go(&a, "version=1\n", &c, None), (0, "9.9\n".into()));
+        assert_eq!(go(&a, "ip=x\naction=explode\n", &c, None).0, 1);
+        assert_eq!(go(&a, "action=off\n", &c, None).0, 1, "no address");
+        assert_eq!(
+            go(&a, "ip=x\naction=validate-all\n", &c, None),
+            (0, String::new())
+        );
+        assert_eq!(go(&a, "action=validate-all\n", &c, None).0, 1);
+        assert_eq!(
+            go(&a, "ip=x\naction=list\n", &c, None),
+            (
+                0,
+                "NOTICE: List option is not working on this device yet\n".into()
+            )
+        );
+        assert!(a.connects.borrow().is_empty());
+        assert!(a.calls().is_empty());
+    }
+
+    #[test]
+    fn delay_counts_from_process_start_for_off_and_reboot_only() {
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        go(&a, "ip=x\naction=status\ndelay=3\n", &c, None);
+        assert_eq!(c.elapsed(), Duration::ZERO);
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        let (code, out) = go(&a, "ip=x\naction=off\ndelay=3\npower_wait=0\n", &c, None);
+        assert_eq!((code, out.as_str()), (0, "Success: Powered OFF\n"));
+        // 1 + delay seconds after start, then the off sequence (one poll, no sleeps left).
+        assert_eq!(c.elapsed(), Duration::from_secs(4));
+        // connect happened after the delay: deadline = 4 s + power_timeout 20 s
+        assert_eq!(a.connects.borrow()[0].0, Duration::from_secs(24));
+    }
+
+    #[test]
+    fn login_limit_follows_power_timeout_login_timeout_and_pacemaker() {
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        go(&a, "ip=x\naction=status\n", &c, None);
+        go(&a, "ip=x\naction=status\nlogin_timeout=7\n", &c, None);
+        go(&a, "ip=x\naction=status\n", &c, Some("pacemaker-fenced"));
+        go(
+            &a,
+            "ip=x\naction=status\nlogin_timeout=7\n",
+            &c,
+            Some("pacemaker-fenced"),
+        );
+        go(
+            &a,
+            "ip=x\naction=status\ndisable_timeout=false\n",
+            &c,
+            Some("pacemaker-fenced"),
+        );
+        go(&a, "ip=x\naction=status\n", &c, Some("stonith_admin"));
+        let limits: Vec<u64> = a
+            .connects
+            .borrow()
+            .iter()
+            .map(|(d, _)| d.as_secs())
+            .collect();
+        assert_eq!(limits, [20, 7, 30, 30, 20, 20]);
+    }
+
+    #[test]
+    fn password_script_wins_over_password() {
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        go(&a, "ip=x\naction=status\npassword=a\n", &c, None);
+        go(
+            &a,
+            "ip=x\naction=status\npassword=a\npassword_script=printf 'b  \\n\\n'\n",
+            &c,
+            None,
+        );
+        go(&a, "ip=x\naction=status\n", &c, None);
+        let pws: Vec<Option<String>> = a.connects.borrow().iter().map(|(_, p)| p.clone()).collect();
+        assert_eq!(pws, [Some("a".into()), Some("b".into()), None]);
+        // a failing script stops before connecting
+        assert_eq!(
+            go(&a, "ip=x\naction=off\npassword_script=exit 4\n", &c, None).0,
+            1
+        );
+        assert_eq!(a.connects.borrow().len(), 3);
+    }
+
+    #[test]
+    fn failures_exit_1_and_still_close_the_session() {
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        a.device.borrow_mut().fail_command = Some(DeviceError::Refused("no".into()));
+        assert_eq!(go(&a, "ip=x\naction=off\n", &c, None), (1, String::new()));
+        assert_eq!(a.calls(), ["status", "set OFF", "close"]);
+
+        let mut a = Agent::new(PowerStatus::On, &c);
+        a.connect_error = Some(DeviceError::LoginDenied("wrong password".into()));
+        assert_eq!(go(&a, "ip=x\naction=off\n", &c, None), (1, String::new()));
+        assert!(a.calls().is_empty());
+    }
+}
