@@ -311,3 +311,22 @@ fn slow_bmc_is_bounded_by_power_timeout() {
     assert!(r.stderr.contains("Connection timed out"), "{}", r.stderr);
     assert!(r.elapsed < Duration::from_secs(6), "{:?}", r.elapsed);
 }
+
+#[test]
+fn quiet_silences_stderr_but_not_the_exit_code() {
+    let s = sim(true);
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword=nope-nope\nlanplus=1\ncipher=3\naction=off\nquiet=1\nbogus=1\n",
+        s.port()
+    ));
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (1, "", ""));
+    let r = run_stdin(&stdin_for(&s, "action=status\nbogus=1\n"));
+    r.assert(0, "Status: ON\n");
+    assert!(
+        r.stderr
+            .contains("WARNING: Parse error: Ignoring unknown option 'bogus'"),
+        "{}",
+        r.stderr
+    );
+    assert!(s.events().is_empty());
+}
