@@ -68,6 +68,10 @@ pub struct World {
     /// Deliver results of operations (false: drop them, as if the network
     /// between coordinator and hosts were cut).
     pub network_ok: bool,
+    /// Start time of the current coordinator incarnation.
+    pub started_at: Millis,
+    /// Outstanding power actions per host: (issued at, timeout).
+    pub outstanding: BTreeMap<HostId, (Millis, Millis)>,
 }
 
 pub const HB_LAT: Millis = 50;
@@ -91,6 +95,8 @@ impl World {
             quorate: true,
             violations: Vec::new(),
             network_ok: true,
+            started_at: 0,
+            outstanding: BTreeMap::new(),
         };
         let start = w.core.start_actions();
         w.process(start);
@@ -261,8 +267,29 @@ impl World {
                     };
                     self.later(now + 100, Input::PowerReadResult { op, reading });
                 }
-                Action::PowerOff { op, reason, .. } => {
+                Action::PowerOff {
+                    op,
+                    reason,
+                    timeout_ms,
+                } => {
                     if let PowerOffReason::Fence { evidence, .. } = &reason {
+                        if let Some(&(at, t)) = self.outstanding.get(&op.host) {
+                            if at + t > now {
+                                self.violations.push(format!(
+                                    "{now}: fence of {} while a power action is outstanding",
+                                    op.host
+                                ));
+                            }
+                        }
+                        if now < self.started_at + self.cfg.startup_grace_ms {
+                            self.violations
+                                .push(format!("{now}: fence during startup grace"));
+                        }
+                        let c = self.hosts[&op.host].cluster;
+                        if self.core.partition(c).map(|p| p.state) != Some(PartitionState::Active) {
+                            self.violations
+                                .push(format!("{now}: fence while partition {c} not ACTIVE"));
+                        }
                         self.fences.push(FenceSeen {
                             at: now,
                             host: op.host,
@@ -285,6 +312,7 @@ impl World {
                         }
                     }
                     self.power_actions.push((now, op.host, false));
+                    self.outstanding.insert(op.host, (now, timeout_ms));
                     let h = self.hosts.get_mut(&op.host).unwrap();
                     if !self.network_ok || h.bmc_slow {
                         continue;
@@ -300,8 +328,9 @@ impl World {
                     };
                     self.later(now + 200, Input::PowerActionResult { op, outcome });
                 }
-                Action::PowerOn { op, .. } | Action::PowerCycle { op, .. } => {
+                Action::PowerOn { op, timeout_ms, .. } | Action::PowerCycle { op, timeout_ms } => {
                     self.power_actions.push((now, op.host, true));
+                    self.outstanding.insert(op.host, (now, timeout_ms));
                     let h = self.hosts.get_mut(&op.host).unwrap();
                     if !self.network_ok || h.bmc_slow {
                         continue;
@@ -359,6 +388,9 @@ impl World {
                     .position(|p| p.0 == at && p.1 == seq)
                     .unwrap();
                 let (_, _, mut input) = self.pending.remove(idx);
+                if let Input::PowerActionResult { op, .. } = &input {
+                    self.outstanding.remove(&op.host);
+                }
                 // Activity verdicts are judged at the end of the window.
                 if let Input::ActivityResult {
                     op,
@@ -392,6 +424,7 @@ impl World {
         let (core, actions) =
             Coordinator::recover(self.cfg.clone(), records, self.now).expect("recover");
         self.core = core;
+        self.started_at = self.now;
         self.process(actions);
         let q = self.quorate;
         self.feed(Input::QuorumChanged { quorate: q });
