@@ -275,3 +275,44 @@ mod tests {
         assert_eq!(d.msg, &[1, 2, 3]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives on the socket, decoding never panics.
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_v15(&bytes);
+            let _ = decode_v20(&bytes, 12);
+            let _ = decode_v20(&bytes, 16);
+            let _ = decode_response(&bytes);
+        }
+
+        /// Structured but random RMCP+ headers never panic either.
+        #[test]
+        fn rmcp_plus_shaped_garbage_never_panics(
+            pt in any::<u8>(),
+            len in any::<u16>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut p = vec![0x06, 0x00, 0xff, 0x07, 0x06, pt];
+            p.extend_from_slice(&[0; 8]);
+            p.extend_from_slice(&len.to_le_bytes());
+            p.extend_from_slice(&tail);
+            let _ = decode_v20(&p, 12);
+        }
+
+        /// Requests we encode decode back with both checksums valid.
+        #[test]
+        fn request_checksums_hold(cmd in any::<u8>(), seq in 0u8..64, data in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let m = Message::new_request(NetFn::App, cmd, data.clone());
+            let b = encode_request(&m, seq);
+            prop_assert_eq!(checksum(&b[0..2]), b[2]);
+            prop_assert_eq!(checksum(&b[3..b.len() - 1]), b[b.len() - 1]);
+            prop_assert_eq!(&b[6..b.len() - 1], &data[..]);
+        }
+    }
+}

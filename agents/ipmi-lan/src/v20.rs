@@ -349,3 +349,105 @@ pub(crate) fn handshake(
         k2,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Privilege, Secret};
+
+    fn state(suite: u8) -> V20State {
+        V20State {
+            suite: CipherSuite::from_id(suite).unwrap(),
+            // Same id both ways so that our own packets unwrap.
+            console_id: 0x1234_5678,
+            bmc_id: 0x1234_5678,
+            seq: Cell::new(0),
+            k1: vec![0x11; 32],
+            k2: vec![0x22; 32],
+        }
+    }
+
+    #[test]
+    fn framing_round_trips_for_every_suite() {
+        for suite in [0u8, 1, 2, 3, 17] {
+            let st = state(suite);
+            for len in [0usize, 7, 8, 15, 16, 33] {
+                let msg: Vec<u8> = (0..len as u8).collect();
+                let p = st.wrap(&msg);
+                let s = st.suite;
+                if s.integrity != IntegrityAlgorithm::None {
+                    let mac_len = s.integrity.mac_len();
+                    assert_eq!(
+                        (p.len() - RMCP_HEADER.len() - mac_len) % 4,
+                        0,
+                        "suite {suite}"
+                    );
+                    assert_eq!(p[p.len() - mac_len - 1], 0x07);
+                }
+                assert_eq!(
+                    p[5] & 0x80 != 0,
+                    s.confidentiality != ConfidentialityAlgorithm::None
+                );
+                assert_eq!(st.unwrap(&p).unwrap(), msg, "suite {suite} len {len}");
+                // Any flipped bit is caught by the MAC (suites with integrity).
+                if s.integrity != IntegrityAlgorithm::None {
+                    for i in RMCP_HEADER.len()..p.len() {
+                        let mut bad = p.clone();
+                        bad[i] ^= 0x01;
+                        assert!(st.unwrap(&bad).is_err(), "suite {suite} byte {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_start_at_one_and_increase() {
+        let st = state(3);
+        let seqs: Vec<u32> = (0..3)
+            .map(|_| {
+                let p = st.wrap(b"x");
+                u32::from_le_bytes(p[10..14].try_into().unwrap())
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn rakp_status_codes_name_the_cause() {
+        let mut o = ConnectOptions::new("h", "bob", Secret::from("pw"));
+        o.privilege = Privilege::Operator;
+        let e = |step, status| status_error(step, status, &o);
+        assert!(matches!(
+            e(Step::Rakp1, 0x0D),
+            IpmiError::UnknownUser { .. }
+        ));
+        assert!(matches!(
+            e(Step::Rakp1, 0x09),
+            IpmiError::PrivilegeRefused {
+                requested: Privilege::Operator,
+                ..
+            }
+        ));
+        assert!(matches!(
+            e(Step::Rakp1, 0x0A),
+            IpmiError::PrivilegeRefused { .. }
+        ));
+        assert!(matches!(
+            e(Step::OpenSession, 0x01),
+            IpmiError::NoSessionSlot { .. }
+        ));
+        assert!(matches!(
+            e(Step::OpenSession, 0x11),
+            IpmiError::CipherSuiteUnsupported { .. }
+        ));
+        assert!(matches!(
+            e(Step::Rakp3, 0x0F),
+            IpmiError::WrongPassword { .. }
+        ));
+        assert!(matches!(
+            e(Step::Rakp1, 0x12),
+            IpmiError::RmcpPlusStatus { status: 0x12, .. }
+        ));
+    }
+}
