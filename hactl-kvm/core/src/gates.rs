@@ -242,6 +242,8 @@ pub struct MassFailureGuard {
     last_census: Option<(u32, u32)>,
     cliff: Option<MassFailureReason>,
     tripped: Option<(MassFailureReason, Millis)>,
+    /// While tripped: since when the trouble has been seen gone.
+    recovered_since: Option<Millis>,
 }
 
 impl MassFailureGuard {
@@ -253,6 +255,7 @@ impl MassFailureGuard {
             last_census: None,
             cliff: None,
             tripped: None,
+            recovered_since: None,
         }
     }
 
@@ -322,17 +325,22 @@ impl MassFailureGuard {
         match (self.tripped, reason) {
             (None, Some(r)) => {
                 self.tripped = Some((r, now));
+                self.recovered_since = None;
                 GuardChange::Tripped(r)
             }
             (Some(_), Some(r)) => {
-                // Still tripped: hold from the latest evidence of trouble.
+                // Still tripped: the quiet window starts over.
                 self.tripped = Some((r, now));
+                self.recovered_since = None;
                 GuardChange::Unchanged
             }
-            (Some((_, since)), None) => {
-                // Clear only after a full quiet window.
+            (Some(_), None) => {
+                // Clear only after the share has stayed recovered for a
+                // full window.
+                let since = *self.recovered_since.get_or_insert(now);
                 if now >= since.saturating_add(window) {
                     self.tripped = None;
+                    self.recovered_since = None;
                     GuardChange::Cleared
                 } else {
                     GuardChange::Unchanged
@@ -349,7 +357,9 @@ impl MassFailureGuard {
             .suspects
             .front()
             .map(|&(t, _)| t.saturating_add(window));
-        let b = self.tripped.map(|(_, since)| since.saturating_add(window));
+        let b = self
+            .tripped
+            .map(|(_, since)| self.recovered_since.unwrap_or(since).saturating_add(window));
         match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -663,7 +673,8 @@ mod tests {
         ));
         g.note_census(9, 10);
         assert_eq!(g.evaluate(2, 10, 0), GuardChange::Unchanged);
-        assert_eq!(g.evaluate(60_001, 10, 0), GuardChange::Cleared);
+        assert_eq!(g.evaluate(60_001, 10, 0), GuardChange::Unchanged);
+        assert_eq!(g.evaluate(60_002, 10, 0), GuardChange::Cleared);
     }
 
     fn sample(v: ActivityVerdict) -> EvidenceSample {
