@@ -323,8 +323,90 @@ fn attempt<S: PowerSession, C: Clock>(
     Err(dev(step)(last))
 }
 
-/// fencing.py's `async_set_multi_power_fn`: `attempts` times [command, sleep power_wait,
-/// poll until the target state or the poll limit]. Ok(false) = never reached the target.
+/// The state of one power change (fencing.py's `async_set_multi_power_fn`), as an explicit
+/// state machine. Device errors are not events: a failed command or a timed-out read ends the
+/// whole action with that error.
+///
+/// | state                | event           | next state                                        |
+/// |----------------------|-----------------|---------------------------------------------------|
+/// | (start)              |                 | `SendCommand{1}`, or `GaveUp` if attempts = 0     |
+/// | `SendCommand{a}`     | CommandAccepted | `Settle{a}` (sleep power_wait)                    |
+/// | `Settle{a}`          | Settled         | `Poll{a,1}`                                       |
+/// | `Poll{a,n}`          | SawTarget       | `Reached`                                         |
+/// | `Poll{a,n}`          | SawOther        | `Backoff{a,n}` (sleep stonith_status_sleep)       |
+/// | `Backoff{a,n}`       | Slept           | `Poll{a,n+1}` if no poll limit or n < limit       |
+/// |                      |                 | else `SendCommand{a+1}` if a < attempts           |
+/// |                      |                 | else `GaveUp`                                     |
+/// | `Reached`, `GaveUp`  | any             | none (terminal)                                   |
+///
+/// Any other (state, event) pair is invalid (`None`). A status read that fails without timing
+/// out counts as `SawOther`, as fencing.py's unparsable ipmitool output does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerChange {
+    SendCommand { attempt: u32 },
+    Settle { attempt: u32 },
+    Poll { attempt: u32, poll: u64 },
+    Backoff { attempt: u32, poll: u64 },
+    Reached,
+    GaveUp,
+}
+
+/// What happened in a [`PowerChange`] state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerChangeEvent {
+    CommandAccepted,
+    Settled,
+    SawTarget,
+    SawOther,
+    Slept,
+}
+
+/// The limits of one power change: command attempts and status polls per attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PowerChangePlan {
+    pub attempts: u32,
+    /// `None`: poll until the target is seen (timeouts disabled).
+    pub poll_limit: Option<u64>,
+}
+
+impl PowerChangePlan {
+    pub fn start(&self) -> PowerChange {
+        if self.attempts == 0 {
+            PowerChange::GaveUp
+        } else {
+            PowerChange::SendCommand { attempt: 1 }
+        }
+    }
+
+    /// The transition table above.
+    pub fn next(&self, state: PowerChange, event: PowerChangeEvent) -> Option<PowerChange> {
+        use PowerChange as S;
+        use PowerChangeEvent as E;
+        match (state, event) {
+            (S::SendCommand { attempt }, E::CommandAccepted) => Some(S::Settle { attempt }),
+            (S::Settle { attempt }, E::Settled) => Some(S::Poll { attempt, poll: 1 }),
+            (S::Poll { .. }, E::SawTarget) => Some(S::Reached),
+            (S::Poll { attempt, poll }, E::SawOther) => Some(S::Backoff { attempt, poll }),
+            (S::Backoff { attempt, poll }, E::Slept) => {
+                Some(if self.poll_limit.map_or(true, |limit| poll < limit) {
+                    S::Poll {
+                        attempt,
+                        poll: poll + 1,
+                    }
+                } else if attempt < self.attempts {
+                    S::SendCommand {
+                        attempt: attempt + 1,
+                    }
+                } else {
+                    S::GaveUp
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Drive a [`PowerChange`] on the session. Ok(false) = never reached the target.
 fn set_power<S: PowerSession, C: Clock>(
     session: &mut S,
     target: PowerStatus,
@@ -333,27 +415,45 @@ fn set_power<S: PowerSession, C: Clock>(
     clock: &C,
 ) -> Result<bool, ActionError> {
     let t = &limits.timing;
-    for _ in 0..attempts {
-        session
-            .set_power_status(target, limits.operation_deadline(clock))
-            .map_err(dev(Step::Command(target)))?;
-        clock.sleep(t.power_wait);
-        let mut polls: u64 = 0;
-        loop {
-            polls += 1;
-            match session.get_power_status(limits.operation_deadline(clock)) {
-                Ok(s) if s == target => return Ok(true),
-                Ok(_) => {}
-                Err(e @ DeviceError::TimedOut(_)) => return Err(dev(Step::Poll(target))(e)),
-                Err(e) => log::warn!("power status read failed while waiting for {target}: {e}"),
+    let plan = PowerChangePlan {
+        attempts,
+        poll_limit: t.status_poll_limit(),
+    };
+    let mut state = plan.start();
+    loop {
+        let event = match state {
+            PowerChange::Reached => return Ok(true),
+            PowerChange::GaveUp => return Ok(false),
+            PowerChange::SendCommand { .. } => {
+                session
+                    .set_power_status(target, limits.operation_deadline(clock))
+                    .map_err(dev(Step::Command(target)))?;
+                PowerChangeEvent::CommandAccepted
             }
-            clock.sleep(t.stonith_status_sleep);
-            if t.status_poll_limit().is_some_and(|limit| polls >= limit) {
-                break;
+            PowerChange::Settle { .. } => {
+                clock.sleep(t.power_wait);
+                PowerChangeEvent::Settled
             }
-        }
+            PowerChange::Poll { .. } => {
+                match session.get_power_status(limits.operation_deadline(clock)) {
+                    Ok(s) if s == target => PowerChangeEvent::SawTarget,
+                    Ok(_) => PowerChangeEvent::SawOther,
+                    Err(e @ DeviceError::TimedOut(_)) => return Err(dev(Step::Poll(target))(e)),
+                    Err(e) => {
+                        log::warn!("power status read failed while waiting for {target}: {e}");
+                        PowerChangeEvent::SawOther
+                    }
+                }
+            }
+            PowerChange::Backoff { .. } => {
+                clock.sleep(t.stonith_status_sleep);
+                PowerChangeEvent::Slept
+            }
+        };
+        state = plan
+            .next(state, event)
+            .expect("set_power only produces the event its state expects");
     }
-    Ok(false)
 }
 
 #[cfg(test)]
@@ -685,6 +785,114 @@ pub(crate) mod tests {
         l.timing.power_timeout = None;
         let o = perform(&mut d, Action::Off, Method::OnOff, &l, &FakeClock::new()).unwrap();
         assert_eq!(o, Outcome::Powered(Off));
+    }
+
+    const ALL_EVENTS: [PowerChangeEvent; 5] = [
+        PowerChangeEvent::CommandAccepted,
+        PowerChangeEvent::Settled,
+        PowerChangeEvent::SawTarget,
+        PowerChangeEvent::SawOther,
+        PowerChangeEvent::Slept,
+    ];
+
+    fn all_states(max_attempt: u32, max_poll: u64) -> Vec<PowerChange> {
+        let mut v = vec![PowerChange::Reached, PowerChange::GaveUp];
+        for attempt in 1..=max_attempt {
+            v.push(PowerChange::SendCommand { attempt });
+            v.push(PowerChange::Settle { attempt });
+            for poll in 1..=max_poll {
+                v.push(PowerChange::Poll { attempt, poll });
+                v.push(PowerChange::Backoff { attempt, poll });
+            }
+        }
+        v
+    }
+
+    /// Every (state, event) pair, for several plans, against the documented table.
+    #[test]
+    fn power_change_transition_table_is_exhaustive() {
+        use PowerChange as S;
+        use PowerChangeEvent as E;
+        for attempts in 0..=3u32 {
+            for poll_limit in [None, Some(1u64), Some(2), Some(3)] {
+                let plan = PowerChangePlan {
+                    attempts,
+                    poll_limit,
+                };
+                assert_eq!(
+                    plan.start(),
+                    if attempts == 0 {
+                        S::GaveUp
+                    } else {
+                        S::SendCommand { attempt: 1 }
+                    }
+                );
+                for state in all_states(attempts.max(1), 4) {
+                    for event in ALL_EVENTS {
+                        let want = match (state, event) {
+                            (S::SendCommand { attempt }, E::CommandAccepted) => {
+                                Some(S::Settle { attempt })
+                            }
+                            (S::Settle { attempt }, E::Settled) => {
+                                Some(S::Poll { attempt, poll: 1 })
+                            }
+                            (S::Poll { .. }, E::SawTarget) => Some(S::Reached),
+                            (S::Poll { attempt, poll }, E::SawOther) => {
+                                Some(S::Backoff { attempt, poll })
+                            }
+                            (S::Backoff { attempt, poll }, E::Slept) => Some(match poll_limit {
+                                Some(l) if poll >= l && attempt < attempts => S::SendCommand {
+                                    attempt: attempt + 1,
+                                },
+                                Some(l) if poll >= l => S::GaveUp,
+                                _ => S::Poll {
+                                    attempt,
+                                    poll: poll + 1,
+                                },
+                            }),
+                            _ => None,
+                        };
+                        assert_eq!(
+                            plan.next(state, event),
+                            want,
+                            "{plan:?} {state:?} {event:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A host that never changes: attempts × poll_limit polls, then GaveUp.
+    #[test]
+    fn power_change_gives_up_after_attempts_times_polls() {
+        for attempts in 1..=3u32 {
+            for limit in 1..=4u64 {
+                let plan = PowerChangePlan {
+                    attempts,
+                    poll_limit: Some(limit),
+                };
+                let (mut state, mut commands, mut polls) = (plan.start(), 0, 0);
+                while !matches!(state, PowerChange::GaveUp | PowerChange::Reached) {
+                    let ev = match state {
+                        PowerChange::SendCommand { .. } => {
+                            commands += 1;
+                            PowerChangeEvent::CommandAccepted
+                        }
+                        PowerChange::Settle { .. } => PowerChangeEvent::Settled,
+                        PowerChange::Poll { .. } => {
+                            polls += 1;
+                            PowerChangeEvent::SawOther
+                        }
+                        PowerChange::Backoff { .. } => PowerChangeEvent::Slept,
+                        _ => unreachable!(),
+                    };
+                    state = plan.next(state, ev).unwrap();
+                }
+                assert_eq!(state, PowerChange::GaveUp);
+                assert_eq!((commands, polls), (attempts, u64::from(attempts) * limit));
+            }
+        }
     }
 
     #[test]
