@@ -1,1 +1,75 @@
 //! A deterministic data-center simulator that drives the real hactl-kvm core on a virtual clock with injected faults and checks safety invariants.
+//!
+//! One job: answer "does the decision core keep its safety promises against
+//! a data center that misbehaves?" reproducibly. Everything random comes from
+//! one seeded ChaCha8 stream per run, time is a virtual millisecond counter
+//! driven by a binary-heap event queue, and the world (hosts, heartbeats on
+//! shared NFS, BMCs, agents, the quorum service, the network between the
+//! coordinator and the hosts) is the ground truth the invariants are judged
+//! against. The coordinator itself is the real `hactl-core` behind a thin
+//! adapter; it can crash and be rebuilt from its journal, which the simulator
+//! keeps on an in-memory disk that survives the crash (torn tail included).
+//!
+//! Entry points: [`run_scenario`], [`run_random`], [`sweep`] and [`bench`].
+
+pub mod bench;
+pub mod clock;
+pub mod core_adapter;
+pub mod engine;
+pub mod faults;
+pub mod invariants;
+pub mod journal_disk;
+pub mod protocol;
+pub mod report;
+pub mod scenario;
+pub mod world;
+
+pub use bench::{bench, BenchConfig, BenchReport};
+pub use report::{RunReport, SweepReport};
+pub use scenario::{ScenarioError, SCENARIOS};
+
+use engine::{RunOptions, Simulation};
+
+/// Quiet tail at the end of a named scenario after which no host may still
+/// be in a transient state.
+pub const SCENARIO_SETTLE_MS: u64 = 600_000;
+
+/// Runs a named scenario. `hosts` overrides the scenario's default size.
+pub fn run_scenario(
+    name: &str,
+    seed: u64,
+    hosts: Option<usize>,
+    timeline: bool,
+) -> Result<RunReport, ScenarioError> {
+    let sc = scenario::named(name, hosts)?;
+    let opts = RunOptions {
+        seed,
+        timeline,
+        settle_ms: SCENARIO_SETTLE_MS,
+    };
+    Ok(Simulation::new(&sc, opts).run())
+}
+
+/// Runs one seeded random fault schedule on `hosts` hosts.
+pub fn run_random(seed: u64, hosts: usize, timeline: bool) -> RunReport {
+    let sc = scenario::random(seed, hosts);
+    let opts = RunOptions {
+        seed,
+        timeline,
+        settle_ms: scenario::RANDOM_SETTLE_S * 1000,
+    };
+    Simulation::new(&sc, opts).run()
+}
+
+/// Runs `seeds` random schedules starting at `first_seed` and aggregates them.
+pub fn sweep(first_seed: u64, seeds: u64, hosts: usize) -> SweepReport {
+    let mut rep = SweepReport {
+        first_seed,
+        hosts,
+        ..SweepReport::default()
+    };
+    for seed in first_seed..first_seed.saturating_add(seeds) {
+        rep.add(&run_random(seed, hosts, false));
+    }
+    rep
+}

@@ -1,0 +1,391 @@
+//! The only place that knows the real core's types: turns the simulator's
+//! world into the core's inventory, its answers into core [`Input`]s, and
+//! the core's [`Action`]s into simulator requests.
+
+use hactl_core::{
+    Action, ActivityVerdict, CannotTellReason, Cluster, ClusterId, Config, Coordinator, Event,
+    HealthOutcome, Host, HostId, HostOverrides, Input, Inventory, OffConfirmation, OpRef, Pod,
+    PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, Record, ResourceState,
+    Window, Zone, ZoneId,
+};
+
+use crate::clock::SimTime;
+use crate::invariants::Bounds;
+use crate::journal_disk;
+use crate::protocol::{CoreOut, FenceEvidence, Outcome, PowerOp, Request};
+use crate::world::{HostIdx, World};
+
+/// Recovery bound the liveness invariant states: a dead host whose fencing
+/// nothing blocks is confirmed OFF within this time of its death.
+pub const RECOVERY_BOUND_MS: u64 = 120_000;
+/// CHECKING and RECOVERING are bounded by operation timeouts; staying in
+/// either longer than this means the core lost track of the host.
+pub const OPERATION_STATE_BOUND_MS: u64 = 900_000;
+
+/// Correlates a request with the core operation it answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Tag {
+    Health(OpRef),
+    Activity(OpRef, HostId),
+    PowerRead(OpRef),
+    PowerAction(OpRef),
+}
+
+/// The real coordinator, driven through the simulator's protocol.
+pub struct CoreDriver {
+    core: Coordinator,
+}
+
+fn host_id(h: HostIdx) -> HostId {
+    HostId(h as u32)
+}
+
+fn idx(h: HostId) -> HostIdx {
+    h.0 as usize
+}
+
+/// The inventory the core is told about: every cluster HA-enabled, every
+/// host enabled, with OOBM and VMs.
+pub fn inventory(world: &World) -> Inventory {
+    let mut inv = Inventory::default();
+    let zones = world
+        .clusters
+        .iter()
+        .map(|c| c.zone)
+        .max()
+        .map_or(0, |z| z + 1);
+    let pods = world
+        .clusters
+        .iter()
+        .map(|c| c.pod)
+        .max()
+        .map_or(0, |p| p + 1);
+    for z in 0..zones {
+        inv.zones.push(Zone {
+            id: ZoneId(z as u32),
+            enabled: true,
+        });
+    }
+    for p in 0..pods {
+        let zone = world
+            .clusters
+            .iter()
+            .find(|c| c.pod == p)
+            .map_or(0, |c| c.zone);
+        inv.pods.push(Pod {
+            id: PodId(p as u32),
+            zone: ZoneId(zone as u32),
+            enabled: true,
+        });
+    }
+    for (i, c) in world.clusters.iter().enumerate() {
+        inv.clusters.push(Cluster {
+            id: ClusterId(i as u32),
+            pod: PodId(c.pod as u32),
+            enabled: true,
+            ha_enabled: true,
+        });
+    }
+    for (i, h) in world.hosts.iter().enumerate() {
+        inv.hosts.push(Host {
+            id: host_id(i),
+            cluster: ClusterId(h.cluster as u32),
+            resource_state: ResourceState::Enabled,
+            oobm_enabled: true,
+            has_vms: h.vms > 0,
+            overrides: HostOverrides::default(),
+        });
+    }
+    inv
+}
+
+impl CoreDriver {
+    /// The limits the invariant checker enforces, from the core's shipped defaults.
+    pub fn bounds() -> Bounds {
+        let cfg = Config::default();
+        Bounds {
+            fence_cap_per_cluster: cfg.fence_rate.per_partition as usize,
+            fence_cap_global: cfg.fence_rate.global as usize,
+            fence_window_ms: cfg.fence_rate.window_ms,
+            recovery_bound_ms: RECOVERY_BOUND_MS,
+            recovery_bound_after_block_ms: cfg.activity_backoff_max_ms + RECOVERY_BOUND_MS,
+            operation_state_bound_ms: OPERATION_STATE_BOUND_MS,
+            mass_failure_share_pct: (cfg.mass_failure.share * 100.0).round() as u32,
+            startup_grace_ms: cfg.startup_grace_ms,
+        }
+    }
+
+    /// Starts a fresh coordinator (empty journal) or rebuilds one from the
+    /// journal on the simulated disk; tells it the inventory and quorum.
+    /// Returns the driver, its first outputs and a note for the timeline.
+    pub fn start(
+        now: SimTime,
+        _wall_ms: i64,
+        world: &World,
+        journal: &[u8],
+    ) -> Result<(CoreDriver, Vec<CoreOut<Tag>>, String), String> {
+        let cfg = Config::default();
+        let (core, first, note) = if journal.is_empty() {
+            let core = Coordinator::new(cfg, now.0)
+                .map_err(|e| format!("invalid core configuration: {e}"))?;
+            let first = core.start_actions();
+            (core, first, "fresh, empty journal".to_string())
+        } else {
+            let replay = journal_disk::decode(journal);
+            let n = replay.records.len();
+            let (core, first) = Coordinator::recover(cfg, replay.records, now.0)
+                .map_err(|e| format!("cannot rebuild the coordinator from its journal: {e}"))?;
+            let note = match replay.torn_tail {
+                Some(bytes) => format!(
+                    "{n} journal records replayed, torn tail of {bytes} bytes detected and dropped"
+                ),
+                None => format!("{n} journal records replayed"),
+            };
+            (core, first, note)
+        };
+        let mut d = CoreDriver { core };
+        let mut outs = Vec::new();
+        d.convert(first, &mut outs);
+        let mut more = d.handle(now, Input::Inventory(inventory(world)));
+        outs.append(&mut more);
+        let mut more = d.handle(
+            now,
+            Input::QuorumChanged {
+                quorate: world.quorate,
+            },
+        );
+        outs.append(&mut more);
+        Ok((d, outs, note))
+    }
+
+    fn handle(&mut self, now: SimTime, input: Input) -> Vec<CoreOut<Tag>> {
+        let actions = self.core.handle(now.0, input);
+        let mut outs = Vec::with_capacity(actions.len() + 1);
+        self.convert(actions, &mut outs);
+        if let Some(t) = self.core.next_timeout() {
+            outs.push(CoreOut::WakeAt(SimTime(t)));
+        }
+        outs
+    }
+
+    pub fn tick(&mut self, now: SimTime, _wall_ms: i64) -> Vec<CoreOut<Tag>> {
+        self.handle(now, Input::Tick)
+    }
+
+    pub fn quorum(&mut self, now: SimTime, _wall_ms: i64, quorate: bool) -> Vec<CoreOut<Tag>> {
+        self.handle(now, Input::QuorumChanged { quorate })
+    }
+
+    /// Feeds the answer to the operation `tag` back to the core.
+    pub fn deliver(
+        &mut self,
+        now: SimTime,
+        _wall_ms: i64,
+        tag: Tag,
+        outcome: Outcome,
+        window: Option<(SimTime, SimTime)>,
+    ) -> Vec<CoreOut<Tag>> {
+        let input = match tag {
+            Tag::Health(op) => Input::HealthResult {
+                op,
+                outcome: match outcome {
+                    Outcome::Healthy => HealthOutcome::Passed,
+                    Outcome::AgentDown => HealthOutcome::AgentUnreachable,
+                    Outcome::AgentUnhealthy => HealthOutcome::AgentUnhealthy,
+                    _ => HealthOutcome::Timeout,
+                },
+            },
+            Tag::Activity(op, checker) => {
+                let (from, to) = window.unwrap_or((now, now));
+                Input::ActivityResult {
+                    op,
+                    checker,
+                    verdict: match outcome {
+                        Outcome::Alive => ActivityVerdict::Alive,
+                        Outcome::Dead => ActivityVerdict::Dead,
+                        Outcome::CheckerCannotReadStorage => {
+                            ActivityVerdict::CannotTell(CannotTellReason::CheckerStorageUnreadable)
+                        }
+                        Outcome::CheckerUnreachable => {
+                            ActivityVerdict::CannotTell(CannotTellReason::CheckerUnreachable)
+                        }
+                        _ => ActivityVerdict::CannotTell(CannotTellReason::Timeout),
+                    },
+                    window: Window {
+                        from: from.0,
+                        to: to.0,
+                    },
+                }
+            }
+            Tag::PowerRead(op) => Input::PowerReadResult {
+                op,
+                reading: match outcome {
+                    Outcome::PowerIsOn => PowerReading::On,
+                    Outcome::PowerIsOff => PowerReading::Off,
+                    _ => PowerReading::Unreachable,
+                },
+            },
+            Tag::PowerAction(op) => Input::PowerActionResult {
+                op,
+                outcome: match outcome {
+                    Outcome::PowerDone => PowerActionOutcome::Accepted,
+                    Outcome::BmcUnreachable => {
+                        PowerActionOutcome::Failed(PowerFailure::Unreachable)
+                    }
+                    _ => PowerActionOutcome::Failed(PowerFailure::Timeout),
+                },
+            },
+        };
+        self.handle(now, input)
+    }
+
+    /// The host's HA state name as the core holds it.
+    pub fn host_state(&self, h: HostIdx) -> &'static str {
+        self.core
+            .host(host_id(h))
+            .map_or("UNMANAGED", |v| v.ha.name())
+    }
+
+    fn convert(&mut self, actions: Vec<Action>, outs: &mut Vec<CoreOut<Tag>>) {
+        for a in actions {
+            match a {
+                Action::RunHealthCheck { op, timeout_ms } => outs.push(CoreOut::Request {
+                    tag: Tag::Health(op),
+                    request: Request::Health { host: idx(op.host) },
+                    timeout_ms,
+                }),
+                Action::RunActivityCheck {
+                    op,
+                    checker,
+                    window_ms,
+                    timeout_ms,
+                } => outs.push(CoreOut::Request {
+                    tag: Tag::Activity(op, checker),
+                    request: Request::Activity {
+                        target: idx(op.host),
+                        checker: idx(checker),
+                        window_ms,
+                    },
+                    timeout_ms,
+                }),
+                Action::ReadPower { op, timeout_ms } => outs.push(CoreOut::Request {
+                    tag: Tag::PowerRead(op),
+                    request: Request::PowerRead { host: idx(op.host) },
+                    timeout_ms,
+                }),
+                Action::PowerOff {
+                    op,
+                    timeout_ms,
+                    reason,
+                } => {
+                    let fence = match reason {
+                        PowerOffReason::Fence { evidence, .. } => Some(FenceEvidence {
+                            dead_windows: evidence
+                                .samples
+                                .iter()
+                                .filter(|s| s.verdict == ActivityVerdict::Dead)
+                                .map(|s| (SimTime(s.window.from), SimTime(s.window.to)))
+                                .collect(),
+                            alive_samples: evidence
+                                .samples
+                                .iter()
+                                .filter(|s| s.verdict == ActivityVerdict::Alive)
+                                .count(),
+                        }),
+                        PowerOffReason::UserRequest => None,
+                    };
+                    outs.push(CoreOut::Request {
+                        tag: Tag::PowerAction(op),
+                        request: Request::Power {
+                            host: idx(op.host),
+                            op: PowerOp::Off,
+                            fence,
+                        },
+                        timeout_ms,
+                    })
+                }
+                Action::PowerOn { op, timeout_ms, .. } => outs.push(CoreOut::Request {
+                    tag: Tag::PowerAction(op),
+                    request: Request::Power {
+                        host: idx(op.host),
+                        op: PowerOp::On,
+                        fence: None,
+                    },
+                    timeout_ms,
+                }),
+                Action::PowerCycle { op, timeout_ms } => outs.push(CoreOut::Request {
+                    tag: Tag::PowerAction(op),
+                    request: Request::Power {
+                        host: idx(op.host),
+                        op: PowerOp::Cycle,
+                        fence: None,
+                    },
+                    timeout_ms,
+                }),
+                Action::Persist(rec) => outs.push(CoreOut::Persist(journal_disk::encode(&rec))),
+                Action::Emit(ev) => outs.push(event_out(ev)),
+            }
+        }
+    }
+}
+
+fn event_out(ev: Event) -> CoreOut<Tag> {
+    match ev {
+        Event::HaStateChanged {
+            host,
+            from,
+            to,
+            trigger,
+            ..
+        } => CoreOut::Transition {
+            host: idx(host),
+            from: from.name(),
+            to: to.name(),
+            why: trigger.name().to_string(),
+        },
+        Event::FenceConfirmed { host, how, .. } => CoreOut::FenceConfirmed {
+            host: idx(host),
+            after_our_off: how == OffConfirmation::ReadAfterPowerOff,
+        },
+        other => CoreOut::Note(Box::new(move || describe(&other))),
+    }
+}
+
+/// One timeline line for a core event.
+fn describe(ev: &Event) -> String {
+    match ev {
+        Event::CoordinatorStarted {
+            epoch,
+            recovered,
+            records,
+            fences_in_window,
+            open_fences,
+        } => format!(
+            "coordinator epoch {epoch} up (recovered={recovered}, {records} records, {fences_in_window} fences in the rate window, {open_fences} open fences)"
+        ),
+        Event::FenceIssued {
+            host,
+            attempt,
+            evidence,
+            ..
+        } => format!(
+            "fence of {host} issued (attempt {attempt}, {} of {} samples dead)",
+            evidence.dead_samples(),
+            evidence.samples.len()
+        ),
+        Event::ActivitySample {
+            host,
+            checker,
+            verdict,
+            ..
+        } => format!("activity sample of {host} by {checker}: {verdict:?}"),
+        other => {
+            let j = serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}"));
+            j
+        }
+    }
+}
+
+/// Records are what the journal crate stores; kept here so that callers do
+/// not need to name the core's types.
+pub type JournalRecord = Record;

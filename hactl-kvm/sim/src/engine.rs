@@ -1,0 +1,954 @@
+//! The simulation loop: pops events off the virtual clock, applies faults to
+//! the world, drives the real core, carries out what it asks with realistic
+//! latencies and timeouts, and checks the invariants after every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::{EventQueue, SimTime};
+use crate::core_adapter::{CoreDriver, Tag};
+use crate::faults::Fault;
+use crate::invariants::{CoordinatorView, InvariantChecker};
+use crate::protocol::{CoreOut, Outcome, PowerOp, Request};
+use crate::report::{RunReport, Timeline};
+use crate::scenario::Scenario;
+use crate::world::{Chassis, HostIdx, Os, World};
+
+/// Physical constants of the simulated hardware.
+pub const HEARTBEAT_PERIOD_MS: u64 = 5_000;
+/// From chassis ON to agent up.
+pub const BOOT_MS: u64 = 45_000;
+/// OFF interval of a power cycle.
+pub const CYCLE_OFF_MS: u64 = 5_000;
+/// How often the engine samples for stuck states and slow recoveries.
+pub const SAMPLE_MS: u64 = 5_000;
+
+/// States the liveness invariant considers transient, and how long each may
+/// last without a fault in force (None: only judged at the end of the run).
+const OPERATION_STATES: &[&str] = &["CHECKING", "RECOVERING"];
+const TRANSIENT_STATES: &[&str] = &["INITIALIZING", "SUSPECT", "CHECKING", "RECOVERING"];
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// Keep the human-readable timeline (off for the benchmark).
+    pub timeline: bool,
+    /// A fault-free tail this long at the end of the run must see no host
+    /// left in a transient state (0: no end-of-run settle check).
+    pub settle_ms: u64,
+}
+
+enum Ev {
+    Fault(Fault),
+    CoreWake {
+        gen: u32,
+    },
+    Deliver {
+        gen: u32,
+        tag: Tag,
+        outcome: Outcome,
+        /// The interval an activity check observed.
+        window: Option<(SimTime, SimTime)>,
+    },
+    ActivityEnd {
+        gen: u32,
+        tag: Tag,
+        target: HostIdx,
+        checker: HostIdx,
+        start: SimTime,
+        lw_start: Option<SimTime>,
+        epoch: u32,
+    },
+    /// A power operation reaches the chassis.
+    PowerLands {
+        host: HostIdx,
+        op: PowerOp,
+        fence: bool,
+    },
+    ChassisBackOn {
+        host: HostIdx,
+    },
+    Booted {
+        host: HostIdx,
+        boot_id: u64,
+    },
+    CoordinatorRestart,
+    Sample,
+}
+
+/// The in-memory "disk" holding the coordinator's journal; it survives
+/// coordinator crashes, possibly with a torn tail.
+#[derive(Default)]
+pub struct JournalDisk {
+    pub bytes: Vec<u8>,
+    pub record_starts: Vec<usize>,
+}
+
+impl JournalDisk {
+    fn append(&mut self, rec: &[u8]) {
+        self.record_starts.push(self.bytes.len());
+        self.bytes.extend_from_slice(rec);
+    }
+
+    /// Cuts the last record in half, as a crash during its write would.
+    fn tear_last(&mut self) -> bool {
+        let Some(&start) = self.record_starts.last() else {
+            return false;
+        };
+        let len = self.bytes.len() - start;
+        if len < 2 {
+            return false;
+        }
+        self.bytes.truncate(start + len / 2);
+        self.record_starts.pop();
+        true
+    }
+
+    /// Appends a half-written copy of the last record: a write that was
+    /// interrupted by the crash (its action never happened).
+    fn append_torn_copy(&mut self) -> bool {
+        let Some(&start) = self.record_starts.last() else {
+            return false;
+        };
+        let rec = self.bytes[start..].to_vec();
+        if rec.len() < 2 {
+            return false;
+        }
+        self.bytes.extend_from_slice(&rec[..rec.len() / 2]);
+        true
+    }
+}
+
+struct HostTrack {
+    state: &'static str,
+    since: SimTime,
+    boot_id: u64,
+    phase_ms: u64,
+    last_fence_issued: Option<SimTime>,
+    last_off_at: Option<SimTime>,
+    /// When the last death began, kept after recovery to measure time to AVAILABLE.
+    death_started: Option<SimTime>,
+    /// Start of the death a fence ended, until the core confirms the OFF.
+    fenced_death: Option<SimTime>,
+}
+
+pub struct Simulation {
+    scenario_name: String,
+    opts: RunOptions,
+    pub world: World,
+    queue: EventQueue<Ev>,
+    rng: ChaCha8Rng,
+    core: Option<CoreDriver>,
+    gen: u32,
+    coordinator_started_at: SimTime,
+    crash_on_next_fence: Option<(u64, bool)>,
+    pub disk: JournalDisk,
+    pub checker: InvariantChecker,
+    tracks: Vec<HostTrack>,
+    transient: BTreeSet<HostIdx>,
+    dead: Vec<HostIdx>,
+    pub timeline: Timeline,
+    last_disruptive_fault: SimTime,
+    end: SimTime,
+    // Figures for the summary.
+    fences: u64,
+    fence_successes: u64,
+    recoveries: u64,
+    time_to_recovery: BTreeMap<HostIdx, Vec<u64>>,
+    time_to_available: BTreeMap<HostIdx, Vec<u64>>,
+    state_entries: BTreeMap<&'static str, u64>,
+    events: u64,
+    core_calls: u64,
+    coordinator_restarts: u32,
+    /// Wake-ups the current core asked for and that have not fired yet.
+    pending_wakes: BTreeSet<SimTime>,
+}
+
+impl Simulation {
+    pub fn new(scenario: &Scenario, opts: RunOptions) -> Simulation {
+        let world = World::new(&scenario.topology, HEARTBEAT_PERIOD_MS);
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed_0fda_7ace_0017);
+        let n = world.hosts.len();
+        let tracks = (0..n)
+            .map(|_| HostTrack {
+                state: "NONE",
+                since: SimTime::ZERO,
+                boot_id: 0,
+                phase_ms: rng.gen_range(0..HEARTBEAT_PERIOD_MS),
+                last_fence_issued: None,
+                last_off_at: None,
+                death_started: None,
+                fenced_death: None,
+            })
+            .collect();
+        let checker = InvariantChecker::new(CoreDriver::bounds(), n);
+        let mut sim = Simulation {
+            scenario_name: scenario.name.clone(),
+            world,
+            queue: EventQueue::new(),
+            rng,
+            core: None,
+            gen: 0,
+            coordinator_started_at: SimTime::ZERO,
+            crash_on_next_fence: None,
+            disk: JournalDisk::default(),
+            checker,
+            tracks,
+            transient: BTreeSet::new(),
+            dead: Vec::new(),
+            timeline: Timeline::new(opts.timeline),
+            last_disruptive_fault: SimTime::ZERO,
+            end: scenario.duration,
+            fences: 0,
+            fence_successes: 0,
+            recoveries: 0,
+            time_to_recovery: BTreeMap::new(),
+            time_to_available: BTreeMap::new(),
+            state_entries: BTreeMap::new(),
+            events: 0,
+            core_calls: 0,
+            coordinator_restarts: 0,
+            pending_wakes: BTreeSet::new(),
+            opts,
+        };
+        for h in 0..n {
+            let phase = sim.tracks[h].phase_ms;
+            sim.world.refresh_heartbeat(h, SimTime::ZERO, phase);
+        }
+        for (t, f) in &scenario.faults {
+            sim.queue.schedule(*t, Ev::Fault(f.clone()));
+        }
+        sim.queue.schedule(SimTime(SAMPLE_MS), Ev::Sample);
+        sim
+    }
+
+    fn wall_ms(&self, now: SimTime) -> i64 {
+        now.0 as i64 + self.world.coordinator_wall_offset_ms
+    }
+
+    fn coord_view(&self) -> CoordinatorView {
+        CoordinatorView {
+            up: self.core.is_some(),
+            started_at: self.coordinator_started_at,
+        }
+    }
+
+    /// Runs to the end of the scenario and returns the report.
+    pub fn run(mut self) -> RunReport {
+        self.start_coordinator(SimTime::ZERO, false);
+        while let Some(t) = self.queue.peek_time() {
+            if t > self.end {
+                break;
+            }
+            let (now, ev) = self.queue.pop().expect("peeked");
+            self.events += 1;
+            self.step(now, ev);
+        }
+        self.finish()
+    }
+
+    fn step(&mut self, now: SimTime, ev: Ev) {
+        match ev {
+            Ev::Fault(f) => self.apply_fault(now, f),
+            Ev::CoreWake { gen } => {
+                if gen == self.gen && self.pending_wakes.remove(&now) {
+                    let wall = self.wall_ms(now);
+                    if let Some(core) = self.core.as_mut() {
+                        let outs = core.tick(now, wall);
+                        self.core_calls += 1;
+                        self.handle_outs(now, outs);
+                    }
+                }
+            }
+            Ev::Deliver {
+                gen,
+                tag,
+                outcome,
+                window,
+            } => {
+                if gen == self.gen {
+                    let wall = self.wall_ms(now);
+                    if let Some(core) = self.core.as_mut() {
+                        let outs = core.deliver(now, wall, tag, outcome, window);
+                        self.core_calls += 1;
+                        self.handle_outs(now, outs);
+                    }
+                }
+            }
+            Ev::ActivityEnd {
+                gen,
+                tag,
+                target,
+                checker,
+                start,
+                lw_start,
+                epoch,
+            } => {
+                let outcome =
+                    if !self.world.agent_reachable(checker) || !self.world.agent_answers(checker) {
+                        Outcome::CheckerUnreachable
+                    } else if self.world.can_read_storage(checker) {
+                        let lw_end = self.world.last_write(target, now);
+                        let _ = epoch;
+                        if lw_end > lw_start {
+                            Outcome::Alive
+                        } else {
+                            self.checker.record_dead_answer(target, start, now);
+                            Outcome::Dead
+                        }
+                    } else {
+                        Outcome::CheckerCannotReadStorage
+                    };
+                let window = (start, now);
+                self.queue.schedule(
+                    now,
+                    Ev::Deliver {
+                        gen,
+                        tag,
+                        outcome,
+                        window: Some(window),
+                    },
+                );
+            }
+            Ev::PowerLands { host, op, fence } => self.power_lands(now, host, op, fence),
+            Ev::ChassisBackOn { host } => {
+                if self.world.hosts[host].chassis == Chassis::Off
+                    && !self.world.hosts[host].feed_cut
+                {
+                    self.chassis_on(now, host);
+                }
+            }
+            Ev::Booted { host, boot_id } => {
+                let h = &mut self.world.hosts[host];
+                if self.tracks[host].boot_id == boot_id
+                    && h.chassis == Chassis::On
+                    && h.os == Os::Booting
+                {
+                    h.os = Os::Running;
+                    h.agent_up = true;
+                    let phase = self.tracks[host].phase_ms;
+                    self.world.refresh_heartbeat(host, now, phase);
+                    self.timeline
+                        .line(now, "world", || format!("h{host} booted, agent up"));
+                }
+            }
+            Ev::CoordinatorRestart => self.start_coordinator(now, true),
+            Ev::Sample => {
+                self.sample(now);
+                self.queue.schedule(now.plus_ms(SAMPLE_MS), Ev::Sample);
+            }
+        }
+    }
+
+    fn start_coordinator(&mut self, now: SimTime, restart: bool) {
+        let wall = self.wall_ms(now);
+        match CoreDriver::start(now, wall, &self.world, &self.disk.bytes) {
+            Ok((core, outs, note)) => {
+                self.core = Some(core);
+                self.coordinator_started_at = now;
+                if restart {
+                    self.coordinator_restarts += 1;
+                    self.timeline.line(now, "coord", || {
+                        format!("coordinator restarted from its journal ({note})")
+                    });
+                } else {
+                    self.timeline
+                        .line(now, "coord", || format!("coordinator started ({note})"));
+                }
+                self.handle_outs(now, outs);
+            }
+            Err(e) => {
+                self.checker.restart_failed(now, e.clone());
+                self.timeline.line(now, "VIOLATION", || {
+                    format!("coordinator failed to start: {e}")
+                });
+            }
+        }
+    }
+
+    fn crash_coordinator(&mut self, now: SimTime, restart_after_ms: u64, torn: bool) {
+        if self.core.is_none() {
+            return;
+        }
+        self.core = None;
+        self.gen += 1;
+        self.pending_wakes.clear();
+        self.timeline.line(now, "coord", || {
+            format!(
+                "coordinator process dies{}",
+                if torn {
+                    " mid-write: journal tail torn"
+                } else {
+                    ""
+                }
+            )
+        });
+        self.queue
+            .schedule(now.plus_ms(restart_after_ms), Ev::CoordinatorRestart);
+    }
+
+    fn feed_quorum(&mut self, now: SimTime) {
+        let wall = self.wall_ms(now);
+        let q = self.world.quorate;
+        if let Some(core) = self.core.as_mut() {
+            let outs = core.quorum(now, wall, q);
+            self.core_calls += 1;
+            self.handle_outs(now, outs);
+        }
+    }
+
+    fn mark_dead(&mut self, now: SimTime, host: HostIdx) {
+        let h = &mut self.world.hosts[host];
+        if h.dead_since.is_none() {
+            h.dead_since = Some(now);
+            h.failure_epoch += 1;
+            self.dead.push(host);
+            self.tracks[host].death_started = Some(now);
+            self.checker.on_death(host);
+        }
+    }
+
+    fn clear_dead(&mut self, host: HostIdx) {
+        self.world.hosts[host].dead_since = None;
+        self.dead.retain(|&h| h != host);
+    }
+
+    fn apply_fault(&mut self, now: SimTime, f: Fault) {
+        self.timeline.line(now, "FAULT", || f.to_string());
+        if f.is_disruptive() {
+            self.last_disruptive_fault = now;
+        }
+        let w = &mut self.world;
+        let mut touched: Option<HostIdx> = None;
+        let mut cluster_touched = None;
+        match f {
+            Fault::HostCrash { host } => {
+                if w.hosts[host].os == Os::Running || w.hosts[host].os == Os::Booting {
+                    w.hosts[host].os = Os::Crashed;
+                    w.hosts[host].agent_up = false;
+                    self.mark_dead(now, host);
+                }
+                touched = Some(host);
+            }
+            Fault::HostAndBmcLosePower { host } => {
+                let h = &mut w.hosts[host];
+                h.feed_cut = true;
+                h.bmc.powered = false;
+                let was_running = h.chassis == Chassis::On;
+                h.chassis = Chassis::Off;
+                h.os = Os::Down;
+                h.agent_up = false;
+                if was_running {
+                    self.mark_dead(now, host);
+                }
+                touched = Some(host);
+            }
+            Fault::PowerFeedRestored { host } => {
+                let h = &mut w.hosts[host];
+                if h.feed_cut {
+                    h.feed_cut = false;
+                    h.bmc.powered = true;
+                    // Servers configured to restore power on AC return.
+                    self.clear_dead(host);
+                    self.chassis_on(now, host);
+                }
+                touched = Some(host);
+            }
+            Fault::AgentDown { host } => {
+                w.hosts[host].agent_up = false;
+            }
+            Fault::AgentUp { host } => {
+                if w.hosts[host].os == Os::Running {
+                    w.hosts[host].agent_up = true;
+                }
+            }
+            Fault::HostNfsDown { host } => {
+                w.hosts[host].nfs_ok = false;
+                touched = Some(host);
+            }
+            Fault::HostNfsUp { host } => {
+                w.hosts[host].nfs_ok = true;
+                touched = Some(host);
+            }
+            Fault::ClusterNfsDown { cluster } => {
+                w.clusters[cluster].nfs_ok = false;
+                cluster_touched = Some(cluster);
+            }
+            Fault::ClusterNfsUp { cluster } => {
+                w.clusters[cluster].nfs_ok = true;
+                cluster_touched = Some(cluster);
+            }
+            Fault::BmcUnreachable { host } => w.hosts[host].bmc.reachable = false,
+            Fault::BmcReachable { host } => w.hosts[host].bmc.reachable = true,
+            Fault::BmcSlow { host, extra_ms } => w.hosts[host].bmc.extra_latency_ms = extra_ms,
+            Fault::BmcNormal { host } => w.hosts[host].bmc.extra_latency_ms = 0,
+            Fault::PartitionCluster { cluster } => w.clusters[cluster].partitioned = true,
+            Fault::HealCluster { cluster } => w.clusters[cluster].partitioned = false,
+            Fault::PartitionHost { host } => w.hosts[host].net_ok = false,
+            Fault::HealHost { host } => w.hosts[host].net_ok = true,
+            Fault::QuorumLost => {
+                w.quorate = false;
+                self.feed_quorum(now);
+            }
+            Fault::QuorumRegained => {
+                w.quorate = true;
+                self.feed_quorum(now);
+            }
+            Fault::CoordinatorCrash {
+                restart_after_ms,
+                tear_last_record,
+            } => {
+                let torn = tear_last_record && self.core.is_some() && self.disk.append_torn_copy();
+                self.crash_coordinator(now, restart_after_ms, torn);
+            }
+            Fault::CoordinatorCrashOnNextFence {
+                restart_after_ms,
+                tear_last_record,
+            } => self.crash_on_next_fence = Some((restart_after_ms, tear_last_record)),
+            Fault::CoordinatorWallClockStep { delta_ms } => {
+                w.coordinator_wall_offset_ms += delta_ms;
+            }
+            Fault::HostWallClockStep { host, delta_ms } => {
+                // What the host writes into its heartbeat file changes; a
+                // relative check ("did it change") is unaffected.
+                w.hosts[host].wall_offset_ms += delta_ms;
+            }
+        }
+        if let Some(h) = touched {
+            let phase = self.tracks[h].phase_ms;
+            self.world.refresh_heartbeat(h, now, phase);
+        }
+        if let Some(c) = cluster_touched {
+            for h in self.world.clusters[c].hosts.clone() {
+                let phase = self.tracks[h].phase_ms;
+                self.world.refresh_heartbeat(h, now, phase);
+            }
+        }
+        let view = self.coord_view();
+        let dead = self.dead.clone();
+        self.checker.check_dead_hosts(now, &self.world, &dead, view);
+    }
+
+    fn chassis_on(&mut self, now: SimTime, host: HostIdx) {
+        let h = &mut self.world.hosts[host];
+        h.chassis = Chassis::On;
+        h.os = Os::Booting;
+        h.agent_up = false;
+        self.tracks[host].boot_id += 1;
+        let boot_id = self.tracks[host].boot_id;
+        self.queue
+            .schedule(now.plus_ms(BOOT_MS), Ev::Booted { host, boot_id });
+        self.timeline
+            .line(now, "world", || format!("h{host} chassis ON, booting"));
+    }
+
+    fn power_lands(&mut self, now: SimTime, host: HostIdx, op: PowerOp, fence: bool) {
+        if fence {
+            self.checker.on_fence_finished(host);
+        }
+        if !self.world.bmc_answers(host) {
+            // The BMC died between accepting and executing; nothing happens.
+            return;
+        }
+        match op {
+            PowerOp::Off | PowerOp::Cycle | PowerOp::Reset => {
+                let h = &mut self.world.hosts[host];
+                let was_on = h.chassis == Chassis::On;
+                if op == PowerOp::Reset && !was_on {
+                    return; // a reset of an OFF chassis does nothing
+                }
+                h.chassis = Chassis::Off;
+                h.os = Os::Down;
+                h.agent_up = false;
+                self.tracks[host].last_off_at = Some(now);
+                let epoch = self.world.hosts[host].failure_epoch;
+                if fence {
+                    if let Some(since) = self.world.hosts[host].dead_since {
+                        self.checker.on_dead_host_fenced(host, epoch);
+                        self.tracks[host].fenced_death = Some(since);
+                        self.recoveries += 1;
+                        self.clear_dead(host);
+                        self.timeline.line(now, "world", || {
+                            format!("h{host} chassis OFF by {op:?}: dead host fenced {:.1} s after it died", now.since(since) as f64 / 1000.0)
+                        });
+                    } else {
+                        self.timeline
+                            .line(now, "world", || format!("h{host} chassis OFF by {op:?}"));
+                    }
+                }
+                let phase = self.tracks[host].phase_ms;
+                self.world.refresh_heartbeat(host, now, phase);
+                if op != PowerOp::Off {
+                    self.queue
+                        .schedule(now.plus_ms(CYCLE_OFF_MS), Ev::ChassisBackOn { host });
+                }
+            }
+            PowerOp::On => {
+                if self.world.hosts[host].chassis == Chassis::Off {
+                    self.chassis_on(now, host);
+                }
+            }
+        }
+    }
+
+    /// Latency of a BMC exchange, or the outcome the driver reports at the
+    /// timeout when the BMC does not answer in time.
+    fn bmc_latency(&mut self, host: HostIdx, timeout_ms: u64) -> Result<u64, Outcome> {
+        if !self.world.bmc_answers(host) {
+            return Err(Outcome::BmcUnreachable);
+        }
+        let l = self.rng.gen_range(150..900) + self.world.hosts[host].bmc.extra_latency_ms;
+        if l <= timeout_ms {
+            Ok(l)
+        } else {
+            Err(Outcome::TimedOut)
+        }
+    }
+
+    fn handle_outs(&mut self, now: SimTime, outs: Vec<CoreOut<Tag>>) {
+        let mut persisted_in_batch = false;
+        for out in outs {
+            match out {
+                CoreOut::WakeAt(t) => {
+                    let t = t.max(now);
+                    if self.pending_wakes.insert(t) {
+                        self.queue.schedule(t, Ev::CoreWake { gen: self.gen });
+                    }
+                }
+                CoreOut::Persist(rec) => {
+                    self.disk.append(&rec);
+                    persisted_in_batch = true;
+                }
+                CoreOut::Transition {
+                    host,
+                    from,
+                    to,
+                    why,
+                } => {
+                    let tr = &mut self.tracks[host];
+                    tr.state = to;
+                    tr.since = now;
+                    *self.state_entries.entry(to).or_default() += 1;
+                    if TRANSIENT_STATES.contains(&to) {
+                        self.transient.insert(host);
+                    } else {
+                        self.transient.remove(&host);
+                    }
+                    if to == "AVAILABLE" {
+                        if let Some(d) = self.tracks[host].death_started.take() {
+                            self.time_to_available
+                                .entry(host)
+                                .or_default()
+                                .push(now.since(d));
+                        }
+                    }
+                    self.timeline
+                        .line(now, "core", || format!("h{host} {from} -> {to}: {why}"));
+                }
+                CoreOut::FenceConfirmed {
+                    host,
+                    after_our_off,
+                } => {
+                    self.fence_successes += 1;
+                    let tr = &self.tracks[host];
+                    let off_now = self.world.hosts[host].chassis == Chassis::Off;
+                    let ok = if after_our_off {
+                        off_now
+                            && matches!((tr.last_fence_issued, tr.last_off_at), (Some(f), Some(o)) if o >= f)
+                    } else {
+                        off_now
+                    };
+                    if !ok {
+                        let detail = format!(
+                            "core claims h{host} fenced but the chassis never went OFF after the last fence request (chassis now {:?})",
+                            self.world.hosts[host].chassis
+                        );
+                        self.timeline.line(now, "VIOLATION", || detail.clone());
+                        self.checker.fence_success_not_confirmed(now, host, detail);
+                    } else {
+                        if let Some(since) = self.tracks[host].fenced_death.take() {
+                            // Crash to confirmed power-off: the figure the
+                            // shipped defaults promise to keep under 60 s.
+                            self.time_to_recovery
+                                .entry(host)
+                                .or_default()
+                                .push(now.since(since));
+                        }
+                        self.timeline.line(now, "core", || {
+                            format!("h{host} fence confirmed (chassis OFF read back)")
+                        });
+                    }
+                }
+                CoreOut::Note(f) => self.timeline.line(now, "event", f),
+                CoreOut::Request {
+                    tag,
+                    request,
+                    timeout_ms,
+                } => {
+                    if let Request::Power {
+                        host,
+                        fence: Some(_),
+                        ..
+                    } = &request
+                    {
+                        {
+                            if let Some((restart_after_ms, tear)) = self.crash_on_next_fence.take()
+                            {
+                                if tear && persisted_in_batch && self.disk.tear_last() {
+                                    // The record announcing this fence never reached
+                                    // the disk, so the fence never left either.
+                                    self.timeline.line(now, "coord", || {
+                                        format!("crash while journaling the fence of h{host}: record torn, fence not sent")
+                                    });
+                                    self.crash_coordinator(now, restart_after_ms, true);
+                                    return;
+                                }
+                                self.execute(now, tag, request, timeout_ms);
+                                self.crash_coordinator(now, restart_after_ms, false);
+                                return;
+                            }
+                        }
+                    }
+                    self.execute(now, tag, request, timeout_ms);
+                }
+            }
+        }
+    }
+
+    fn deliver_in(&mut self, now: SimTime, delay_ms: u64, tag: Tag, outcome: Outcome) {
+        let gen = self.gen;
+        let at = now.plus_ms(delay_ms);
+        self.queue.schedule(
+            at,
+            Ev::Deliver {
+                gen,
+                tag,
+                outcome,
+                window: None,
+            },
+        );
+    }
+
+    fn execute(&mut self, now: SimTime, tag: Tag, request: Request, timeout_ms: u64) {
+        match request {
+            Request::Health { host } => {
+                let w = &self.world;
+                let running =
+                    w.hosts[host].chassis == Chassis::On && w.hosts[host].os == Os::Running;
+                if !(w.agent_reachable(host) && running) {
+                    self.deliver_in(now, timeout_ms, tag, Outcome::TimedOut);
+                } else if !w.hosts[host].agent_up {
+                    let l = self.rng.gen_range(1..20);
+                    self.deliver_in(now, l, tag, Outcome::AgentDown);
+                } else if !w.agent_healthy(host) {
+                    let l = self.rng.gen_range(5..200);
+                    self.deliver_in(now, l.min(timeout_ms), tag, Outcome::AgentUnhealthy);
+                } else {
+                    let l = self.rng.gen_range(5..120);
+                    self.deliver_in(now, l.min(timeout_ms), tag, Outcome::Healthy);
+                }
+            }
+            Request::Activity {
+                target,
+                checker,
+                window_ms,
+            } => {
+                let gen = self.gen;
+                if !self.world.agent_reachable(checker) || !self.world.agent_answers(checker) {
+                    self.deliver_in(now, timeout_ms, tag, Outcome::TimedOut);
+                } else if !self.world.can_read_storage(checker) {
+                    let l = self.rng.gen_range(5..200);
+                    self.deliver_in(now, l, tag, Outcome::CheckerCannotReadStorage);
+                } else if window_ms > timeout_ms {
+                    self.deliver_in(now, timeout_ms, tag, Outcome::TimedOut);
+                } else {
+                    let lw_start = self.world.last_write(target, now);
+                    let epoch = self.world.hosts[target].failure_epoch;
+                    self.queue.schedule(
+                        now.plus_ms(window_ms),
+                        Ev::ActivityEnd {
+                            gen,
+                            tag,
+                            target,
+                            checker,
+                            start: now,
+                            lw_start,
+                            epoch,
+                        },
+                    );
+                }
+            }
+            Request::PowerRead { host } => match self.bmc_latency(host, timeout_ms) {
+                Err(o) => self.deliver_in(now, timeout_ms, tag, o),
+                Ok(l) => {
+                    let o = match self.world.hosts[host].chassis {
+                        Chassis::On => Outcome::PowerIsOn,
+                        Chassis::Off => Outcome::PowerIsOff,
+                    };
+                    self.deliver_in(now, l, tag, o);
+                }
+            },
+            Request::Power {
+                host,
+                op,
+                fence: evidence,
+            } => {
+                let fence = evidence.is_some();
+                let latency = self.bmc_latency(host, timeout_ms);
+                if fence {
+                    self.fences += 1;
+                    self.tracks[host].last_fence_issued = Some(now);
+                    let until = now.plus_ms(*latency.as_ref().unwrap_or(&timeout_ms));
+                    let n = self.checker.on_fence_issued(
+                        now,
+                        &self.world,
+                        host,
+                        until,
+                        evidence.as_ref(),
+                    );
+                    self.timeline.line(now, "FENCE", || {
+                        format!(
+                            "core issues {op:?} of h{host} (quorate={}, host dead={})",
+                            self.world.quorate,
+                            self.world.hosts[host].dead_since.is_some()
+                        )
+                    });
+                    if n > 0 {
+                        for v in &self.checker.violations[self.checker.violations.len() - n..] {
+                            let line = format!("{:?}: {}", v.invariant, v.detail);
+                            self.timeline.line(now, "VIOLATION", || line);
+                        }
+                    }
+                }
+                match latency {
+                    Err(o) => self.deliver_in(now, timeout_ms, tag, o),
+                    Ok(l) => {
+                        self.queue
+                            .schedule(now.plus_ms(l), Ev::PowerLands { host, op, fence });
+                        self.deliver_in(now, l, tag, Outcome::PowerDone);
+                    }
+                }
+            }
+        }
+    }
+
+    fn sample(&mut self, now: SimTime) {
+        let view = self.coord_view();
+        if !self.dead.is_empty() {
+            let dead = self.dead.clone();
+            let before = self.checker.violations.len();
+            self.checker.check_dead_hosts(now, &self.world, &dead, view);
+            for v in &self.checker.violations[before..] {
+                let line = format!(
+                    "{:?} {}: {}",
+                    v.invariant,
+                    v.host.as_deref().unwrap_or("-"),
+                    v.detail
+                );
+                self.timeline.line(now, "VIOLATION", || line);
+            }
+        }
+        let bound = self.checker.bounds.operation_state_bound_ms;
+        let stuck: Vec<(HostIdx, &'static str, SimTime)> = self
+            .transient
+            .iter()
+            .map(|&h| (h, self.tracks[h].state, self.tracks[h].since))
+            .filter(|(_, s, since)| OPERATION_STATES.contains(s) && now.since(*since) > bound)
+            .collect();
+        for (h, s, since) in stuck {
+            self.checker.stuck(now, h, s, since, bound);
+            self.timeline.line(now, "VIOLATION", || {
+                format!("h{h} stuck in {s} since {since}")
+            });
+            // Report once per stay.
+            self.tracks[h].since = now;
+        }
+    }
+
+    fn finish(mut self) -> RunReport {
+        let now = self.end;
+        // End-of-run settle check: after a quiet tail, nothing transient.
+        if self.opts.settle_ms > 0
+            && now.since(self.last_disruptive_fault) >= self.opts.settle_ms
+            && self.core.is_some()
+        {
+            let settled_before = SimTime(now.0 - self.opts.settle_ms / 2);
+            let stuck: Vec<_> = self
+                .transient
+                .iter()
+                .map(|&h| (h, self.tracks[h].state, self.tracks[h].since))
+                .filter(|(_, _, since)| *since <= settled_before)
+                .collect();
+            for (h, s, since) in stuck {
+                self.checker
+                    .stuck(now, h, s, since, self.opts.settle_ms / 2);
+                self.timeline.line(now, "VIOLATION", || {
+                    format!("h{h} still {s} at the end of a quiet tail")
+                });
+            }
+        }
+        let mut final_states: BTreeMap<String, usize> = BTreeMap::new();
+        for h in 0..self.world.hosts.len() {
+            let s = self
+                .core
+                .as_ref()
+                .map(|c| c.host_state(h))
+                .unwrap_or(self.tracks[h].state);
+            *final_states.entry(s.to_string()).or_default() += 1;
+        }
+        let host_states: BTreeMap<String, String> = if self.world.hosts.len() <= 64 {
+            (0..self.world.hosts.len())
+                .map(|h| {
+                    let s = self
+                        .core
+                        .as_ref()
+                        .map(|c| c.host_state(h))
+                        .unwrap_or(self.tracks[h].state);
+                    (format!("h{h}"), s.to_string())
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let to_s = |v: &BTreeMap<HostIdx, Vec<u64>>| -> BTreeMap<String, f64> {
+            v.iter()
+                .map(|(h, xs)| (format!("h{h}"), *xs.iter().max().unwrap() as f64 / 1000.0))
+                .collect()
+        };
+        let ttr = to_s(&self.time_to_recovery);
+        let max_ttr = self
+            .time_to_recovery
+            .values()
+            .flatten()
+            .max()
+            .map(|&m| m as f64 / 1000.0);
+        RunReport {
+            scenario: self.scenario_name.clone(),
+            seed: self.opts.seed,
+            hosts: self.world.hosts.len(),
+            clusters: self.world.clusters.len(),
+            virtual_duration_s: self.end.as_secs_f64(),
+            fences: self.fences,
+            fence_successes: self.fence_successes,
+            recoveries: self.recoveries,
+            violations: std::mem::take(&mut self.checker.violations),
+            max_time_to_recovery_s: max_ttr,
+            time_to_recovery_s: ttr,
+            time_to_available_s: to_s(&self.time_to_available),
+            final_state_counts: final_states,
+            host_states,
+            state_entries: self
+                .state_entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            coordinator_restarts: self.coordinator_restarts,
+            journal_bytes: self.disk.bytes.len(),
+            events: self.events,
+            core_calls: self.core_calls,
+            timeline: self.timeline.into_lines(),
+        }
+    }
+}

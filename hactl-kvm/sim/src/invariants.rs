@@ -1,0 +1,419 @@
+//! The safety and liveness invariants, judged against the world's ground
+//! truth rather than against what the coordinator believes.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::clock::SimTime;
+use crate::protocol::FenceEvidence;
+use crate::world::{ClusterIdx, HostIdx, World};
+
+/// Which invariant a [`Violation`] breaks; the kebab-case name is what the
+/// JSON summary and the timeline print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// A fencing power operation was issued while the coordinator was not quorate.
+    FenceWithoutQuorum,
+    /// More fencing operations in the window than the cap allows.
+    RateCapExceeded,
+    /// The host's heartbeat advanced during the activity window that led to
+    /// the fence: it was demonstrably alive.
+    FencedLiveHost,
+    /// A fence was issued with no activity check of that host answered in
+    /// the current failure episode.
+    FenceWithoutActivityCheck,
+    /// A second fencing operation on a host while one is still in flight.
+    ConcurrentRecovery,
+    /// A host already fenced in this failure episode, and up again, was fenced again.
+    DuplicateFence,
+    /// A fence inside a cluster whose storage or network was out as a whole.
+    FenceDuringPartitionOutage,
+    /// A dead host was not fenced within the bound although fencing was possible.
+    RecoveryTooSlow,
+    /// A host stayed in a transient HA state too long.
+    StuckInTransientState,
+    /// The core claimed a fence succeeded while the chassis was not off.
+    FenceSuccessNotConfirmed,
+    /// The coordinator could not be rebuilt from its journal.
+    RestartFailed,
+}
+
+/// One broken invariant, with enough context to find it in the timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub at_s: f64,
+    pub invariant: Invariant,
+    pub host: Option<String>,
+    pub detail: String,
+}
+
+/// Limits the checker enforces; they mirror the core's shipped defaults
+/// unless the run overrides them, so the sim judges what the core promises.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    pub fence_cap_per_cluster: usize,
+    pub fence_cap_global: usize,
+    pub fence_window_ms: u64,
+    /// From death to confirmed power-off when nothing blocks fencing.
+    pub recovery_bound_ms: u64,
+    /// From the moment the last blocking condition cleared to confirmed
+    /// power-off (the core may first wait out its activity-check backoff).
+    pub recovery_bound_after_block_ms: u64,
+    /// CHECKING / RECOVERING may not last longer than this, ever.
+    pub operation_state_bound_ms: u64,
+    /// Share of a cluster (percent) beyond which the mass-failure guard may
+    /// legitimately hold fencing back.
+    pub mass_failure_share_pct: u32,
+    /// Coordinator start-up grace: no fencing expected this long after a start.
+    pub startup_grace_ms: u64,
+}
+
+/// How many "dead" answers per host the checker remembers to verify that a
+/// fence's evidence is made of windows the simulator really answered.
+const ANSWERED_HISTORY: usize = 32;
+
+#[derive(Debug, Clone, Default)]
+pub struct HostRecord {
+    /// Windows the simulator answered "dead" for this host, most recent last.
+    pub answered_dead: VecDeque<(SimTime, SimTime)>,
+    pub fence_in_flight_until: Option<SimTime>,
+    /// Failure epoch in which the host was last fenced successfully.
+    pub fenced_in_epoch: Option<u32>,
+    /// Last instant something legitimate held fencing of this dead host back.
+    pub death_blocked_at: Option<SimTime>,
+    pub death_reported: bool,
+}
+
+/// Ground-truth bookkeeping and the checks run at every fence and every step.
+pub struct InvariantChecker {
+    pub bounds: Bounds,
+    pub hosts: Vec<HostRecord>,
+    /// Every fencing operation ever issued: (time, cluster); survives
+    /// coordinator restarts because it is the world's record, not the core's.
+    fence_log: VecDeque<(SimTime, ClusterIdx)>,
+    pub violations: Vec<Violation>,
+}
+
+/// What the engine knows about the coordinator that bears on whether a
+/// fence could have been expected.
+#[derive(Debug, Clone, Copy)]
+pub struct CoordinatorView {
+    pub up: bool,
+    pub started_at: SimTime,
+}
+
+impl InvariantChecker {
+    pub fn new(bounds: Bounds, hosts: usize) -> Self {
+        InvariantChecker {
+            bounds,
+            hosts: vec![HostRecord::default(); hosts],
+            fence_log: VecDeque::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn violate(
+        &mut self,
+        now: SimTime,
+        invariant: Invariant,
+        host: Option<HostIdx>,
+        detail: String,
+    ) {
+        self.violations.push(Violation {
+            at_s: now.as_secs_f64(),
+            invariant,
+            host: host.map(|h| format!("h{h}")),
+            detail,
+        });
+    }
+
+    pub fn fences_in_window(&self, now: SimTime, cluster: Option<ClusterIdx>) -> usize {
+        let from = now.0.saturating_sub(self.bounds.fence_window_ms);
+        self.fence_log
+            .iter()
+            .filter(|(t, c)| t.0 > from && cluster.map_or(true, |cl| cl == *c))
+            .count()
+    }
+
+    /// Records an activity window the simulator answered "dead" for `target`.
+    pub fn record_dead_answer(&mut self, target: HostIdx, from: SimTime, to: SimTime) {
+        let q = &mut self.hosts[target].answered_dead;
+        if q.len() == ANSWERED_HISTORY {
+            q.pop_front();
+        }
+        q.push_back((from, to));
+    }
+
+    /// Judges a fencing power operation (cycle/off/reset) at the instant the
+    /// core asks for it; returns the violations it caused (already recorded).
+    pub fn on_fence_issued(
+        &mut self,
+        now: SimTime,
+        world: &World,
+        host: HostIdx,
+        in_flight_until: SimTime,
+        evidence: Option<&FenceEvidence>,
+    ) -> usize {
+        let before = self.violations.len();
+        let cluster = world.hosts[host].cluster;
+        let epoch = world.hosts[host].failure_epoch;
+        if !world.quorate {
+            self.violate(
+                now,
+                Invariant::FenceWithoutQuorum,
+                Some(host),
+                "fence issued while the coordinator was not quorate".into(),
+            );
+        }
+        let in_cluster = self.fences_in_window(now, Some(cluster));
+        let global = self.fences_in_window(now, None);
+        if in_cluster >= self.bounds.fence_cap_per_cluster {
+            self.violate(
+                now,
+                Invariant::RateCapExceeded,
+                Some(host),
+                format!(
+                    "fence #{} in cluster c{cluster} within {} s (cap {})",
+                    in_cluster + 1,
+                    self.bounds.fence_window_ms / 1000,
+                    self.bounds.fence_cap_per_cluster
+                ),
+            );
+        }
+        if global >= self.bounds.fence_cap_global {
+            self.violate(
+                now,
+                Invariant::RateCapExceeded,
+                Some(host),
+                format!(
+                    "fence #{} globally within {} s (cap {})",
+                    global + 1,
+                    self.bounds.fence_window_ms / 1000,
+                    self.bounds.fence_cap_global
+                ),
+            );
+        }
+        match evidence {
+            None => {
+                self.violate(
+                    now,
+                    Invariant::FenceWithoutActivityCheck,
+                    Some(host),
+                    "fence carries no activity evidence".into(),
+                );
+            }
+            Some(ev) if ev.dead_windows.is_empty() => {
+                self.violate(
+                    now,
+                    Invariant::FenceWithoutActivityCheck,
+                    Some(host),
+                    "fence evidence has no dead sample".into(),
+                );
+            }
+            Some(ev) => {
+                let from = ev
+                    .dead_windows
+                    .iter()
+                    .map(|w| w.0)
+                    .min()
+                    .expect("non-empty");
+                let to = ev
+                    .dead_windows
+                    .iter()
+                    .map(|w| w.1)
+                    .max()
+                    .expect("non-empty");
+                if world.hosts[host]
+                    .heartbeat
+                    .advanced_between(from, to, world.heartbeat_period_ms)
+                {
+                    self.violate(now, Invariant::FencedLiveHost, Some(host), format!(
+                        "heartbeat advanced during the evidence window {from}..{to} that led to the fence"));
+                }
+                if ev.alive_samples > 0 {
+                    self.violate(
+                        now,
+                        Invariant::FencedLiveHost,
+                        Some(host),
+                        format!(
+                            "fence evidence contains {} sample(s) that saw the heartbeat advance",
+                            ev.alive_samples
+                        ),
+                    );
+                }
+                let answered = &self.hosts[host].answered_dead;
+                let unknown: Vec<_> = ev
+                    .dead_windows
+                    .iter()
+                    .filter(|w| !answered.contains(w))
+                    .collect();
+                if !unknown.is_empty() {
+                    self.violate(now, Invariant::FenceWithoutActivityCheck, Some(host), format!(
+                        "fence evidence cites {} dead window(s) the simulator never answered dead (first {}..{})",
+                        unknown.len(), unknown[0].0, unknown[0].1));
+                }
+            }
+        }
+        let (in_flight, fenced_in_epoch) = {
+            let rec = &self.hosts[host];
+            (rec.fence_in_flight_until, rec.fenced_in_epoch)
+        };
+        if let Some(until) = in_flight {
+            if until > now {
+                self.violate(
+                    now,
+                    Invariant::ConcurrentRecovery,
+                    Some(host),
+                    format!("a power operation on this host is still in flight until {until}"),
+                );
+            }
+        }
+        if fenced_in_epoch == Some(epoch) && world.hosts[host].dead_since.is_none() {
+            self.violate(now, Invariant::DuplicateFence, Some(host),
+                "the fence that recovered this host from its last death already happened; it has not died since".into());
+        } else if world.hosts[host].chassis == crate::world::Chassis::Off {
+            self.violate(
+                now,
+                Invariant::DuplicateFence,
+                Some(host),
+                "fence of a host whose chassis is already OFF".into(),
+            );
+        }
+        if world.partition_outage(cluster) {
+            self.violate(
+                now,
+                Invariant::FenceDuringPartitionOutage,
+                Some(host),
+                format!("cluster c{cluster} has a whole-partition storage or network outage"),
+            );
+        }
+        self.hosts[host].fence_in_flight_until = Some(in_flight_until);
+        self.fence_log.push_back((now, cluster));
+        // Keep the log bounded: nothing older than the window can matter.
+        let from = now.0.saturating_sub(self.bounds.fence_window_ms);
+        while self.fence_log.front().is_some_and(|(t, _)| t.0 <= from) {
+            self.fence_log.pop_front();
+        }
+        self.violations.len() - before
+    }
+
+    /// A fencing operation turned off the chassis of a dead host: that
+    /// death is dealt with, another fence before the next death is a duplicate.
+    pub fn on_dead_host_fenced(&mut self, host: HostIdx, epoch: u32) {
+        self.hosts[host].fenced_in_epoch = Some(epoch);
+    }
+
+    pub fn on_fence_finished(&mut self, host: HostIdx) {
+        self.hosts[host].fence_in_flight_until = None;
+    }
+
+    /// A host died: starts a recovery clock for it.
+    pub fn on_death(&mut self, host: HostIdx) {
+        let rec = &mut self.hosts[host];
+        rec.death_blocked_at = None;
+        rec.death_reported = false;
+    }
+
+    /// Whether something legitimate holds fencing of `host` back right now.
+    pub fn fencing_blocked(
+        &self,
+        now: SimTime,
+        world: &World,
+        host: HostIdx,
+        coord: CoordinatorView,
+    ) -> bool {
+        let h = &world.hosts[host];
+        let c = h.cluster;
+        let cl = &world.clusters[c];
+        let size = cl.hosts.len().max(1);
+        let unhealthy = cl
+            .hosts
+            .clone()
+            .filter(|&x| !world.agent_healthy(x) || !world.agent_reachable(x))
+            .count();
+        let healthy_peers = cl
+            .hosts
+            .clone()
+            .filter(|&x| x != host && world.agent_healthy(x) && world.agent_reachable(x))
+            .count();
+        !world.quorate
+            || !coord.up
+            || now.since(coord.started_at)
+                < self.bounds.startup_grace_ms + self.bounds.recovery_bound_ms
+            || !world.bmc_answers(host)
+            || h.bmc.extra_latency_ms > 0
+            || world.partition_outage(c)
+            || unhealthy * 100 >= size * self.bounds.mass_failure_share_pct as usize
+            || healthy_peers < 2
+            || self.fences_in_window(now, Some(c)) >= self.bounds.fence_cap_per_cluster
+            || self.fences_in_window(now, None) >= self.bounds.fence_cap_global
+    }
+
+    /// Per-step liveness check for dead hosts (only hosts listed in `dead`).
+    pub fn check_dead_hosts(
+        &mut self,
+        now: SimTime,
+        world: &World,
+        dead: &[HostIdx],
+        coord: CoordinatorView,
+    ) {
+        for &h in dead {
+            let Some(since) = world.hosts[h].dead_since else {
+                continue;
+            };
+            if self.fencing_blocked(now, world, h, coord) {
+                self.hosts[h].death_blocked_at = Some(now);
+                continue;
+            }
+            let rec = &self.hosts[h];
+            if rec.death_reported {
+                continue;
+            }
+            let late = match rec.death_blocked_at {
+                None => now.since(since) > self.bounds.recovery_bound_ms,
+                Some(b) => now.since(b) > self.bounds.recovery_bound_after_block_ms,
+            };
+            if late {
+                let detail = match rec.death_blocked_at {
+                    None => format!(
+                        "dead since {since}, not fenced within {} s although nothing blocked fencing",
+                        self.bounds.recovery_bound_ms / 1000),
+                    Some(b) => format!(
+                        "dead since {since}, fencing possible again since {b}, not fenced within {} s of that",
+                        self.bounds.recovery_bound_after_block_ms / 1000),
+                };
+                self.hosts[h].death_reported = true;
+                self.violate(now, Invariant::RecoveryTooSlow, Some(h), detail);
+            }
+        }
+    }
+
+    pub fn stuck(
+        &mut self,
+        now: SimTime,
+        host: HostIdx,
+        state: &str,
+        since: SimTime,
+        bound_ms: u64,
+    ) {
+        self.violate(
+            now,
+            Invariant::StuckInTransientState,
+            Some(host),
+            format!(
+                "in {state} since {since} (longer than {} s)",
+                bound_ms / 1000
+            ),
+        );
+    }
+
+    pub fn fence_success_not_confirmed(&mut self, now: SimTime, host: HostIdx, detail: String) {
+        self.violate(now, Invariant::FenceSuccessNotConfirmed, Some(host), detail);
+    }
+
+    pub fn restart_failed(&mut self, now: SimTime, detail: String) {
+        self.violate(now, Invariant::RestartFailed, None, detail);
+    }
+}

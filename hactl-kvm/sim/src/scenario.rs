@@ -1,0 +1,350 @@
+//! Named fault scenarios and seeded random fault schedules.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::SimTime;
+use crate::faults::Fault;
+use crate::world::Topology;
+
+/// When the first fault of a named scenario strikes: after the coordinator's
+/// start-up grace period, with every host settled in AVAILABLE.
+pub const FAULT_AT_S: u64 = 300;
+
+/// A fault schedule over a topology for a bounded stretch of virtual time.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub topology: Topology,
+    pub duration: SimTime,
+    pub faults: Vec<(SimTime, Fault)>,
+}
+
+/// One line per built-in scenario, as `--list` prints them.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    ("host-crash", "one host crashes with its chassis ON; it is fenced (power-cycled) and comes back AVAILABLE"),
+    ("agent-down-vms-alive", "the agent of one host dies while its VMs keep writing; heartbeats advance, nothing is fenced"),
+    ("host-nfs-outage", "one host loses its NFS path for 10 min; its stalled VMs justify fencing it"),
+    ("cluster-nfs-outage", "the NFS export of a whole cluster goes away for 10 min; the guard trips, nothing is fenced"),
+    ("bmc-unreachable", "a host crashes while its BMC is unreachable; no fence is claimed, the host waits for an operator"),
+    ("bmc-slow", "a host crashes while its BMC answers slower than the power timeout; operations are abandoned, the host waits for an operator"),
+    ("bmc-dead-with-host", "a host loses power together with its BMC; power reads fail, no fence is claimed, the host waits for an operator"),
+    ("flapping", "the agent of one host flaps up/down every 7 s for 10 min while the host is fine; nothing is fenced"),
+    ("partition", "the coordinator is cut off from a whole cluster for 10 min; nothing is fenced"),
+    ("quorum-loss", "quorum is lost, then a host crashes; nothing is fenced until quorum returns, then the host is recovered"),
+    ("coordinator-restart", "hosts crash one after another; the coordinator crashes at its first fence (torn journal tail) and restarts; no duplicate fence, the rate cap is remembered"),
+    ("mass-failure", "most hosts of a cluster fail at once; the mass-failure guard trips and nothing is fenced"),
+    ("clock-step", "the coordinator's and one host's wall clocks step by hours; nothing is fenced"),
+];
+
+pub fn names() -> impl Iterator<Item = &'static str> {
+    SCENARIOS.iter().map(|(n, _)| *n)
+}
+
+/// Errors building a scenario from operator input.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScenarioError {
+    #[error("unknown scenario {0:?}; `hactl-kvm simulate --list` names the built-in scenarios")]
+    Unknown(String),
+    #[error("scenario {name} needs at least {min} hosts, got {got}")]
+    TooFewHosts {
+        name: &'static str,
+        min: usize,
+        got: usize,
+    },
+}
+
+fn at(s: u64) -> SimTime {
+    SimTime::from_secs(s)
+}
+
+/// Hosts per cluster for named scenarios: one cluster unless `--hosts` asks
+/// for more than this many.
+pub const SCENARIO_HOSTS_PER_CLUSTER: usize = 10;
+
+/// Builds the named scenario with `hosts` hosts (None: the scenario's default).
+pub fn named(name: &str, hosts: Option<usize>) -> Result<Scenario, ScenarioError> {
+    let (key, _) = SCENARIOS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| ScenarioError::Unknown(name.to_string()))?;
+    let (default_hosts, min_hosts) = match *key {
+        "coordinator-restart" => (10, 6),
+        "mass-failure" => (6, 4),
+        _ => (6, 3),
+    };
+    let n = hosts.unwrap_or(default_hosts);
+    if n < min_hosts {
+        return Err(ScenarioError::TooFewHosts {
+            name: key,
+            min: min_hosts,
+            got: n,
+        });
+    }
+    let t = FAULT_AT_S;
+    let mut duration = at(1800);
+    let faults: Vec<(SimTime, Fault)> = match *key {
+        "host-crash" => vec![(at(t), Fault::HostCrash { host: 1 })],
+        "agent-down-vms-alive" => vec![
+            (at(t), Fault::AgentDown { host: 1 }),
+            (at(t + 600), Fault::AgentUp { host: 1 }),
+        ],
+        "host-nfs-outage" => vec![
+            (at(t), Fault::HostNfsDown { host: 1 }),
+            (at(t + 600), Fault::HostNfsUp { host: 1 }),
+        ],
+        "cluster-nfs-outage" => vec![
+            (at(t), Fault::ClusterNfsDown { cluster: 0 }),
+            (at(t + 600), Fault::ClusterNfsUp { cluster: 0 }),
+        ],
+        "bmc-unreachable" => vec![
+            (at(t - 60), Fault::BmcUnreachable { host: 1 }),
+            (at(t), Fault::HostCrash { host: 1 }),
+        ],
+        "bmc-slow" => vec![
+            (
+                at(t - 60),
+                Fault::BmcSlow {
+                    host: 1,
+                    extra_ms: 120_000,
+                },
+            ),
+            (at(t), Fault::HostCrash { host: 1 }),
+        ],
+        "bmc-dead-with-host" => vec![(at(t), Fault::HostAndBmcLosePower { host: 1 })],
+        "flapping" => {
+            let mut v = Vec::new();
+            let mut s = t * 1000;
+            while s < (t + 600) * 1000 {
+                v.push((SimTime(s), Fault::AgentDown { host: 1 }));
+                v.push((SimTime(s + 7_000), Fault::AgentUp { host: 1 }));
+                s += 14_000;
+            }
+            v
+        }
+        "partition" => vec![
+            (at(t), Fault::PartitionCluster { cluster: 0 }),
+            (at(t + 600), Fault::HealCluster { cluster: 0 }),
+        ],
+        "quorum-loss" => vec![
+            (at(t - 20), Fault::QuorumLost),
+            (at(t), Fault::HostCrash { host: 1 }),
+            (at(t + 300), Fault::QuorumRegained),
+        ],
+        "coordinator-restart" => {
+            duration = at(3000);
+            vec![
+                // Crash right after the first fence left for the BMC, before
+                // its result could come back.
+                (
+                    at(t - 1),
+                    Fault::CoordinatorCrashOnNextFence {
+                        restart_after_ms: 20_000,
+                        tear_last_record: false,
+                    },
+                ),
+                (at(t), Fault::HostCrash { host: 1 }),
+                // Crash while writing the journal record that precedes the
+                // second fence: the record is torn and the fence never left.
+                (
+                    at(t + 599),
+                    Fault::CoordinatorCrashOnNextFence {
+                        restart_after_ms: 20_000,
+                        tear_last_record: true,
+                    },
+                ),
+                (at(t + 600), Fault::HostCrash { host: 2 }),
+                (at(t + 1200), Fault::HostCrash { host: 3 }),
+                // A fourth fence inside the hour would exceed the default cap
+                // of 3 per hour: a restarted core that forgot its fence log
+                // would fence h4.
+                (at(t + 1800), Fault::HostCrash { host: 4 }),
+            ]
+        }
+        "mass-failure" => {
+            let victims = (n * 2).div_ceil(3).min(n - 1);
+            (1..=victims)
+                .map(|h| {
+                    (
+                        SimTime(t * 1000 + h as u64 * 200),
+                        Fault::HostCrash { host: h },
+                    )
+                })
+                .collect()
+        }
+        "clock-step" => vec![
+            (
+                at(t),
+                Fault::CoordinatorWallClockStep {
+                    delta_ms: 3_600_000,
+                },
+            ),
+            (
+                at(t + 100),
+                Fault::HostWallClockStep {
+                    host: 2,
+                    delta_ms: -3_600_000,
+                },
+            ),
+            (
+                at(t + 300),
+                Fault::CoordinatorWallClockStep {
+                    delta_ms: -7_200_000,
+                },
+            ),
+        ],
+        other => unreachable!("scenario {other} listed but not built"),
+    };
+    Ok(Scenario {
+        name: key.to_string(),
+        topology: Topology::new(n, SCENARIO_HOSTS_PER_CLUSTER),
+        duration,
+        faults,
+    })
+}
+
+/// Virtual length of one `--random` run, and the fault-free tail at its end
+/// in which every transient state must have settled.
+pub const RANDOM_DURATION_S: u64 = 3600;
+pub const RANDOM_SETTLE_S: u64 = 1200;
+
+/// A seeded random fault schedule: a handful of faults of every kind, each
+/// with its repair, all between the start-up grace period and the settle
+/// tail. Same seed, same schedule.
+pub fn random(seed: u64, hosts: usize) -> Scenario {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let hosts = hosts.max(3);
+    let topo = Topology::new(hosts, SCENARIO_HOSTS_PER_CLUSTER);
+    let clusters = topo.clusters();
+    let first = 200_000u64;
+    let last = (RANDOM_DURATION_S - RANDOM_SETTLE_S) * 1000;
+    let mut faults = Vec::new();
+    let count = rng.gen_range(1..=6);
+    for _ in 0..count {
+        let start = rng.gen_range(first..last - 60_000);
+        // Repairs come before the settle tail so the end state can be judged.
+        let span = |rng: &mut ChaCha8Rng| SimTime(rng.gen_range(start + 5_000..last));
+        let host = rng.gen_range(0..hosts);
+        let cluster = rng.gen_range(0..clusters);
+        let s = SimTime(start);
+        match rng.gen_range(0..14) {
+            0 | 1 => faults.push((s, Fault::HostCrash { host })),
+            2 => {
+                faults.push((s, Fault::HostAndBmcLosePower { host }));
+                faults.push((span(&mut rng), Fault::PowerFeedRestored { host }));
+            }
+            3 => {
+                faults.push((s, Fault::AgentDown { host }));
+                faults.push((span(&mut rng), Fault::AgentUp { host }));
+            }
+            4 => {
+                faults.push((s, Fault::HostNfsDown { host }));
+                faults.push((span(&mut rng), Fault::HostNfsUp { host }));
+            }
+            5 => {
+                faults.push((s, Fault::ClusterNfsDown { cluster }));
+                faults.push((span(&mut rng), Fault::ClusterNfsUp { cluster }));
+            }
+            6 => {
+                faults.push((s, Fault::BmcUnreachable { host }));
+                faults.push((span(&mut rng), Fault::BmcReachable { host }));
+            }
+            7 => {
+                let extra_ms = rng.gen_range(1_000..120_000);
+                faults.push((s, Fault::BmcSlow { host, extra_ms }));
+                faults.push((span(&mut rng), Fault::BmcNormal { host }));
+            }
+            8 => {
+                let mut t = start;
+                let end = span(&mut rng).0;
+                let half = rng.gen_range(2_000..20_000);
+                while t + 2 * half < end {
+                    faults.push((SimTime(t), Fault::AgentDown { host }));
+                    faults.push((SimTime(t + half), Fault::AgentUp { host }));
+                    t += 2 * half;
+                }
+            }
+            9 => {
+                faults.push((s, Fault::PartitionCluster { cluster }));
+                faults.push((span(&mut rng), Fault::HealCluster { cluster }));
+            }
+            10 => {
+                faults.push((s, Fault::PartitionHost { host }));
+                faults.push((span(&mut rng), Fault::HealHost { host }));
+            }
+            11 => {
+                faults.push((s, Fault::QuorumLost));
+                faults.push((span(&mut rng), Fault::QuorumRegained));
+            }
+            12 => {
+                let restart_after_ms = rng.gen_range(1_000..60_000);
+                let tear_last_record = rng.gen_bool(0.5);
+                let f = if rng.gen_bool(0.5) {
+                    Fault::CoordinatorCrash {
+                        restart_after_ms,
+                        tear_last_record,
+                    }
+                } else {
+                    Fault::CoordinatorCrashOnNextFence {
+                        restart_after_ms,
+                        tear_last_record,
+                    }
+                };
+                faults.push((s, f));
+            }
+            _ => {
+                let delta_ms = rng.gen_range(-7_200_000i64..7_200_000);
+                if rng.gen_bool(0.5) {
+                    faults.push((s, Fault::CoordinatorWallClockStep { delta_ms }));
+                } else {
+                    faults.push((s, Fault::HostWallClockStep { host, delta_ms }));
+                }
+            }
+        }
+    }
+    faults.sort_by_key(|(t, _)| *t);
+    Scenario {
+        name: format!("random-{seed}"),
+        topology: topo,
+        duration: SimTime::from_secs(RANDOM_DURATION_S),
+        faults,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_scenario_builds() {
+        for name in names() {
+            let s = named(name, None).unwrap();
+            assert!(!s.faults.is_empty(), "{name} has no faults");
+            assert!(s.faults.iter().all(|(t, _)| *t < s.duration));
+        }
+    }
+
+    #[test]
+    fn unknown_and_too_small_are_errors() {
+        assert!(matches!(
+            named("nope", None),
+            Err(ScenarioError::Unknown(_))
+        ));
+        assert!(matches!(
+            named("host-crash", Some(2)),
+            Err(ScenarioError::TooFewHosts { .. })
+        ));
+    }
+
+    #[test]
+    fn random_schedules_are_reproducible_and_leave_a_quiet_tail() {
+        for seed in 0..200 {
+            let a = random(seed, 5);
+            let b = random(seed, 5);
+            assert_eq!(a.faults, b.faults);
+            let tail = SimTime::from_secs(RANDOM_DURATION_S - RANDOM_SETTLE_S);
+            assert!(a.faults.iter().all(|(t, _)| *t < tail), "seed {seed}");
+        }
+        assert_ne!(random(1, 5).faults, random(2, 5).faults);
+    }
+}
