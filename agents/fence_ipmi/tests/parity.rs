@@ -178,6 +178,8 @@ struct Case {
     /// Why the Pacemaker stderr-keyword check does not apply to this case (a deliberate
     /// difference in the wording of the failure), if it does not.
     keyword_waiver: Option<&'static str>,
+    /// Both agents must take at least this long (a `delay` that must really be waited out).
+    min_elapsed_ms: u64,
 }
 
 macro_rules! lanplus {
@@ -213,11 +215,17 @@ const fn case(
         reference,
         ours,
         keyword_waiver: None,
+        min_elapsed_ms: 0,
     }
 }
 
 const fn with_mode(mut c: Case, mode: BmcMode) -> Case {
     c.mode = mode;
+    c
+}
+
+const fn at_least_ms(mut c: Case, ms: u64) -> Case {
+    c.min_elapsed_ms = ms;
     c
 }
 
@@ -330,6 +338,16 @@ static CASES: &[Case] = &[
         ),
         "fence_ipmilan reports every failed cycle/diag as the misleading `Connection timed out`; \
          ours names the BMC's completion code (0xCC, invalid data field)",
+    ),
+    at_least_ms(
+        case(
+            "delay=1 before off",
+            argv!(lanplus!(), " -o off --delay=1 --power-wait=0"),
+            On,
+            expect(0, "Success: Powered OFF\n", &["off"]),
+            Same,
+        ),
+        1000,
     ),
     // ---- command-line syntax ----
     case(
@@ -905,6 +923,14 @@ fn check_case(case: &Case) -> Vec<String> {
             ours.stderr
         ));
     }
+    for (who, run) in [("fence_ipmilan", &reference), ("fence_ipmi", &ours)] {
+        if run.elapsed < Duration::from_millis(case.min_elapsed_ms) {
+            problems.push(format!(
+                "[{name}] {who} took {:?}, less than the {} ms the case requires",
+                run.elapsed, case.min_elapsed_ms
+            ));
+        }
+    }
     // Pacemaker reads a few words of stderr; keep them.
     let our_err = ours.stderr.to_lowercase();
     for (ref_word, accepted) in PACEMAKER_KEYWORDS {
@@ -1024,6 +1050,126 @@ fn parity_metadata_parameters_and_actions() {
     );
 }
 
+/// Each `<parameter>`'s name with its content type, `default`, `required`, `deprecated` and
+/// `obsoletes` attributes, from fence-agents metadata XML (flat, one element per line).
+fn parameter_facts(xml: &str) -> Vec<String> {
+    let attr = |tag: &str, name: &str| -> String {
+        let needle = format!(" {name}=\"");
+        tag.find(&needle)
+            .map(|i| {
+                let rest = &tag[i + needle.len()..];
+                rest[..rest.find('"').unwrap_or(rest.len())].to_string()
+            })
+            .unwrap_or_default()
+    };
+    xml.split("<parameter ")
+        .skip(1)
+        .map(|block| {
+            let block = &block[..block.find("</parameter>").unwrap_or(block.len())];
+            // `split` ate the space before the first attribute; put it back for `attr`.
+            let head = format!(" {}", &block[..block.find('>').unwrap_or(block.len())]);
+            let content = block
+                .find("<content ")
+                .map(|i| &block[i..i + block[i..].find('>').unwrap_or(0)])
+                .unwrap_or("");
+            format!(
+                "{} type={} default={:?} required={} deprecated={} obsoletes={}",
+                attr(&head, "name"),
+                attr(content, "type"),
+                attr(content, "default"),
+                attr(&head, "required"),
+                attr(&head, "deprecated"),
+                attr(&head, "obsoletes"),
+            )
+        })
+        .collect()
+}
+
+/// Invoked under another name (Debian ships these as copies of fence_ipmilan; upstream as
+/// symlinks), the agent changes defaults: lanplus=1 for fence_ipmilanplus/ilo3/4/5, power_wait=4
+/// for fence_ilo3. Ours, run through a symlink of that name, must describe the same defaults,
+/// types and required/deprecated/obsoletes flags as the reference does.
+#[test]
+fn parity_metadata_defaults_under_every_invoked_name() {
+    let dir = std::env::temp_dir().join(format!("fence-parity-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut problems = Vec::new();
+    for name in [
+        "fence_ipmilan",
+        "fence_ipmilanplus",
+        "fence_ilo3",
+        "fence_ilo4",
+        "fence_ilo5",
+        "fence_imm",
+        "fence_idrac",
+    ] {
+        let reference = Path::new("/usr/sbin").join(name);
+        assert!(
+            reference.is_file(),
+            "{} is missing: apt-get install fence-agents",
+            reference.display()
+        );
+        let ours = dir.join(name);
+        std::os::unix::fs::symlink(our_binary(), &ours).expect("symlink our binary");
+        let (rc, ref_xml, _, _) = run_agent(&reference, Input::Argv("-o metadata"), 0);
+        assert_eq!(rc, 0, "{name} -o metadata failed");
+        let (rc, our_xml, err, _) = run_agent(&ours, Input::Argv("-o metadata"), 0);
+        assert_eq!(rc, 0, "fence_ipmi as {name} -o metadata failed: {err}");
+        if !our_xml.contains(&format!("<resource-agent name=\"{name}\"")) {
+            problems.push(format!(
+                "as {name}: the root element does not carry name=\"{name}\""
+            ));
+        }
+        let ours_facts: Vec<String> = parameter_facts(&our_xml)
+            .into_iter()
+            .filter(|f| {
+                !EXTRA_PARAMETERS
+                    .iter()
+                    .any(|(n, _)| f.starts_with(&format!("{n} ")))
+            })
+            .collect();
+        let ref_facts = parameter_facts(&ref_xml);
+        assert!(ref_facts.len() > 30, "could not read {name}'s parameters");
+        // Guard the parser: the per-name defaults must be visible in the facts it extracts.
+        let lanplus_default = if name.starts_with("fence_ilo") || name == "fence_ipmilanplus" {
+            "1"
+        } else {
+            "0"
+        };
+        let power_wait_default = if name == "fence_ilo3" { "4" } else { "2" };
+        for expected in [
+            format!("lanplus type=boolean default=\"{lanplus_default}\" "),
+            format!("power_wait type=second default=\"{power_wait_default}\" "),
+        ] {
+            assert!(
+                ref_facts.iter().any(|f| f.starts_with(&expected)),
+                "{name}: expected `{expected}` among {ref_facts:?}"
+            );
+        }
+        for (theirs, mine) in ref_facts.iter().zip(&ours_facts) {
+            if theirs != mine {
+                problems.push(format!(
+                    "as {name}: fence_ipmilan has `{theirs}`, ours `{mine}`"
+                ));
+            }
+        }
+        if ref_facts.len() != ours_facts.len() {
+            problems.push(format!(
+                "as {name}: {} parameters, fence_ipmilan {}",
+                ours_facts.len(),
+                ref_facts.len()
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        problems.is_empty(),
+        "metadata differences:\n{}",
+        problems.join("\n")
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // The table as documentation
 // ------------------------------------------------------------------------------------------
@@ -1075,8 +1221,10 @@ fn render_doc() -> String {
          every failure of ours (exit 1) explains itself on stderr (ours names the cause, e.g. a \
          rejected password or no answer from the BMC, where fence_ipmilan says \
          `Unable to obtain correct plug status`); no password ever appears in our stdout or stderr. \
-         A separate test checks that both agents' metadata list the same parameters and actions in \
-         the same order.\n\n\
+         Separate tests check that both agents' metadata list the same parameters and actions in \
+         the same order, and that under every invoked name (`fence_ipmilan`, `fence_ipmilanplus`, \
+         `fence_ilo3/4/5`, `fence_imm`, `fence_idrac`) each parameter has the same type, default \
+         and required/deprecated/obsoletes flags.\n\n\
          | case | BMC | power before | input | fence_ipmilan rc \\| stdout \\| events | fence_ipmi |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -1109,10 +1257,15 @@ fn render_doc() -> String {
                 why.split_whitespace().collect::<Vec<_>>().join(" ")
             );
         }
+        let name = if c.min_elapsed_ms > 0 {
+            format!("{} (both take >= {} ms)", c.name, c.min_elapsed_ms)
+        } else {
+            c.name.to_string()
+        };
         let _ = writeln!(
             doc,
             "| {} | {} | {} | {} | {} | {} |",
-            c.name,
+            name,
             bmc,
             power,
             show_input(c.input),
