@@ -365,6 +365,13 @@ static CASES: &[Case] = &[
         Same,
     ),
     case(
+        "-vvv status",
+        argv!(lanplus!(), " -o status -vvv"),
+        Off,
+        expect(2, OFF, &[]),
+        Same,
+    ),
+    case(
         "leftover positional argument is ignored",
         argv!(lanplus!(), " -o status extra"),
         On,
@@ -670,6 +677,20 @@ static CASES: &[Case] = &[
         Input::Stdin("ip=127.0.0.1\nipport={PORT}\nusername=admin\npassword=secret\nlanplus=1\ncipher=0\nallow_cipher_zero=1\naction=status\n"),
         On,
         expect(0, ON, &[]),
+        Same,
+    ),
+    case(
+        "stdin password_script, lanplus=TRUE, verbose=1",
+        Input::Stdin("ip=127.0.0.1\nipport={PORT}\nusername=admin\npassword_script=echo secret\nlanplus=TRUE\ncipher=3\naction=status\nverbose=1\n"),
+        On,
+        expect(0, ON, &[]),
+        Same,
+    ),
+    case(
+        "stdin verbose reboot (debug output must not leak the password)",
+        Input::Stdin("ip=127.0.0.1\nipport={PORT}\nusername=admin\npassword=secret\nlanplus=1\ncipher=3\naction=reboot\npower_wait=0\nverbose=1\nverbose_level=3\n"),
+        On,
+        expect(0, "Success: Rebooted\n", &["off", "on"]),
         Same,
     ),
     case(
@@ -1041,13 +1062,22 @@ fn parity_metadata_parameters_and_actions() {
         attrs(&reference, "action"),
         "actions differ from fence_ipmilan"
     );
-    // Same via stdin, the way fenced asks.
-    let (rc, via_stdin, _, _) = run_agent(&our_binary(), Input::Stdin("action=metadata\n"), 0);
-    assert_eq!(rc, 0);
-    assert_eq!(
-        via_stdin, ours,
-        "metadata via stdin differs from -o metadata"
-    );
+    // Same via stdin (the way fenced asks), as meta-data (OCF spelling) and as manpage.
+    for input in [
+        Input::Stdin("action=metadata\n"),
+        Input::Stdin("action=meta-data\n"),
+        Input::Argv("-o meta-data"),
+        Input::Argv("-o manpage"),
+    ] {
+        let (rc, again, err, _) = run_agent(&our_binary(), input, 0);
+        assert_eq!(rc, 0, "{}: {err}", show_input(input));
+        assert_eq!(
+            again,
+            ours,
+            "{} differs from -o metadata",
+            show_input(input)
+        );
+    }
 }
 
 /// Each `<parameter>`'s name with its content type, `default`, `required`, `deprecated` and
