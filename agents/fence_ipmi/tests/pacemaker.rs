@@ -17,6 +17,8 @@ use test_support::{require, Cluster, IpmiSim, PowerEvent, SimUser};
 const INSTALL_PATH: &str = "/usr/sbin/fence_ipmi";
 /// A password distinctive enough to grep for in process lists and logs.
 const PASSWORD: &str = "Pcmk-Parity-S3cret";
+/// A wrong password for the failing device, just as distinctive.
+const WRONG_PASSWORD: &str = "Pcmk-Wr0ng-Passw0rd";
 
 fn our_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fence_ipmi"))
@@ -392,15 +394,80 @@ fn pacemaker_reboots_node2_through_fence_ipmi() {
         leaks.is_empty(),
         "password visible in the process list: {leaks:?}"
     );
+    // Fencing (off) and unfencing (on) go through the same device.
+    sim.clear_events();
+    let fence = stonith_admin(&["--fence", "node2", "--timeout", "60"]);
+    assert!(
+        fence.status.success(),
+        "stonith_admin --fence node2: {}",
+        text(&fence)
+    );
+    assert_eq!(
+        sim.wait_for_events(1, Duration::from_secs(5)),
+        vec![PowerEvent::Off]
+    );
+    assert!(!sim.power_is_on(), "node2 is still on after --fence");
+    let unfence = stonith_admin(&["--unfence", "node2", "--timeout", "60"]);
+    assert!(
+        unfence.status.success(),
+        "stonith_admin --unfence node2: {}",
+        text(&unfence)
+    );
+    assert_eq!(
+        sim.wait_for_events(2, Duration::from_secs(5)),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+
+    // A device whose BMC rejects the password: fencing node3 must fail, touch nothing, and
+    // the fencer's log must carry our agent's explanation, without the (wrong) password.
+    let sim3 = IpmiSim::builder()
+        .users(vec![SimUser::new("admin", PASSWORD, "admin")])
+        .start();
+    let port3 = format!("ipport={}", sim3.port());
+    let wrong = format!("password={WRONG_PASSWORD}");
+    cluster.crm_configure(&[
+        "primitive",
+        "fence-node3",
+        "stonith:fence_ipmi",
+        "params",
+        "ip=127.0.0.1",
+        &port3,
+        "username=admin",
+        &wrong,
+        "lanplus=1",
+        "cipher=3",
+        "pcmk_host_list=node3",
+    ]);
+    let failed = stonith_admin(&["--reboot", "node3", "--timeout", "30"]);
+    assert!(
+        !failed.status.success(),
+        "fencing node3 with a wrong password succeeded: {}",
+        text(&failed)
+    );
+    assert!(
+        sim3.events().is_empty(),
+        "a failed fencing changed node3's power: {:?}",
+        sim3.events()
+    );
     let log = cluster.pacemaker_log();
+    let agent_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fence_ipmi[") && l.contains("stderr"))
+        .collect();
+    assert!(
+        !agent_lines.is_empty(),
+        "the fencer logged no stderr of fence_ipmi for the failure:\n{}",
+        cluster.pacemaker_log_tail(80)
+    );
+
     let leaking: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains(PASSWORD))
+        .filter(|l| l.contains(PASSWORD) || l.contains(WRONG_PASSWORD))
         .filter(|l| l.contains("fence_ipmi[") || l.contains("pacemaker-fenced"))
         .collect();
     assert!(
         leaking.is_empty(),
-        "the password appears in fencer/agent log lines:\n{}",
+        "a password appears in fencer/agent log lines:\n{}",
         leaking.join("\n")
     );
 }
