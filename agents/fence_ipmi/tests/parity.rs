@@ -32,6 +32,8 @@ enum BmcMode {
     Normal,
     /// Chassis control is acknowledged and logged, but the power never changes.
     IgnoresPowerChanges,
+    /// Powers off when asked, but a power-on is acknowledged and never happens.
+    IgnoresPowerOn,
     /// Nothing listens on the port: the kernel answers ICMP port unreachable at once.
     ClosedPort,
     /// A socket holds the port but never answers (a BMC that is down or filtered): a real
@@ -49,7 +51,8 @@ const IGNORING_CHASSIS_SCRIPT: &str = r#"#!/bin/sh
 d=$(dirname "$0")
 case "$1" in
 get) case "$2" in power) echo "power:$(cat "$d/power")" ;; esac ;;
-set) shift; echo "$(date +%s.%N) $*" >> "$d/events.log" ;;
+set) shift; echo "$(date +%s.%N) $*" >> "$d/events.log"
+     if [ "$1" = power ] && [ "$2" = 0 ] && [ -f "$d/off-works" ]; then echo 0 > "$d/power"; fi ;;
 esac
 exit 0
 "#;
@@ -72,7 +75,10 @@ impl Bmc {
             return Bmc::ClosedPort(socket.local_addr().expect("local addr").port());
         }
         let sim = IpmiSim::builder().power_on(initial == Power::On).start();
-        if mode == BmcMode::IgnoresPowerChanges {
+        if mode == BmcMode::IgnoresPowerOn {
+            std::fs::write(sim.dir().join("off-works"), "").expect("write off-works flag");
+        }
+        if mode == BmcMode::IgnoresPowerChanges || mode == BmcMode::IgnoresPowerOn {
             use std::os::unix::fs::PermissionsExt;
             // Replace atomically: ipmi_sim may be running the script right now.
             let tmp = sim.dir().join("chassis.sh.new");
@@ -526,6 +532,17 @@ static CASES: &[Case] = &[
             Same,
         ),
         BmcMode::IgnoresPowerChanges,
+    ),
+    with_mode(
+        case(
+            "reboot whose power-on never takes effect",
+            argv!(lanplus!(), " -o reboot --power-wait=0 --power-timeout=2"),
+            On,
+            // 4.12.1 logs `Timed out waiting to power ON` and still reports success (§1.3).
+            expect(0, "Success: Rebooted\n", &["off", "on"]),
+            Same,
+        ),
+        BmcMode::IgnoresPowerOn,
     ),
     with_mode(
         case(
@@ -1265,6 +1282,7 @@ fn render_doc() -> String {
             BmcMode::Silent => "silent (never answers)",
             BmcMode::HangsOnControl => "hangs on chassis control",
             BmcMode::IgnoresPowerChanges => "ignores power changes",
+            BmcMode::IgnoresPowerOn => "powers off, ignores power on",
         };
         let power = match c.initial {
             On => "on",
