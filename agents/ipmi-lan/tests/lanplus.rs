@@ -296,16 +296,19 @@ fn silent_peer_times_out_at_the_deadline_after_retransmitting() {
     let started = Instant::now();
     let err = Session::open(&opts, started + Duration::from_millis(1100)).unwrap_err();
     let elapsed = started.elapsed();
-    match &err {
+    let attempts = match &err {
         IpmiError::Timeout { step, attempts, .. } => {
             assert_eq!(*step, Step::GetChannelAuthCapabilities);
-            assert_eq!(*attempts, 6, "one send per 200 ms in 1.1 s");
+            // One send every 200 ms in 1.1 s: 6 (5 if the machine is so
+            // loaded that a wake-up is late by more than 100 ms).
+            assert!((5..=6).contains(attempts), "{attempts} attempts");
+            *attempts
         }
         other => panic!("{other:?}"),
-    }
+    };
     assert!(err.is_timeout());
     assert!(
-        elapsed >= Duration::from_millis(1100) && elapsed < Duration::from_millis(1400),
+        elapsed >= Duration::from_millis(1100) && elapsed < Duration::from_millis(1500),
         "{elapsed:?}"
     );
     // The retransmissions really reached the peer.
@@ -315,7 +318,8 @@ fn silent_peer_times_out_at_the_deadline_after_retransmitting() {
     while silent.recv(&mut buf).is_ok() {
         n += 1;
     }
-    assert_eq!(n, 6);
+    assert_eq!(n, attempts);
+    assert!(!err.to_string().contains("secret"));
 }
 
 #[test]
