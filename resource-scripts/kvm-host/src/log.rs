@@ -1,9 +1,14 @@
 //! Logging the way shell agents do: syslog facility `daemon`, tag
 //! `kvm-host(<instance>)[<pid>]`; warnings and errors also on stderr, which
 //! pacemaker-execd copies into its log.
+//!
+//! Messages go to the syslog datagram socket without blocking: a stalled
+//! syslog daemon (full receive queue) must never stall a monitor or the
+//! heartbeat writer, so a message that does not fit is dropped.
 
-use std::sync::Mutex;
-use syslog::{Facility, Formatter3164, Logger as SysLogger, LoggerBackend};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use syslog::{Facility, Formatter3164, LogFormat, Severity};
 
 /// Overrides the syslog socket (tests point it at a socket they read).
 pub const SYSLOG_SOCKET_ENV: &str = "KVM_HOST_SYSLOG_SOCKET";
@@ -16,8 +21,15 @@ pub enum Level {
 }
 
 pub struct Logger {
-    syslog: Option<Mutex<SysLogger<LoggerBackend, Formatter3164>>>,
+    syslog: Option<(UnixDatagram, Formatter3164)>,
     stderr: bool,
+}
+
+fn connect(path: &PathBuf) -> Option<UnixDatagram> {
+    let sock = UnixDatagram::unbound().ok()?;
+    sock.connect(path).ok()?;
+    sock.set_nonblocking(true).ok()?;
+    Some(sock)
 }
 
 impl Logger {
@@ -28,20 +40,19 @@ impl Logger {
         let facility_off = ["HA_LOGFACILITY", "HA_logfacility", "PCMK_logfacility"]
             .iter()
             .any(|k| std::env::var(k).map(|v| v == "none").unwrap_or(false));
-        let custom_socket = std::env::var_os(SYSLOG_SOCKET_ENV);
+        let socket = match std::env::var_os(SYSLOG_SOCKET_ENV) {
+            Some(path) => connect(&PathBuf::from(path)),
+            None if facility_off => None,
+            None => connect(&PathBuf::from("/dev/log")),
+        };
         let formatter = Formatter3164 {
             facility: Facility::LOG_DAEMON,
             hostname: None,
             process: format!("kvm-host({instance})"),
             pid: std::process::id(),
         };
-        let syslog = match custom_socket {
-            Some(path) => syslog::unix_custom(formatter, path).ok(),
-            None if facility_off => None,
-            None => syslog::unix(formatter).ok(),
-        };
         Logger {
-            syslog: syslog.map(Mutex::new),
+            syslog: socket.map(|s| (s, formatter)),
             stderr,
         }
     }
@@ -55,13 +66,16 @@ impl Logger {
             };
             eprintln!("kvm-host: {tag}: {msg}");
         }
-        if let Some(s) = &self.syslog {
-            if let Ok(mut s) = s.lock() {
-                let _ = match level {
-                    Level::Info => s.info(msg),
-                    Level::Warning => s.warning(msg),
-                    Level::Error => s.err(msg),
-                };
+        if let Some((sock, formatter)) = &self.syslog {
+            let severity = match level {
+                Level::Info => Severity::LOG_INFO,
+                Level::Warning => Severity::LOG_WARNING,
+                Level::Error => Severity::LOG_ERR,
+            };
+            let mut line = Vec::with_capacity(128 + msg.len());
+            if formatter.format(&mut line, severity, msg).is_ok() {
+                // WouldBlock (queue full) or no listener: drop, never wait.
+                let _ = sock.send(&line);
             }
         }
     }
@@ -74,5 +88,31 @@ impl Logger {
     }
     pub fn error(&self, msg: &str) {
         self.log(Level::Error, msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_syslog_queue_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let reader = UnixDatagram::bind(&path).unwrap();
+        std::env::set_var(SYSLOG_SOCKET_ENV, &path);
+        let log = Logger::new("t", false);
+        std::env::remove_var(SYSLOG_SOCKET_ENV);
+        let t0 = std::time::Instant::now();
+        for i in 0..5000 {
+            log.error(&format!("message {i}"));
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        let mut buf = [0u8; 512];
+        let n = reader.recv(&mut buf).unwrap();
+        let first = String::from_utf8_lossy(&buf[..n]);
+        assert!(first.starts_with("<27>"), "{first}");
+        assert!(first.contains("kvm-host(t)"), "{first}");
+        assert!(first.contains("message 0"), "{first}");
     }
 }

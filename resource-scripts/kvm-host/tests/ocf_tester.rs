@@ -1,0 +1,83 @@
+//! The agent against Debian's own OCF tooling: `ocf-tester` (which validates
+//! the meta-data against ra-api-1.dtd and runs the full action sequence,
+//! including meta-data as user nobody) and `xmllint` with both schemas.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[test]
+fn ocf_tester_passes() {
+    let tester = require("ocf-tester", "resource-agents");
+    require("xmllint", "libxml2-utils");
+    let f = Fixture::new(1);
+    let mut cmd = Command::new(tester);
+    cmd.arg("-n").arg("kvm-host-ocft");
+    for (k, v) in &f.params {
+        cmd.arg("-o").arg(format!("{k}={v}"));
+    }
+    let out = cmd.arg(AGENT).env("HA_LOGFACILITY", "none").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(&format!("{AGENT} passed all tests")),
+        "ocf-tester failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // ocf-tester's migrate/reload probes must not have left a writer behind.
+    let pid_file = f.state_dir().join("kvm-host-kvm-host-ocft.pid");
+    assert!(!pid_file.exists(), "ocf-tester run left {} behind", pid_file.display());
+}
+
+fn metadata() -> Vec<u8> {
+    let out = Command::new(AGENT).arg("meta-data").env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    out.stdout
+}
+
+fn xmllint(args: &[&str], input: &[u8]) -> (bool, String) {
+    let mut child = Command::new(require("xmllint", "libxml2-utils"))
+        .args(args)
+        .arg("-")
+        .current_dir("/usr/share/resource-agents")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn metadata_is_valid_against_the_dtd_and_resource_agents_rng() {
+    let rng = std::path::Path::new("/usr/share/resource-agents/metadata.rng");
+    assert!(rng.exists(), "{} missing: apt-get install -y resource-agents", rng.display());
+    let xml = metadata();
+    let (ok, err) = xmllint(&["--noout", "--valid"], &xml);
+    assert!(ok, "ra-api-1.dtd rejects the meta-data: {err}");
+    let without_doctype: Vec<u8> = String::from_utf8(xml.clone())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("DOCTYPE"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes();
+    let (ok, err) = xmllint(&["--noout", "--relaxng", rng.to_str().unwrap()], &without_doctype);
+    assert!(ok, "metadata.rng rejects the meta-data: {err}");
+}
+
+#[test]
+fn metadata_runs_as_an_unprivileged_user_without_environment() {
+    // Pacemaker runs meta-data as hacluster, ocf-tester as nobody.
+    let out = Command::new("su")
+        .args(["nobody", "-s", "/bin/sh", "-c"])
+        .arg(format!("env -i {AGENT} meta-data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, metadata());
+}
