@@ -232,8 +232,16 @@ pub(crate) fn handshake(
         max_priv = data[9],
         "IPMI 1.5 session activated"
     );
+    // With per-message authentication disabled the BMC expects (and sends)
+    // unauthenticated messages after activation, as ipmitool does.
+    let per_message = caps.per_message_authentication_enabled;
+    tracing::debug!(per_message, "IPMI 1.5 per-message authentication");
     Ok(V15State {
-        auth: session_auth,
+        auth: if per_message {
+            session_auth
+        } else {
+            AuthType::None
+        },
         session_id,
         seq: Cell::new(inbound_seq),
         fixed_seq: false,
