@@ -32,13 +32,22 @@ fn lifecycle_heartbeat_advances_while_running_and_stops_after_stop() {
         let m = f.monitor(depth);
         assert_eq!(m.rc, 0, "depth {depth}: {m:?}");
     }
-    assert_eq!(f.action("monitor", None, None, 20_000).rc, 0, "probe of a running resource");
+    assert_eq!(
+        f.action("monitor", None, None, 20_000).rc,
+        0,
+        "probe of a running resource"
+    );
     let again = f.start();
     assert_eq!(again.rc, 0, "start of a started resource");
-    assert_eq!(f.writer_pid(), pid, "second start must not spawn another writer");
+    assert_eq!(
+        f.writer_pid(),
+        pid,
+        "second start must not spawn another writer"
+    );
 
     assert!(
-        wait_until(Duration::from_secs(5), || counter(&hb).unwrap_or(0) >= c1 + 2),
+        wait_until(Duration::from_secs(5), || counter(&hb).unwrap_or(0)
+            >= c1 + 2),
         "heartbeat did not advance: {c1} -> {:?}",
         counter(&hb)
     );
@@ -64,7 +73,11 @@ fn killed_writer_is_reported_by_monitor_and_restart_works() {
     let f = Fixture::new(1);
     assert_eq!(f.start().rc, 0);
     let pid = f.writer_pid();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     assert!(wait_until(Duration::from_secs(5), || !alive(pid)));
     let m = f.monitor(0);
     assert_eq!(m.rc, 1, "{m:?}");
@@ -90,11 +103,17 @@ fn lost_storage_is_reported_in_monitor_and_syslog_but_nothing_is_killed() {
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = sock.recv(&mut buf) {
-                received.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                received
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         });
     }
-    f.env.insert("KVM_HOST_SYSLOG_SOCKET".into(), sock_path.display().to_string());
+    f.env.insert(
+        "KVM_HOST_SYSLOG_SOCKET".into(),
+        sock_path.display().to_string(),
+    );
     f.set("heartbeat_max_age", "2");
     assert_eq!(f.start().rc, 0);
     let pid = f.writer_pid();
@@ -112,14 +131,21 @@ fn lost_storage_is_reported_in_monitor_and_syslog_but_nothing_is_killed() {
     });
     assert!(failed, "monitor did not report the lost storage: {last:?}");
     let reason = last.unwrap().exit_reason().unwrap();
-    assert!(!reason.contains("storage-0"), "the healthy storage is not blamed: {reason}");
+    assert!(
+        !reason.contains("storage-0"),
+        "the healthy storage is not blamed: {reason}"
+    );
     // Depth 0 is about the process only: still fine.
     assert_eq!(f.monitor(0).rc, 0);
     // Reported, not acted on: the writer keeps running and keeps writing
     // the healthy storage.
     assert!(alive(pid));
     let c = counter(&f.heartbeat_file(0, "node-a")).unwrap();
-    assert!(wait_until(Duration::from_secs(4), || counter(&f.heartbeat_file(0, "node-a")).unwrap() > c));
+    assert!(wait_until(Duration::from_secs(4), || counter(
+        &f.heartbeat_file(0, "node-a")
+    )
+    .unwrap()
+        > c));
 
     // The event reached syslog (facility daemon = 3, err = 3: <27>).
     let messages = received.lock().unwrap().clone();
@@ -146,7 +172,10 @@ fn unmounted_storage_fails_start_and_writes_nothing() {
     let reason = r.exit_reason().unwrap();
     assert!(reason.contains("is not a mount point"), "{reason}");
     assert!(!f.pid_file().exists(), "failed start left a PID file");
-    assert!(!f.storage(0).join("KVMHA").exists(), "wrote below an unmounted mount point");
+    assert!(
+        !f.storage(0).join("KVMHA").exists(),
+        "wrote below an unmounted mount point"
+    );
     assert_eq!(f.monitor(0).rc, 7);
 }
 
@@ -162,9 +191,16 @@ fn blocked_heartbeat_read_makes_monitor_fail_before_its_timeout() {
 
     let m = f.action("monitor", Some(10_000), Some(20), 3_000);
     assert_eq!(m.rc, 1, "{m:?}");
-    assert!(m.took < Duration::from_secs(3), "monitor took {:?}, beyond its 3 s timeout", m.took);
+    assert!(
+        m.took < Duration::from_secs(3),
+        "monitor took {:?}, beyond its 3 s timeout",
+        m.took
+    );
     let reason = m.exit_reason().unwrap();
-    assert!(reason.contains("did not finish within") && reason.contains("storage hung?"), "{reason}");
+    assert!(
+        reason.contains("did not finish within") && reason.contains("storage hung?"),
+        "{reason}"
+    );
     // Shallower depths do not touch the storage.
     assert_eq!(f.action("monitor", Some(10_000), Some(10), 3_000).rc, 0);
     let s = f.stop();
@@ -184,7 +220,10 @@ fn blocked_heartbeat_write_is_reported_and_stop_still_works() {
     let reported = wait_until(Duration::from_secs(8), || {
         let m = f.action("monitor", Some(10_000), Some(20), 3_000);
         assert!(m.took < Duration::from_secs(3), "monitor took {:?}", m.took);
-        let hit = m.rc == 1 && m.exit_reason().map(|r| r.contains("blocked for")).unwrap_or(false);
+        let hit = m.rc == 1
+            && m.exit_reason()
+                .map(|r| r.contains("blocked for"))
+                .unwrap_or(false);
         last = Some(m);
         hit
     });
@@ -203,7 +242,12 @@ fn start_does_not_hang_on_a_blocked_storage() {
     let r = f.action("start", None, None, 3_000);
     assert_eq!(r.rc, 1, "{r:?}");
     assert!(r.took < Duration::from_secs(3), "start took {:?}", r.took);
-    assert!(r.exit_reason().unwrap().contains("first heartbeat not written within"), "{r:?}");
+    assert!(
+        r.exit_reason()
+            .unwrap()
+            .contains("first heartbeat not written within"),
+        "{r:?}"
+    );
     assert!(!f.pid_file().exists());
 }
 
@@ -212,8 +256,14 @@ fn depth_10_checks_pass_and_fail_with_exact_reasons() {
     let mut f = Fixture::new(1);
     let virsh = f.dir.path().join("virsh");
     let systemctl = f.dir.path().join("systemctl");
-    script(&virsh, "[ \"$*\" = \"--quiet --connect qemu:///system version\" ] || exit 99\nexit 0");
-    script(&systemctl, "[ \"$*\" = \"is-active cloudstack-agent\" ] || exit 99\necho active");
+    script(
+        &virsh,
+        "[ \"$*\" = \"--quiet --connect qemu:///system version\" ] || exit 99\nexit 0",
+    );
+    script(
+        &systemctl,
+        "[ \"$*\" = \"is-active cloudstack-agent\" ] || exit 99\necho active",
+    );
     f.set("libvirt_check", "true")
         .set("virsh_binary", &virsh.display().to_string())
         .set("cloudstack_agent_check", "systemd")
@@ -223,7 +273,10 @@ fn depth_10_checks_pass_and_fail_with_exact_reasons() {
     let m = f.monitor(10);
     assert_eq!(m.rc, 0, "{m:?}");
 
-    script(&virsh, "echo 'error: failed to connect to the hypervisor' >&2\nexit 1");
+    script(
+        &virsh,
+        "echo 'error: failed to connect to the hypervisor' >&2\nexit 1",
+    );
     let m = f.monitor(10);
     assert_eq!(m.rc, 1);
     assert_eq!(
@@ -236,13 +289,19 @@ fn depth_10_checks_pass_and_fail_with_exact_reasons() {
     let m = f.action("monitor", Some(10_000), Some(10), 2_000);
     assert_eq!(m.rc, 1);
     assert!(m.took < Duration::from_secs(2), "{:?}", m.took);
-    assert!(m.exit_reason().unwrap().starts_with("libvirt (qemu:///system) check did not finish within"));
+    assert!(m
+        .exit_reason()
+        .unwrap()
+        .starts_with("libvirt (qemu:///system) check did not finish within"));
 
     script(&virsh, "exit 0");
     script(&systemctl, "echo inactive\nexit 3");
     let m = f.monitor(10);
     assert_eq!(m.rc, 1);
-    assert_eq!(m.exit_reason().unwrap(), "CloudStack agent service cloudstack-agent is not active: inactive");
+    assert_eq!(
+        m.exit_reason().unwrap(),
+        "CloudStack agent service cloudstack-agent is not active: inactive"
+    );
 
     // The pidfile mode, pointed at a process the test controls.
     let pidfile = f.dir.path().join("agent.pid");
@@ -257,14 +316,21 @@ fn depth_10_checks_pass_and_fail_with_exact_reasons() {
     assert_eq!(m.rc, 1);
     assert_eq!(
         m.exit_reason().unwrap(),
-        format!("CloudStack agent not running (pid {} from {} is gone)", stand_in.id(), pidfile.display())
+        format!(
+            "CloudStack agent not running (pid {} from {} is gone)",
+            stand_in.id(),
+            pidfile.display()
+        )
     );
 
     // virsh gone: "not installed" (5) from validate-all and deep monitor.
     f.set("virsh_binary", "/nonexistent/virsh");
     let v = f.action("validate-all", None, None, 20_000);
     assert_eq!(v.rc, 5);
-    assert!(v.exit_reason().unwrap().starts_with("/nonexistent/virsh: not installed"));
+    assert!(v
+        .exit_reason()
+        .unwrap()
+        .starts_with("/nonexistent/virsh: not installed"));
     assert_eq!(f.monitor(10).rc, 5);
     // ...but stop still succeeds.
     assert_eq!(f.stop().rc, 0);
@@ -277,10 +343,14 @@ fn validate_all_exit_codes() {
     f.unset("storage");
     let v = f.action("validate-all", None, None, 20_000);
     assert_eq!(v.rc, 6);
-    assert_eq!(v.exit_reason().unwrap(), "storage: required parameter not set");
+    assert_eq!(
+        v.exit_reason().unwrap(),
+        "storage: required parameter not set"
+    );
     f.set("storage", "relative/path");
     assert_eq!(f.action("validate-all", None, None, 20_000).rc, 6);
-    f.set("storage", "/mnt/x").set("heartbeat_interval", "often");
+    f.set("storage", "/mnt/x")
+        .set("heartbeat_interval", "often");
     let v = f.action("validate-all", None, None, 20_000);
     assert_eq!(v.rc, 6);
     assert_eq!(
@@ -306,12 +376,17 @@ fn stop_succeeds_when_configuration_is_gone() {
     assert_eq!(f.start().rc, 0);
     let pid = f.writer_pid();
     // The storage list vanished and libvirt is broken: stop needs none of it.
-    f.unset("storage").set("libvirt_check", "true").set("virsh_binary", "/nonexistent");
+    f.unset("storage")
+        .set("libvirt_check", "true")
+        .set("virsh_binary", "/nonexistent");
     // As ocf-rarun's handle_invalid_env: a probe says 7, a recurring monitor 1.
     assert_eq!(f.action("monitor", None, None, 20_000).rc, 7);
     let m = f.monitor(0);
     assert_eq!(m.rc, 1);
-    assert_eq!(m.exit_reason().unwrap(), "storage: required parameter not set");
+    assert_eq!(
+        m.exit_reason().unwrap(),
+        "storage: required parameter not set"
+    );
     let s = f.stop();
     assert_eq!(s.rc, 0, "{s:?}");
     assert!(!alive(pid));
@@ -328,11 +403,16 @@ fn command_line_contract() {
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(AGENT).arg("promote").output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ocf-exit-reason:promote: action not supported"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("ocf-exit-reason:promote: action not supported"));
     let out = Command::new(AGENT).arg("reload-agent").output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     // meta-data: no environment at all, extra arguments ignored.
-    let out = Command::new(AGENT).args(["meta-data", "extra"]).env_clear().output().unwrap();
+    let out = Command::new(AGENT)
+        .args(["meta-data", "extra"])
+        .env_clear()
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("<resource-agent name=\"kvm-host\""));
 }
@@ -342,7 +422,13 @@ fn check_peer_alive_dead_and_cannot_tell() {
     let f = Fixture::new(1);
     assert_eq!(f.start().rc, 0);
     let storage = f.storage(0).display().to_string();
-    let base = ["--storage", storage.as_str(), "--host", "node-a", "--no-require-mount"];
+    let base = [
+        "--storage",
+        storage.as_str(),
+        "--host",
+        "node-a",
+        "--no-require-mount",
+    ];
 
     let alive_run = check_peer(&[&base[..], &["--window", "3"]].concat());
     assert_eq!(alive_run.rc, 0, "{alive_run:?}");
@@ -354,7 +440,9 @@ fn check_peer_alive_dead_and_cannot_tell() {
     assert_eq!(v["verdict"], "ALIVE");
     assert_eq!(v["host"], "node-a");
     assert!(v["window_ms"].as_u64().unwrap() >= 3000);
-    assert!(v["storages"][0]["second_counter"].as_u64() > v["storages"][0]["first_counter"].as_u64());
+    assert!(
+        v["storages"][0]["second_counter"].as_u64() > v["storages"][0]["first_counter"].as_u64()
+    );
 
     assert_eq!(f.stop().rc, 0);
     let dead = check_peer(&[&base[..], &["--window", "3"]].concat());
@@ -362,21 +450,56 @@ fn check_peer_alive_dead_and_cannot_tell() {
     assert_eq!(dead.stdout, "DEAD\n");
     // A window shorter than two intervals cannot prove death.
     let short = check_peer(&[&base[..], &["--window", "1"]].concat());
-    assert_eq!((short.rc, short.stdout.as_str()), (11, "CANNOT-TELL\n"), "{short:?}");
+    assert_eq!(
+        (short.rc, short.stdout.as_str()),
+        (11, "CANNOT-TELL\n"),
+        "{short:?}"
+    );
 
     // This host cannot read the storage: unmounted, missing, or hung.
-    let mounted = check_peer(&["--storage", storage.as_str(), "--host", "node-a", "--window", "3"]);
-    assert_eq!((mounted.rc, mounted.stdout.as_str()), (11, "CANNOT-TELL\n"), "{mounted:?}");
-    let gone = check_peer(&["--storage", "/nonexistent/storage", "--host", "node-a", "--no-require-mount"]);
+    let mounted = check_peer(&[
+        "--storage",
+        storage.as_str(),
+        "--host",
+        "node-a",
+        "--window",
+        "3",
+    ]);
+    assert_eq!(
+        (mounted.rc, mounted.stdout.as_str()),
+        (11, "CANNOT-TELL\n"),
+        "{mounted:?}"
+    );
+    let gone = check_peer(&[
+        "--storage",
+        "/nonexistent/storage",
+        "--host",
+        "node-a",
+        "--no-require-mount",
+    ]);
     assert_eq!((gone.rc, gone.stdout.as_str()), (11, "CANNOT-TELL\n"));
-    let unknown = check_peer(&["--storage", storage.as_str(), "--host", "node-zzz", "--no-require-mount"]);
+    let unknown = check_peer(&[
+        "--storage",
+        storage.as_str(),
+        "--host",
+        "node-zzz",
+        "--no-require-mount",
+    ]);
     assert_eq!(unknown.rc, 11);
     std::fs::remove_file(f.heartbeat_file(0, "node-a")).unwrap();
     mkfifo(&f.heartbeat_file(0, "node-a"));
     let hung = check_peer(&[&base[..], &["--io-timeout", "1"]].concat());
-    assert_eq!((hung.rc, hung.stdout.as_str()), (11, "CANNOT-TELL\n"), "{hung:?}");
+    assert_eq!(
+        (hung.rc, hung.stdout.as_str()),
+        (11, "CANNOT-TELL\n"),
+        "{hung:?}"
+    );
     assert!(hung.took < Duration::from_secs(3), "{:?}", hung.took);
-    assert!(hung.stderr.contains("did not finish within"), "{}", hung.stderr);
+    assert!(
+        hung.stderr.contains("did not finish within"),
+        "{}",
+        hung.stderr
+    );
 
     // Bad usage is 2, distinct from every verdict.
     assert_eq!(check_peer(&["--host", "node-a"]).rc, 2);

@@ -18,7 +18,11 @@ fn ocf_tester_passes() {
     for (k, v) in &f.params {
         cmd.arg("-o").arg(format!("{k}={v}"));
     }
-    let out = cmd.arg(AGENT).env("HA_LOGFACILITY", "none").output().unwrap();
+    let out = cmd
+        .arg(AGENT)
+        .env("HA_LOGFACILITY", "none")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -28,11 +32,19 @@ fn ocf_tester_passes() {
     );
     // ocf-tester's migrate/reload probes must not have left a writer behind.
     let pid_file = f.state_dir().join("kvm-host-kvm-host-ocft.pid");
-    assert!(!pid_file.exists(), "ocf-tester run left {} behind", pid_file.display());
+    assert!(
+        !pid_file.exists(),
+        "ocf-tester run left {} behind",
+        pid_file.display()
+    );
 }
 
 fn metadata() -> Vec<u8> {
-    let out = Command::new(AGENT).arg("meta-data").env_clear().output().unwrap();
+    let out = Command::new(AGENT)
+        .arg("meta-data")
+        .env_clear()
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     out.stdout
 }
@@ -49,13 +61,20 @@ fn xmllint(args: &[&str], input: &[u8]) -> (bool, String) {
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn metadata_is_valid_against_the_dtd_and_resource_agents_rng() {
     let rng = std::path::Path::new("/usr/share/resource-agents/metadata.rng");
-    assert!(rng.exists(), "{} missing: apt-get install -y resource-agents", rng.display());
+    assert!(
+        rng.exists(),
+        "{} missing: apt-get install -y resource-agents",
+        rng.display()
+    );
     let xml = metadata();
     let (ok, err) = xmllint(&["--noout", "--valid"], &xml);
     assert!(ok, "ra-api-1.dtd rejects the meta-data: {err}");
@@ -66,7 +85,10 @@ fn metadata_is_valid_against_the_dtd_and_resource_agents_rng() {
         .collect::<Vec<_>>()
         .join("\n")
         .into_bytes();
-    let (ok, err) = xmllint(&["--noout", "--relaxng", rng.to_str().unwrap()], &without_doctype);
+    let (ok, err) = xmllint(
+        &["--noout", "--relaxng", rng.to_str().unwrap()],
+        &without_doctype,
+    );
     assert!(ok, "metadata.rng rejects the meta-data: {err}");
 }
 
@@ -78,6 +100,11 @@ fn metadata_runs_as_an_unprivileged_user_without_environment() {
         .arg(format!("env -i {AGENT} meta-data"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, metadata());
 }

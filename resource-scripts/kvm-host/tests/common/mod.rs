@@ -52,7 +52,10 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(storages: usize) -> Fixture {
-        let dir = tempfile::Builder::new().prefix("kvm-host-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kvm-host-test-")
+            .tempdir()
+            .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut list = Vec::new();
         for i in 0..storages {
@@ -93,7 +96,8 @@ impl Fixture {
     }
 
     pub fn pid_file(&self) -> PathBuf {
-        self.state_dir().join(format!("kvm-host-{}.pid", self.instance))
+        self.state_dir()
+            .join(format!("kvm-host-{}.pid", self.instance))
     }
 
     pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
@@ -108,7 +112,13 @@ impl Fixture {
 
     /// Runs an action as execd would: only the OCF environment, timeout in
     /// ms, interval (None = probe), and OCF_CHECK_LEVEL.
-    pub fn action(&self, action: &str, interval_ms: Option<u64>, depth: Option<u32>, timeout_ms: u64) -> Run {
+    pub fn action(
+        &self,
+        action: &str,
+        interval_ms: Option<u64>,
+        depth: Option<u32>,
+        timeout_ms: u64,
+    ) -> Run {
         let mut c = Command::new(AGENT);
         c.arg(action)
             .env_clear()
@@ -206,11 +216,12 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Full path of a peer tool, or a failure saying how to install it.
 pub fn require(program: &str, package: &str) -> PathBuf {
-    for dir in std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-    {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+        "/usr/sbin",
+        "/sbin",
+        "/usr/bin",
+        "/bin",
+    ]) {
         let p = Path::new(dir).join(program);
         if p.is_file() {
             return p;

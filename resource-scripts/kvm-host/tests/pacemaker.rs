@@ -1,0 +1,243 @@
+//! The agent as Pacemaker runs it: installed as `ocf:cloudstack:kvm-host`,
+//! driven by `crm_resource --force-*` without a cluster, and as a resource of
+//! a real single-node Pacemaker cluster on loopback that must notice a
+//! killed heartbeat writer and restart it.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const PROVIDER_DIR: &str = "/usr/lib/ocf/resource.d/cloudstack";
+const INSTALLED: &str = "/usr/lib/ocf/resource.d/cloudstack/kvm-host";
+
+/// Both tests use the one install path: one at a time.
+static INSTALL_LOCK: Mutex<()> = Mutex::new(());
+
+/// Symlinks the built agent to where Pacemaker looks for
+/// `ocf:cloudstack:kvm-host`; removes on drop only what it created.
+struct Installed {
+    created_dir: bool,
+    created_link: bool,
+}
+
+impl Installed {
+    fn new() -> Installed {
+        let created_dir = !Path::new(PROVIDER_DIR).exists();
+        if created_dir {
+            std::fs::create_dir_all(PROVIDER_DIR).expect("create OCF provider dir (run as root)");
+        }
+        let link = Path::new(INSTALLED);
+        let created_link = match std::fs::read_link(link) {
+            Ok(target) if target == Path::new(AGENT) => false,
+            Ok(_) | Err(_) if link.symlink_metadata().is_ok() => panic!(
+                "{INSTALLED} already exists and is not this build's agent; \
+                 remove it (it is not ours to replace) and re-run"
+            ),
+            _ => {
+                std::os::unix::fs::symlink(AGENT, link).expect("symlink agent");
+                true
+            }
+        };
+        Installed {
+            created_dir,
+            created_link,
+        }
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if self.created_link {
+            let _ = std::fs::remove_file(INSTALLED);
+        }
+        if self.created_dir {
+            let _ = std::fs::remove_dir(PROVIDER_DIR);
+        }
+    }
+}
+
+fn crm_resource(args: &[&str], options: &[(String, String)]) -> Run {
+    let bin = require("crm_resource", "pacemaker-cli-utils");
+    let mut c = Command::new(bin);
+    c.args(args).args([
+        "--class",
+        "ocf",
+        "--provider",
+        "cloudstack",
+        "--agent",
+        "kvm-host",
+    ]);
+    for (k, v) in options {
+        c.arg("--option").arg(format!("{k}={v}"));
+    }
+    let t0 = std::time::Instant::now();
+    let out = c.output().expect("run crm_resource");
+    Run {
+        rc: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: t0.elapsed(),
+    }
+}
+
+#[test]
+fn crm_resource_force_actions_without_a_cluster() {
+    let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _installed = Installed::new();
+    let f = Fixture::new(1);
+    let options: Vec<(String, String)> = f.params.clone().into_iter().collect();
+    // crm_resource names the instance "test".
+    let pid_file = f.state_dir().join("kvm-host-test.pid");
+    let hb = f.heartbeat_file(0, "node-a");
+
+    let meta = Command::new(require("crm_resource", "pacemaker-cli-utils"))
+        .args(["--show-metadata", "ocf:cloudstack:kvm-host"])
+        .output()
+        .unwrap();
+    assert!(meta.status.success());
+    assert!(
+        String::from_utf8_lossy(&meta.stdout).contains("<parameter name=\"heartbeat_interval\"")
+    );
+
+    let v = crm_resource(&["--validate"], &options);
+    assert_eq!(v.rc, 0, "{v:?}");
+    let check = crm_resource(&["--force-check"], &options);
+    assert_eq!(check.rc, 7, "{check:?}");
+
+    let start = crm_resource(&["--force-start"], &options);
+    assert_eq!(start.rc, 0, "{start:?}");
+    assert!(pid_file.exists());
+    let c1 = counter(&hb).expect("heartbeat after start");
+    for level in ["--force-check=0", "--force-check=20"] {
+        let r = crm_resource(&[level], &options);
+        assert_eq!(r.rc, 0, "{level}: {r:?}");
+    }
+    assert!(wait_until(Duration::from_secs(5), || counter(&hb)
+        .unwrap_or(0)
+        > c1));
+
+    // A depth-10 failure through crm_resource shows the exit reason.
+    let mut broken = options.clone();
+    broken.retain(|(k, _)| k != "libvirt_check");
+    broken.push(("libvirt_check".into(), "true".into()));
+    broken.push(("virsh_binary".into(), "/bin/false".into()));
+    let r = crm_resource(&["--force-check=10"], &broken);
+    assert_eq!(r.rc, 1, "{r:?}");
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("libvirt (qemu:///system) does not answer"),
+        "{r:?}"
+    );
+
+    let stop = crm_resource(&["--force-stop"], &options);
+    assert_eq!(stop.rc, 0, "{stop:?}");
+    assert!(!pid_file.exists());
+    assert_eq!(crm_resource(&["--force-check"], &options).rc, 7);
+    assert_eq!(crm_resource(&["--force-stop"], &options).rc, 0);
+
+    let mut bad = options.clone();
+    bad.retain(|(k, _)| k != "storage");
+    let v = crm_resource(&["--validate"], &bad);
+    assert_eq!(v.rc, 6, "{v:?}");
+    assert!(
+        format!("{}{}", v.stdout, v.stderr).contains("storage: required parameter not set"),
+        "{v:?}"
+    );
+}
+
+fn state_pid(state_dir: &Path, instance: &str) -> Option<i32> {
+    std::fs::read_to_string(state_dir.join(format!("kvm-host-{instance}.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn pacemaker_runs_the_agent_and_restarts_a_killed_writer() {
+    let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _installed = Installed::new();
+    let cluster = test_support::Cluster::start();
+    let f = Fixture::new(1);
+    let node = cluster.node_name();
+    let state_dir: PathBuf = f.state_dir();
+    let hb = f.heartbeat_file(0, node);
+
+    let mut primitive: Vec<String> = vec![
+        "primitive".into(),
+        "hostha".into(),
+        "ocf:cloudstack:kvm-host".into(),
+        "params".into(),
+    ];
+    for (k, v) in &f.params {
+        if k != "host_id" {
+            primitive.push(format!("{k}={v}")); // host_id defaults to the node name
+        }
+    }
+    primitive.extend(
+        [
+            "op",
+            "monitor",
+            "interval=2s",
+            "timeout=10s",
+            "OCF_CHECK_LEVEL=20",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
+    cluster.crm_configure(&args);
+
+    let started = |s: &str| s.contains("ocf:cloudstack:kvm-host") && s.contains("Started node1");
+    let (ok, status) = cluster.wait_for_status(Duration::from_secs(60), started);
+    assert!(
+        ok,
+        "resource not started:\n{status}\n{}",
+        cluster.pacemaker_log_tail(40)
+    );
+    let first_pid = state_pid(&state_dir, "hostha").expect("writer PID file");
+    assert!(alive(first_pid));
+    let c1 = counter(&hb).expect("heartbeat written under the node name");
+    assert!(wait_until(Duration::from_secs(5), || counter(&hb)
+        .unwrap_or(0)
+        > c1));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    let reason = format!("heartbeat writer (pid {first_pid}) is not running");
+    let (ok, status) = cluster.wait_for_status(Duration::from_secs(60), |s| {
+        s.contains(&reason)
+            && started(s)
+            && state_pid(&state_dir, "hostha")
+                .map(|p| p != first_pid && alive(p))
+                .unwrap_or(false)
+    });
+    assert!(
+        ok,
+        "killed writer not detected and restarted:\n{status}\n{}",
+        cluster.pacemaker_log_tail(60)
+    );
+    let second_pid = state_pid(&state_dir, "hostha").unwrap();
+    let c2 = counter(&hb).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || counter(&hb)
+        .unwrap_or(0)
+        > c2));
+
+    // Stop through the cluster; the writer must be gone afterwards.
+    cluster.crm_configure(&["property", "stop-all-resources=true"]);
+    let gone = wait_until(Duration::from_secs(60), || {
+        !alive(second_pid) && state_pid(&state_dir, "hostha").is_none()
+    });
+    assert!(
+        gone,
+        "writer {second_pid} survived the cluster stop:\n{}",
+        cluster.status()
+    );
+}
