@@ -250,9 +250,46 @@ impl Session {
     ///
     /// Every request is retransmitted each `opts.retransmit_interval` until
     /// `deadline`. A half-open session is closed before an error is returned.
+    ///
+    /// A host name with several addresses (e.g. `localhost`: `::1` and
+    /// `127.0.0.1`) is tried address by address while the first request is
+    /// refused outright (ICMP unreachable).
     pub fn open(opts: &ConnectOptions, deadline: Instant) -> Result<Session, IpmiError> {
         let suite = validate(opts)?;
-        let addr = resolve(&opts.host, opts.port)?;
+        let addrs = resolve(&opts.host, opts.port)?;
+        Self::open_any(&addrs, opts, suite, deadline)
+    }
+
+    fn open_any(
+        addrs: &[std::net::SocketAddr],
+        opts: &ConnectOptions,
+        suite: Option<CipherSuite>,
+        deadline: Instant,
+    ) -> Result<Session, IpmiError> {
+        let mut last = None;
+        for &addr in addrs {
+            match Self::open_at(addr, opts, suite, deadline) {
+                Err(
+                    e @ IpmiError::Unreachable {
+                        step: Step::GetChannelAuthCapabilities,
+                        ..
+                    },
+                ) => {
+                    tracing::debug!(%addr, error = %e, "trying the next address");
+                    last = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| IpmiError::InvalidOptions("no BMC address".into())))
+    }
+
+    fn open_at(
+        addr: std::net::SocketAddr,
+        opts: &ConnectOptions,
+        suite: Option<CipherSuite>,
+        deadline: Instant,
+    ) -> Result<Session, IpmiError> {
         tracing::debug!(%addr, interface = ?opts.interface, privilege = %opts.privilege, "opening IPMI session");
         let transport = Transport::connect(addr, opts.retransmit_interval)?;
         let close_budget = (opts.retransmit_interval * 2)
@@ -516,5 +553,32 @@ impl std::fmt::Debug for Session {
             .field("cipher_suite", &self.cipher_suite)
             .field("phase", &self.phase)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Secret;
+
+    #[test]
+    fn refused_address_falls_through_to_the_next_one() {
+        // What a host name with two addresses looks like when the BMC only
+        // listens on the second: 127.0.0.2 refuses (ICMP port unreachable).
+        let sim = test_support::IpmiSim::start();
+        let mut opts = ConnectOptions::new("unused", "admin", Secret::from("secret"));
+        opts.port = sim.port();
+        let refused: std::net::SocketAddr = ([127, 0, 0, 2], sim.port()).into();
+        let good: std::net::SocketAddr = ([127, 0, 0, 1], sim.port()).into();
+        let suite = validate(&opts).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let started = Instant::now();
+        let mut s =
+            Session::open_any(&[refused, good], &opts, suite, deadline).expect("second address");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(s.power_state(deadline).unwrap(), PowerState::On);
+        s.close().unwrap();
+        let err = Session::open_any(&[refused], &opts, suite, deadline).unwrap_err();
+        assert!(err.is_unreachable(), "{err}");
     }
 }

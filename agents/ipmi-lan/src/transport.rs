@@ -29,8 +29,9 @@ pub(crate) struct Transport {
     buf: Vec<u8>,
 }
 
-/// Resolves `host` (name, IPv4 or IPv6 literal, optionally in brackets).
-pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, IpmiError> {
+/// Resolves `host` (name, IPv4 or IPv6 literal, optionally in brackets) to
+/// at least one address, in resolver order.
+pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, IpmiError> {
     let h = host.trim();
     let h = h
         .strip_prefix('[')
@@ -39,16 +40,25 @@ pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, IpmiError> {
     if h.is_empty() {
         return Err(IpmiError::InvalidOptions("empty BMC host".into()));
     }
-    let mut addrs = (h, port)
+    let resolved = (h, port)
         .to_socket_addrs()
         .map_err(|e| IpmiError::Resolve {
             host: host.to_string(),
             detail: e.to_string(),
         })?;
-    addrs.next().ok_or_else(|| IpmiError::Resolve {
-        host: host.to_string(),
-        detail: "no address".into(),
-    })
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for a in resolved {
+        if !addrs.contains(&a) {
+            addrs.push(a);
+        }
+    }
+    if addrs.is_empty() {
+        return Err(IpmiError::Resolve {
+            host: host.to_string(),
+            detail: "no address".into(),
+        });
+    }
+    Ok(addrs)
 }
 
 fn is_unreachable(kind: ErrorKind, raw: Option<i32>) -> bool {
