@@ -8,6 +8,35 @@
 //! administrator privilege, an IPMI 1.5 reply check that includes the length
 //! byte in the MD5 input and so always fails, no Close Session on drop).
 //!
+//! Behaviour worth knowing:
+//! - One session per [`Session::open`]: Get Channel Authentication
+//!   Capabilities, Open Session, RAKP 1/2, RAKP 3/4, Set Session Privilege
+//!   (skipped at User level): 5 request/response pairs, then one pair per
+//!   command and one for Close Session. A status query is 14 UDP packets, a
+//!   whole reboot (status, off, status, on, status) 22; fence_ipmilan needs
+//!   110 for the reboot.
+//! - Every request is retransmitted each `retransmit_interval` until the
+//!   caller's deadline. Replies are matched by request sequence number,
+//!   command, session id and (RMCP+) integrity MAC; anything else is ignored
+//!   and logged at debug level. A RAKP reply whose key exchange code does
+//!   not verify is treated as suspect: the exchange waits out the current
+//!   interval for a genuine reply before reporting a wrong password / Kg.
+//! - A BMC that answered Get Channel Authentication Capabilities but stays
+//!   silent for three Open Session (or IPMI 1.5 Activate Session) attempts
+//!   is reported at once ([`IpmiError::OpenSessionIgnored`],
+//!   [`IpmiError::WrongPassword`]) instead of waiting for the deadline:
+//!   ipmi_sim drops unsupported cipher suites, requests beyond its 63
+//!   session slots, and IPMI 1.5 requests with a bad auth code silently.
+//! - Close Session runs on its own short budget (two retransmit intervals,
+//!   100 ms to 2 s), also from `Drop` and after a failed command, because it
+//!   must happen even when the caller's deadline has passed.
+//! - RAKP 1 asks for the privilege explicitly with the name-only lookup
+//!   bit, as ipmitool does. Note that OpenIPMI's ipmi_sim 2.0.33 then grants
+//!   levels above the account's limit (seen: a `user` account got operator
+//!   and could power off, an `operator` got administrator; ipmitool gets the
+//!   same); it enforces the limit for IPMI 1.5 and for username/privilege
+//!   lookup only.
+//!
 //! ```no_run
 //! use std::time::{Duration, Instant};
 //! use ipmi_lan::{ConnectOptions, Session, PowerState};
