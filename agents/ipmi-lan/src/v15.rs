@@ -198,7 +198,7 @@ pub(crate) fn handshake(
             return Err(IpmiError::WrongPassword {
                 username: opts.username.clone(),
                 detail:
-                    "BMC did not answer Activate Session (it drops requests with a bad auth code)",
+                    "no answer to Activate Session after the challenge: BMCs drop requests with a bad auth code (or, rarely, when out of session slots)",
             })
         }
         other => other?,
