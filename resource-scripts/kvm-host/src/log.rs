@@ -41,10 +41,16 @@ impl Logger {
             .iter()
             .any(|k| std::env::var(k).map(|v| v == "none").unwrap_or(false));
         let socket = match std::env::var_os(SYSLOG_SOCKET_ENV) {
-            Some(path) => connect(&PathBuf::from(path)),
+            Some(path) => Some(PathBuf::from(path)),
             None if facility_off => None,
-            None => connect(&PathBuf::from("/dev/log")),
+            None => Some(PathBuf::from("/dev/log")),
         };
+        Logger::with_socket(instance, stderr, socket)
+    }
+
+    /// A logger sending to the syslog datagram socket at `socket` (if any).
+    pub fn with_socket(instance: &str, stderr: bool, socket: Option<PathBuf>) -> Logger {
+        let socket = socket.as_ref().and_then(connect);
         let formatter = Formatter3164 {
             facility: Facility::LOG_DAEMON,
             hostname: None,
@@ -100,9 +106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.sock");
         let reader = UnixDatagram::bind(&path).unwrap();
-        std::env::set_var(SYSLOG_SOCKET_ENV, &path);
-        let log = Logger::new("t", false);
-        std::env::remove_var(SYSLOG_SOCKET_ENV);
+        let log = Logger::with_socket("t", false, Some(path.clone()));
         let t0 = std::time::Instant::now();
         for i in 0..5000 {
             log.error(&format!("message {i}"));

@@ -506,3 +506,92 @@ fn check_peer_alive_dead_and_cannot_tell() {
     assert_eq!(check_peer(&["--storage", "rel", "--host", "node-a"]).rc, 2);
     assert_eq!(check_peer(&["--storage", "/x", "--host", "../x"]).rc, 2);
 }
+
+/// The resource as the agent sees it: the PID file and the writer process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResourceState {
+    /// No PID file.
+    Stopped,
+    /// PID file naming our live writer.
+    Running,
+    /// PID file, writer gone (killed, crashed).
+    Failed,
+}
+
+fn enter(f: &Fixture, state: ResourceState) {
+    match state {
+        ResourceState::Stopped => {}
+        ResourceState::Running => assert_eq!(f.start().rc, 0),
+        ResourceState::Failed => {
+            assert_eq!(f.start().rc, 0);
+            let pid = f.writer_pid();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            assert!(wait_until(Duration::from_secs(5), || !alive(pid)));
+        }
+    }
+}
+
+fn observe(f: &Fixture) -> ResourceState {
+    if !f.pid_file().exists() {
+        ResourceState::Stopped
+    } else if alive(f.writer_pid()) {
+        ResourceState::Running
+    } else {
+        ResourceState::Failed
+    }
+}
+
+/// Every (state, action) pair: exit code and resulting state.
+///
+/// | state   | start        | stop        | monitor | probe | validate-all |
+/// |---------|--------------|-------------|---------|-------|--------------|
+/// | Stopped | 0 -> Running | 0 -> Stopped| 7       | 7     | 0            |
+/// | Running | 0 (same pid) | 0 -> Stopped| 0       | 0     | 0            |
+/// | Failed  | 0 -> Running | 0 -> Stopped| 1       | 1     | 0            |
+#[test]
+fn transition_table_is_exhaustive() {
+    use ResourceState::*;
+    let table: &[(ResourceState, &str, i32, ResourceState)] = &[
+        (Stopped, "start", 0, Running),
+        (Stopped, "stop", 0, Stopped),
+        (Stopped, "monitor", 7, Stopped),
+        (Stopped, "probe", 7, Stopped),
+        (Stopped, "validate-all", 0, Stopped),
+        (Running, "start", 0, Running),
+        (Running, "stop", 0, Stopped),
+        (Running, "monitor", 0, Running),
+        (Running, "probe", 0, Running),
+        (Running, "validate-all", 0, Running),
+        (Failed, "start", 0, Running),
+        (Failed, "stop", 0, Stopped),
+        (Failed, "monitor", 1, Failed),
+        (Failed, "probe", 1, Failed),
+        (Failed, "validate-all", 0, Failed),
+    ];
+    for &(from, action, rc, to) in table {
+        let f = Fixture::new(1);
+        enter(&f, from);
+        let pid_before = f.pid_file().exists().then(|| f.writer_pid());
+        let r = match action {
+            "probe" => f.action("monitor", None, Some(20), 20_000),
+            "monitor" => f.monitor(20),
+            other => f.action(other, None, None, 20_000),
+        };
+        assert_eq!(r.rc, rc, "{from:?} --{action}--> rc: {r:?}");
+        assert_eq!(observe(&f), to, "{from:?} --{action}--> state");
+        if (from, action) == (Running, "start") {
+            assert_eq!(
+                Some(f.writer_pid()),
+                pid_before,
+                "start of a running resource spawned a writer"
+            );
+        }
+        if (from, action) == (Failed, "start") {
+            assert_ne!(Some(f.writer_pid()), pid_before);
+        }
+    }
+}

@@ -191,6 +191,12 @@ fn pacemaker_runs_the_agent_and_restarts_a_killed_writer() {
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     cluster.crm_configure(&args);
 
+    let cib = cluster.run("cibadmin", &["--query", "--scope", "resources"]);
+    let cib = String::from_utf8_lossy(&cib.stdout);
+    assert!(
+        cib.contains("name=\"OCF_CHECK_LEVEL\" value=\"20\""),
+        "the monitor op does not carry OCF_CHECK_LEVEL=20:\n{cib}"
+    );
     let started = |s: &str| s.contains("ocf:cloudstack:kvm-host") && s.contains("Started node1");
     let (ok, status) = cluster.wait_for_status(Duration::from_secs(60), started);
     assert!(
