@@ -182,8 +182,9 @@ rm, rs, rb, rref, rmax = map(int, a[12:17])
 runs, reboot_runs = a[17], a[18]
 def ok(b): return "yes" if b else "**NO**"
 print(f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
-      f"({platform.machine()}), one ipmi_sim on 127.0.0.1, lanplus cipher 3; medians of "
-      f"{runs} runs ({reboot_runs} for reboot) by hyperfine.\n")
+      f"({platform.machine()}, load average {os.getloadavg()[0]:.1f} at the end), one ipmi_sim "
+      f"on 127.0.0.1, lanplus cipher 3; medians of {runs} runs ({reboot_runs} for reboot) by "
+      f"hyperfine.\n")
 print("| measure | fence_ipmilan | fence_ipmi | ipmipower --stat | ratio | target | met |")
 print("|---|---|---|---|---|---|---|")
 print(f"| metadata (ms) | {mr:.1f} | {mo:.2f} | – | {mr/mo:.0f}x faster | >= 50x | {ok(mr/mo >= 50)} |")

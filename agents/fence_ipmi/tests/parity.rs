@@ -711,6 +711,14 @@ static CASES: &[Case] = &[
         Same,
     ),
     case(
+        "stdin misspelt password key (its value must not be echoed)",
+        Input::Stdin("ip=127.0.0.1\nipport={PORT}\nusername=admin\npasswrd=secret\nlanplus=1\ncipher=3\naction=status\n"),
+        On,
+        // fence_ipmilan warns `Ignoring unknown option 'passwrd=secret'`, value included.
+        expect(1, "", &[]),
+        Same,
+    ),
+    case(
         "stdin repeated key: last wins",
         Input::Stdin("ip=127.0.0.1\nipport={PORT}\nusername=admin\npassword=Wr0ngPassw0rd\npassword=secret\nlanplus=1\ncipher=3\naction=status\n"),
         On,
