@@ -343,12 +343,55 @@ impl Agent<'_> {
         };
         // Storage reads are children too; run them alongside the checks.
         let (kinds, cmds): (Vec<CheckKind>, Vec<Command>) = commands.into_iter().unzip();
-        let reads_handle = std::thread::spawn({
-            let requests = requests.clone();
-            move || reader::read_all(&requests, deadline)
-        });
+        // A reader left stuck by an earlier monitor means the storage is
+        // still hung: report that instead of adding another stuck process.
+        let blocked: Vec<Option<u32>> = requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let file = files.blocked_reader_file(i);
+                let pid = std::fs::read_to_string(&file)
+                    .ok()?
+                    .trim()
+                    .parse::<i32>()
+                    .ok();
+                match pid {
+                    Some(pid) if reader::is_blocked_reader(pid, &r.file) => Some(pid as u32),
+                    _ => {
+                        let _ = std::fs::remove_file(&file);
+                        None
+                    }
+                }
+            })
+            .collect();
+        let to_read: Vec<ReadRequest> = requests
+            .iter()
+            .zip(&blocked)
+            .filter(|(_, b)| b.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let reads_handle = std::thread::spawn(move || reader::read_all(&to_read, deadline));
         let outcomes = child::run_all(cmds, deadline);
-        let reads = reads_handle.join().unwrap_or_default();
+        let mut fresh = reads_handle.join().unwrap_or_default().into_iter();
+        let reads: Vec<ReadResult> = blocked
+            .iter()
+            .map(|b| match b {
+                Some(pid) => ReadResult::StillBlocked { pid: *pid },
+                None => fresh
+                    .next()
+                    .unwrap_or_else(|| ReadResult::Failed("heartbeat reader lost".into())),
+            })
+            .collect();
+        for (i, r) in reads.iter().enumerate() {
+            if let ReadResult::TimedOut { pid, .. } = r {
+                // Give the SIGKILL a moment; remember the reader only if it
+                // is really stuck.
+                std::thread::sleep(Duration::from_millis(20));
+                if reader::is_blocked_reader(*pid as i32, &requests[i].file) {
+                    let _ = std::fs::write(files.blocked_reader_file(i), format!("{pid}\n"));
+                }
+            }
+        }
 
         for (kind, outcome) in kinds.iter().zip(outcomes.iter()) {
             if let Some(problem) = judge_service(kind, outcome) {
@@ -408,7 +451,7 @@ fn judge_service(kind: &CheckKind, outcome: &ChildOutcome) -> Option<String> {
                 CheckKind::Agent(_) => format!("{what} is not active: {detail}"),
             })
         }
-        ChildOutcome::TimedOut { after } => Some(format!(
+        ChildOutcome::TimedOut { after, .. } => Some(format!(
             "{what} check did not finish within {} ms",
             after.as_millis()
         )),
@@ -507,8 +550,11 @@ pub fn assess_read_back(
         ReadResult::Report(ReadReport::Unreadable { message }) => {
             Err(format!("heartbeat on {s} unreadable: {message}"))
         }
-        ReadResult::TimedOut { after_ms } => Err(format!(
+        ReadResult::TimedOut { after_ms, .. } => Err(format!(
             "heartbeat read on {s} did not finish within {after_ms} ms: storage hung?"
+        )),
+        ReadResult::StillBlocked { pid } => Err(format!(
+            "heartbeat read on {s} still blocked since an earlier monitor (pid {pid}): storage hung?"
         )),
         ReadResult::Failed(m) => Err(format!("heartbeat on {s}: {m}")),
     }
@@ -615,7 +661,16 @@ mod tests {
         assert_eq!(assess_read_back(s, "h", 4, &rec("h", 5)), Ok(()));
         assert!(assess_read_back(s, "h", 4, &rec("h", 3)).is_err());
         assert!(assess_read_back(s, "h", 4, &rec("x", 4)).is_err());
-        let t = assess_read_back(s, "h", 4, &ReadResult::TimedOut { after_ms: 900 }).unwrap_err();
+        let t = assess_read_back(
+            s,
+            "h",
+            4,
+            &ReadResult::TimedOut {
+                after_ms: 900,
+                pid: 1,
+            },
+        )
+        .unwrap_err();
         assert!(t.contains("did not finish within 900 ms"), "{t}");
     }
 

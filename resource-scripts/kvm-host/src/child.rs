@@ -26,9 +26,10 @@ pub enum Outcome {
         stderr: Vec<u8>,
     },
     /// Still running at the deadline: SIGKILLed (with its process group) and
-    /// abandoned, not waited for.
+    /// abandoned, not waited for. `pid` may live on in uninterruptible I/O.
     TimedOut {
         after: Duration,
+        pid: u32,
     },
     SpawnFailed(io::Error),
 }
@@ -140,6 +141,7 @@ pub fn run_all(commands: Vec<Command>, deadline: Instant) -> Vec<Outcome> {
                     abandon(&mut run.child);
                     *slot = Err(Outcome::TimedOut {
                         after: started.elapsed(),
+                        pid: run.child.id(),
                     });
                 }
             }

@@ -88,8 +88,11 @@ fn describe(result: &ReadResult) -> String {
         ReadResult::Report(ReadReport::Unreadable { message }) => {
             format!("cannot read storage: {message}")
         }
-        ReadResult::TimedOut { after_ms } => {
+        ReadResult::TimedOut { after_ms, .. } => {
             format!("cannot read storage: read did not finish within {after_ms} ms (hung?)")
+        }
+        ReadResult::StillBlocked { pid } => {
+            format!("cannot read storage: an earlier read (pid {pid}) is still blocked")
         }
         ReadResult::Failed(m) => format!("cannot read storage: {m}"),
     }
@@ -247,7 +250,10 @@ mod tests {
         let missing = ReadResult::Report(ReadReport::Missing {
             message: "x".into(),
         });
-        let hung = ReadResult::TimedOut { after_ms: 100 };
+        let hung = ReadResult::TimedOut {
+            after_ms: 100,
+            pid: 1,
+        };
         let unmounted = ReadResult::Report(ReadReport::NotMounted {
             message: "x".into(),
         });

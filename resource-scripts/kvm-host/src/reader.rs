@@ -52,12 +52,35 @@ pub fn read_report(file: &Path, require_mount_of: Option<&Path>) -> ReadReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadResult {
     Report(ReadReport),
-    /// The read did not finish by the deadline: the storage is hung.
+    /// The read did not finish by the deadline: the storage is hung. The
+    /// reader was SIGKILLed; `pid` may still exist, stuck in the kernel.
     TimedOut {
         after_ms: u64,
+        pid: u32,
+    },
+    /// Not attempted: the reader abandoned by an earlier check is still
+    /// stuck (a hard NFS mount). Starting another would only pile up
+    /// unkillable processes, one per monitor.
+    StillBlocked {
+        pid: u32,
     },
     /// The child could not run or answered garbage.
     Failed(String),
+}
+
+/// Whether `pid` is a live `kvm-host read-heartbeat` of `file`.
+pub fn is_blocked_reader(pid: i32, file: &Path) -> bool {
+    if !crate::state::is_alive(pid) {
+        return false;
+    }
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    args.get(1) == Some(&READ_SUBCOMMAND.as_bytes())
+        && args
+            .windows(2)
+            .any(|w| w[0] == b"--file" && w[1] == file.as_os_str().as_encoded_bytes())
 }
 
 /// One file to read.
@@ -93,8 +116,9 @@ pub fn read_all(requests: &[ReadRequest], deadline: Instant) -> Vec<ReadResult> 
                     )),
                 }
             }
-            Outcome::TimedOut { after } => ReadResult::TimedOut {
+            Outcome::TimedOut { after, pid } => ReadResult::TimedOut {
                 after_ms: after.as_millis() as u64,
+                pid,
             },
             Outcome::SpawnFailed(e) => {
                 ReadResult::Failed(format!("cannot run heartbeat reader: {e}"))

@@ -58,6 +58,14 @@ impl StateFiles {
             .join(format!("{}.storage-{index}.json", self.stem()))
     }
 
+    /// Records a storage reader abandoned in uninterruptible I/O.
+    pub fn blocked_reader_file(&self, index: usize) -> PathBuf {
+        self.state_dir.join(format!(
+            "{}.storage-{index}.blocked-reader.pid",
+            self.stem()
+        ))
+    }
+
     /// Reads the PID file: `Ok(None)` when absent (the resource is stopped).
     pub fn read_pid(&self) -> Result<Option<i32>, String> {
         match fs::read_to_string(self.pid_file()) {

@@ -595,3 +595,64 @@ fn transition_table_is_exhaustive() {
         }
     }
 }
+
+#[test]
+fn a_reader_still_stuck_from_an_earlier_monitor_is_not_duplicated() {
+    let mut f = Fixture::new(1);
+    f.set("heartbeat_interval", "3600");
+    assert_eq!(f.start().rc, 0);
+    let hb = f.heartbeat_file(0, "node-a");
+    std::fs::remove_file(&hb).unwrap();
+    mkfifo(&hb);
+    // Stand-in for a reader stuck in D state on a hard NFS mount: a real
+    // `kvm-host read-heartbeat` blocked on the FIFO, recorded as abandoned.
+    let mut stuck = Command::new(AGENT)
+        .args(["read-heartbeat", "--file"])
+        .arg(&hb)
+        .spawn()
+        .unwrap();
+    let marker = f
+        .state_dir()
+        .join("kvm-host-hb-test.storage-0.blocked-reader.pid");
+    std::fs::write(&marker, format!("{}\n", stuck.id())).unwrap();
+
+    let readers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| {
+                let c = String::from_utf8_lossy(c);
+                c.contains("read-heartbeat") && c.contains(hb.to_str().unwrap())
+            })
+            .count()
+    };
+    let m = f.action("monitor", Some(10_000), Some(20), 3_000);
+    assert_eq!(m.rc, 1, "{m:?}");
+    assert!(m.took < Duration::from_secs(1), "{:?}", m.took);
+    assert!(
+        m.exit_reason().unwrap().contains(&format!(
+            "still blocked since an earlier monitor (pid {})",
+            stuck.id()
+        )),
+        "{m:?}"
+    );
+    assert_eq!(
+        readers(),
+        1,
+        "monitor started another reader next to the stuck one"
+    );
+
+    // Once the stuck reader is gone, monitor reads again (and times out on
+    // the FIFO); a reader that dies on SIGKILL is not recorded as stuck.
+    stuck.kill().unwrap();
+    stuck.wait().unwrap();
+    let m = f.action("monitor", Some(10_000), Some(20), 2_000);
+    assert_eq!(m.rc, 1);
+    assert!(
+        m.exit_reason().unwrap().contains("did not finish within"),
+        "{m:?}"
+    );
+    assert!(!marker.exists());
+    assert_eq!(f.stop().rc, 0);
+}
