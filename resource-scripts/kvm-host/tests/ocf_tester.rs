@@ -13,20 +13,22 @@ fn ocf_tester_passes() {
     let tester = require("ocf-tester", "resource-agents");
     require("xmllint", "libxml2-utils");
     let f = Fixture::new(1);
+    let copy = agent_copy();
+    let agent = copy.path.to_str().unwrap();
     let mut cmd = Command::new(tester);
     cmd.arg("-n").arg("kvm-host-ocft");
     for (k, v) in &f.params {
         cmd.arg("-o").arg(format!("{k}={v}"));
     }
     let out = cmd
-        .arg(AGENT)
+        .arg(agent)
         .env("HA_LOGFACILITY", "none")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stdout.contains(&format!("{AGENT} passed all tests")),
+        out.status.success() && stdout.contains(&format!("{agent} passed all tests")),
         "ocf-tester failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
@@ -95,9 +97,10 @@ fn metadata_is_valid_against_the_dtd_and_resource_agents_rng() {
 #[test]
 fn metadata_runs_as_an_unprivileged_user_without_environment() {
     // Pacemaker runs meta-data as hacluster, ocf-tester as nobody.
+    let agent = agent_copy();
     let out = Command::new("su")
         .args(["nobody", "-s", "/bin/sh", "-c"])
-        .arg(format!("env -i {AGENT} meta-data"))
+        .arg(format!("env -i {} meta-data", agent.path.display()))
         .output()
         .unwrap();
     assert_eq!(

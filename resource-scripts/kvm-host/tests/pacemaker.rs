@@ -17,43 +17,45 @@ const INSTALLED: &str = "/usr/lib/ocf/resource.d/cloudstack/kvm-host";
 /// Both tests use the one install path: one at a time.
 static INSTALL_LOCK: Mutex<()> = Mutex::new(());
 
-/// Symlinks the built agent to where Pacemaker looks for
-/// `ocf:cloudstack:kvm-host`; removes on drop only what it created.
+/// Marks an agent file as a test install (hidden: Pacemaker ignores dot files).
+const MARKER: &str = "/usr/lib/ocf/resource.d/cloudstack/.kvm-host.test-install";
+
+/// Installs a copy of the built agent (0755) where Pacemaker looks for
+/// `ocf:cloudstack:kvm-host`, as a package would; removes on drop only what
+/// it created. A leftover test install (marker present) is replaced; a real
+/// install is never touched.
 struct Installed {
     created_dir: bool,
-    created_link: bool,
 }
 
 impl Installed {
     fn new() -> Installed {
+        use std::os::unix::fs::PermissionsExt;
         let created_dir = !Path::new(PROVIDER_DIR).exists();
         if created_dir {
             std::fs::create_dir_all(PROVIDER_DIR).expect("create OCF provider dir (run as root)");
+            std::fs::set_permissions(PROVIDER_DIR, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let link = Path::new(INSTALLED);
-        let created_link = match std::fs::read_link(link) {
-            Ok(target) if target == Path::new(AGENT) => false,
-            Ok(_) | Err(_) if link.symlink_metadata().is_ok() => panic!(
-                "{INSTALLED} already exists and is not this build's agent; \
-                 remove it (it is not ours to replace) and re-run"
-            ),
-            _ => {
-                std::os::unix::fs::symlink(AGENT, link).expect("symlink agent");
-                true
-            }
-        };
-        Installed {
-            created_dir,
-            created_link,
+        if link.symlink_metadata().is_ok() && !Path::new(MARKER).exists() {
+            panic!(
+                "{INSTALLED} exists and was not installed by these tests; \
+                 it is not ours to replace: remove it and re-run"
+            );
         }
+        std::fs::write(MARKER, "installed by kvm-host tests\n").unwrap();
+        let tmp = PathBuf::from(format!("{INSTALLED}.tmp"));
+        std::fs::copy(AGENT, &tmp).expect("copy agent");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, link).expect("install agent");
+        Installed { created_dir }
     }
 }
 
 impl Drop for Installed {
     fn drop(&mut self) {
-        if self.created_link {
-            let _ = std::fs::remove_file(INSTALLED);
-        }
+        let _ = std::fs::remove_file(INSTALLED);
+        let _ = std::fs::remove_file(MARKER);
         if self.created_dir {
             let _ = std::fs::remove_dir(PROVIDER_DIR);
         }

@@ -230,6 +230,26 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     panic!("the test peer `{program}` is not installed: run `apt-get install -y {package}`");
 }
 
+/// A copy of the agent in a fresh world-readable directory: Pacemaker runs
+/// meta-data as `hacluster` and ocf-tester as `nobody`, who may not be able
+/// to reach the build directory of a clone under a private home.
+pub struct AgentCopy {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn agent_copy() -> AgentCopy {
+    let dir = tempfile::Builder::new()
+        .prefix("kvm-host-bin-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("kvm-host");
+    std::fs::copy(AGENT, &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    AgentCopy { _dir: dir, path }
+}
+
 /// Writes an executable shell script (a stand-in for virsh or systemctl).
 pub fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
