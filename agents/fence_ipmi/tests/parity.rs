@@ -122,6 +122,8 @@ impl Bmc {
 const PASSWORD: &str = "secret";
 /// A deliberately wrong password, distinctive enough to grep for in our output.
 const WRONG_PASSWORD: &str = "Wr0ngPassw0rd";
+/// Cases checked at the same time within one test.
+const PARALLEL_CASES: usize = 3;
 /// A run that takes longer than this is killed and counted as a mismatch.
 const RUN_LIMIT: Duration = Duration::from_secs(40);
 
@@ -1019,10 +1021,30 @@ fn check_all(filter: impl Fn(&Case) -> bool) {
     reference_binary();
     let cases: Vec<&Case> = CASES.iter().filter(|c| filter(c)).collect();
     assert!(!cases.is_empty(), "no parity case selected");
-    let mut problems = Vec::new();
-    for case in cases {
-        problems.extend(check_case(case));
-    }
+    // Cases are independent (own simulators, own ports) and mostly wait on timers: run a few
+    // at a time, report in table order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..PARALLEL_CASES)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(case) = cases.get(i) else { break };
+                        done.push((i, check_case(case)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("parity worker"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    let problems: Vec<String> = results.into_iter().flat_map(|(_, p)| p).collect();
     assert!(
         problems.is_empty(),
         "{} parity mismatch(es):\n{}",
