@@ -16,6 +16,9 @@ use std::sync::{Mutex, OnceLock};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use syslog::{Facility, Formatter3164, LoggerBackend};
 
+/// Environment variable naming the syslog socket to use instead of the standard ones.
+pub const SYSLOG_SOCKET_ENV: &str = "FENCE_AGENT_SYSLOG_SOCKET";
+
 /// Secrets shorter than this are not searched for in log lines: they would garble ordinary
 /// words, and nothing in the agent logs them in the first place.
 const MIN_REDACTED_LEN: usize = 3;
@@ -43,13 +46,30 @@ pub fn install(agent_name: &str) -> &'static AgentLogger {
     let mut fresh = false;
     let logger = LOGGER.get_or_init(|| {
         fresh = true;
-        let syslog = syslog::unix(Formatter3164 {
+        let formatter = Formatter3164 {
             facility: Facility::LOG_USER,
             hostname: None,
             process: agent_name.to_string(),
             pid: std::process::id(),
-        })
-        .ok();
+        };
+        // The standard sockets (/dev/log, ...) unless SYSLOG_SOCKET_ENV names another one
+        // (containers, tests). No syslog daemon: no syslog output, nothing else changes.
+        let mut syslog = match std::env::var_os(SYSLOG_SOCKET_ENV) {
+            Some(path) => syslog::unix_custom(formatter, path).ok(),
+            None => syslog::unix(formatter).ok(),
+        };
+        // A stalled syslog daemon must never stall fencing: send without blocking and drop
+        // the line if the socket is full (stderr and the debug file still get it).
+        let nonblocking = match syslog.as_ref().map(|l| &l.backend) {
+            Some(LoggerBackend::Unix(socket)) => socket.set_nonblocking(true).is_ok(),
+            Some(LoggerBackend::UnixStream(stream)) => {
+                stream.get_ref().set_nonblocking(true).is_ok()
+            }
+            Some(_) | None => true,
+        };
+        if !nonblocking {
+            syslog = None;
+        }
         AgentLogger {
             state: Mutex::new(State {
                 level: LevelFilter::Warn,

@@ -147,3 +147,66 @@ fn validate_all_does_not_run_password_script() {
     .assert(0, "");
     assert!(!marker.exists(), "validate-all ran password_script");
 }
+
+#[test]
+fn syslog_gets_the_log_lines_without_secrets() {
+    use std::os::unix::net::UnixDatagram;
+    let s = sim(true);
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("log");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // A syslog daemon reading as the agent writes.
+    let reader = std::thread::spawn(move || {
+        let mut messages = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = socket.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let last = m.contains("IPMI session closed");
+            messages.push(m);
+            if last {
+                break;
+            }
+        }
+        messages.join("\n")
+    });
+    let r = run_stdin_env(
+        &stdin_for(&s, "action=reboot\nverbose=1\nbogus=1\n"),
+        &[("FENCE_AGENT_SYSLOG_SOCKET", socket_path.to_str().unwrap())],
+    );
+    let all = reader.join().unwrap();
+    r.assert(0, "Success: Rebooted\n");
+    assert!(
+        all.contains("fence_ipmi[") && all.contains("Ignoring unknown option 'bogus'"),
+        "syslog got:\n{all}\nstderr:\n{}",
+        r.stderr
+    );
+    assert!(
+        all.contains("Get Chassis Status"),
+        "no debug lines in syslog:\n{all}"
+    );
+    assert_no_secrets(&[&all, &r.stdout, &r.stderr]);
+}
+
+#[test]
+fn a_stalled_syslog_never_blocks_fencing() {
+    use std::os::unix::net::UnixDatagram;
+    let s = sim(true);
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("log");
+    // Bound but never read: its queue fills after a few lines.
+    let _stalled = UnixDatagram::bind(&socket_path).unwrap();
+    let r = run_stdin_env(
+        &stdin_for(&s, "action=reboot\nverbose_level=2\n"),
+        &[("FENCE_AGENT_SYSLOG_SOCKET", socket_path.to_str().unwrap())],
+    );
+    r.assert(0, "Success: Rebooted\n");
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(5),
+        "{:?}",
+        r.elapsed
+    );
+    assert!(r.stderr.contains("IPMI session closed"), "{}", r.stderr);
+}
