@@ -2,9 +2,10 @@
 //!
 //! The defaults are chosen so that a crashed host is confirmed powered off
 //! within 60 s of virtual time (see `docs/model.md`, "Timing budget"):
-//! health check every 5 s (3 s timeout) -> SUSPECT after at most ~8 s; an
-//! activity round of 3 dead samples of 8 s each (up to 4 samples) -> ~32-40 s;
+//! health check every 10 s (3 s timeout) -> SUSPECT after at most 13 s; an
+//! activity round of 3 dead samples of 8 s each (up to 4 samples) -> 24-32 s;
 //! power refresh + off + confirming read -> a few seconds with a healthy BMC.
+//! Worst case about 13 + 32 + 3 = 48 s.
 
 use crate::ids::Millis;
 use serde::{Deserialize, Serialize};
@@ -104,9 +105,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            health_check_interval_ms: 5_000,
+            health_check_interval_ms: 10_000,
             health_check_timeout_ms: 3_000,
-            power_poll_interval_ms: 30_000,
+            power_poll_interval_ms: 60_000,
             power_op_timeout_ms: 10_000,
             activity_sample_window_ms: 8_000,
             activity_check_timeout_ms: 12_000,

@@ -21,6 +21,7 @@ use crate::io::{
     UserPowerOp, Window,
 };
 use crate::record::{FenceOutcome, Record};
+use crate::timers::TimerQueue;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -77,7 +78,6 @@ pub struct PartitionView {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Wake {
-    Host(u32),
     Partition(u32),
     RateCap,
 }
@@ -166,7 +166,6 @@ struct HostEntry {
     power_on_owed: bool,
     next_power_on_at: Millis,
     user_power: Option<UserPowerOp>,
-    scheduled: Option<Millis>,
     dirty: bool,
 }
 
@@ -210,6 +209,9 @@ pub struct Coordinator {
     cluster_index: HashMap<ClusterId, usize>,
     hosts: Vec<HostEntry>,
     host_index: HashMap<HostId, usize>,
+    /// One wake-up slot per host.
+    host_timers: TimerQueue,
+    /// Partition and rate-cap wake-ups (rare).
     timers: BinaryHeap<Reverse<(Millis, Wake)>>,
     rate_scheduled: Option<Millis>,
     restored: HashMap<HostId, Restored>,
@@ -248,6 +250,7 @@ impl Coordinator {
             cluster_index: HashMap::new(),
             hosts: Vec::new(),
             host_index: HashMap::new(),
+            host_timers: TimerQueue::default(),
             timers: BinaryHeap::new(),
             rate_scheduled: None,
             restored: HashMap::new(),
@@ -404,7 +407,12 @@ impl Coordinator {
 
     /// The next time the core wants a [`Input::Tick`] (or any input).
     pub fn next_timeout(&self) -> Option<Millis> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let a = self.timers.peek().map(|Reverse((t, _))| *t);
+        let b = self.host_timers.peek().map(|(t, _)| t);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The coordinator epoch (incarnation number).
@@ -593,19 +601,28 @@ impl Coordinator {
     }
 
     fn run_timers(&mut self, now: Millis, out: &mut Vec<Action>) {
-        while let Some(&Reverse((t, wake))) = self.timers.peek() {
-            if t > now {
-                break;
-            }
-            self.timers.pop();
-            match wake {
-                Wake::Host(i) => {
-                    let i = i as usize;
-                    if self.hosts[i].scheduled == Some(t) {
-                        self.hosts[i].scheduled = None;
-                        self.poll_host(i, now, out);
+        loop {
+            let misc = self.timers.peek().map(|Reverse((t, _))| *t);
+            let host = self.host_timers.peek();
+            let wake = match (misc, host) {
+                (_, Some((t, i))) if t <= now && !misc.is_some_and(|m| m < t) => {
+                    // poll_host reschedules the host in place (one heap
+                    // update instead of a removal and an insertion).
+                    self.poll_host(i as usize, now, out);
+                    if self.host_timers.get(i).is_some_and(|t| t <= now) {
+                        self.host_timers.remove(i);
                     }
+                    self.settle(now, out);
+                    continue;
                 }
+                (Some(t), _) if t <= now => {
+                    let Reverse((_, w)) = self.timers.pop().expect("peeked");
+                    (t, w)
+                }
+                _ => break,
+            };
+            let (t, wake) = wake;
+            match wake {
                 Wake::Partition(c) => {
                     let c = c as usize;
                     if self.clusters[c].scheduled == Some(t) {
@@ -886,7 +903,6 @@ impl Coordinator {
                     power_on_owed: r.power_on_owed,
                     next_power_on_at: now,
                     user_power: None,
-                    scheduled: None,
                     dirty: false,
                     host,
                 };
@@ -944,7 +960,8 @@ impl Coordinator {
         let h = &mut self.hosts[i];
         h.removed = true;
         h.health_op = None;
-        h.scheduled = None;
+        self.host_timers.remove(i as u32);
+        let h = &mut self.hosts[i];
         // A pending fence power-off is kept in the fence log (journal); its
         // result is discarded because the host is gone.
         h.power_op = None;
@@ -1379,6 +1396,7 @@ impl Coordinator {
     fn schedule_host(&mut self, i: usize, now: Millis) {
         let h = &self.hosts[i];
         if h.removed {
+            self.host_timers.remove(i as u32);
             return;
         }
         let mut t = Millis::MAX;
@@ -1412,12 +1430,12 @@ impl Coordinator {
             }
         }
         if t == Millis::MAX {
+            self.host_timers.remove(i as u32);
             return;
         }
         let t = t.max(now + 1);
-        if h.scheduled != Some(t) {
-            self.hosts[i].scheduled = Some(t);
-            self.timers.push(Reverse((t, Wake::Host(i as u32))));
+        if self.host_timers.get(i as u32) != Some(t) {
+            self.host_timers.set(i as u32, t);
         }
     }
 

@@ -39,6 +39,7 @@ pub mod ids;
 pub mod inventory;
 pub mod io;
 pub mod record;
+mod timers;
 
 pub use config::{Config, ConfigError, EvidenceConfig, FenceRateConfig, MassFailureConfig};
 pub use coordinator::{Coordinator, HostView, PartitionView, RecoverError};
