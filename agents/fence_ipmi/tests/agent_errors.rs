@@ -330,3 +330,43 @@ fn quiet_silences_stderr_but_not_the_exit_code() {
     );
     assert!(s.events().is_empty());
 }
+
+#[test]
+fn under_pacemakers_fencer_internal_timeouts_are_off() {
+    // The host follows the off command only after 3 s. With power_timeout=1 a manual run gives
+    // up after one poll; under pacemaker-fenced (disable_timeout implied) the agent keeps
+    // polling until the host is off, and the fencer's own timeout governs.
+    let s = sim(true);
+    make_chassis_ignore_power(&s);
+    let r = run_stdin_env(
+        &stdin_for(&s, "action=off\npower_timeout=1\n"),
+        &[("PCMK_service", "stonith_admin")],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("Timed out waiting to power OFF"),
+        "{}",
+        r.stderr
+    );
+
+    let input = stdin_for(&s, "action=off\npower_timeout=1\n");
+    let flip = std::thread::spawn({
+        let dir = s.dir().to_path_buf();
+        move || {
+            std::thread::sleep(Duration::from_secs(3));
+            std::fs::write(dir.join("power"), "0\n").unwrap();
+        }
+    });
+    let r = run_stdin_env(&input, &[("PCMK_service", "pacemaker-fenced")]);
+    flip.join().unwrap();
+    r.assert(0, "Success: Powered OFF\n");
+    assert!(r.elapsed >= Duration::from_secs(3), "{:?}", r.elapsed);
+
+    // An explicit disable_timeout=0 keeps the limits even under the fencer.
+    s.set_power(true);
+    let r = run_stdin_env(
+        &stdin_for(&s, "action=off\npower_timeout=1\ndisable_timeout=0\n"),
+        &[("PCMK_service", "pacemaker-fenced")],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+}

@@ -56,8 +56,7 @@ fn finish(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     let start = Instant::now();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("PCMK_service");
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn fence_ipmi");
     {
         let mut pipe = child.stdin.take().unwrap();
@@ -74,26 +73,33 @@ fn finish(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     }
 }
 
+/// The agent's command, without the caller's Pacemaker environment (tests set it explicitly).
+fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_remove("PCMK_service");
+    cmd
+}
+
 /// Run with command-line options.
 pub fn run_args(args: &[&str]) -> Run {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.args(args);
     finish(cmd, None)
 }
 
 /// Run with options on stdin (no arguments), as Pacemaker does.
 pub fn run_stdin(input: &str) -> Run {
-    finish(Command::new(binary()), Some(input.as_bytes()))
+    finish(command(), Some(input.as_bytes()))
 }
 
 /// Run with raw bytes on stdin.
 pub fn run_stdin_bytes(input: &[u8]) -> Run {
-    finish(Command::new(binary()), Some(input))
+    finish(command(), Some(input))
 }
 
 /// Run with options on stdin and extra environment.
 pub fn run_stdin_env(input: &str, env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     for (k, v) in env {
         cmd.env(k, v);
     }
