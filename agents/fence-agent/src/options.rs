@@ -115,8 +115,8 @@ fn none_if_zero(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
 
-/// Validated options.
-#[derive(Clone, Debug)]
+/// Validated options. `Debug` shows secret parameters as `[hidden]`.
+#[derive(Clone)]
 pub struct Options {
     params: Vec<Param>,
     values: BTreeMap<&'static str, String>,
@@ -125,6 +125,26 @@ pub struct Options {
     verbose_level: u32,
     password: Option<Secret>,
     timeouts_disabled: bool,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, v)| {
+                let secret = self.params.iter().any(|p| p.name == *k && p.secret);
+                (*k, if secret { "[hidden]" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("Options")
+            .field("action", &self.action)
+            .field("values", &shown)
+            .field("verbose_level", &self.verbose_level)
+            .field("password", &self.password)
+            .field("timeouts_disabled", &self.timeouts_disabled)
+            .finish()
+    }
 }
 
 /// The result of the first check phase: either documentation to print, or options to validate.
@@ -583,6 +603,15 @@ mod tests {
         let mut o = options("ip=x\npower_timeout=0\n");
         o.apply_environment(None);
         assert_eq!(o.timing().power_timeout, None);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut o = options("ip=x\npassword=hunter2-pw\n");
+        o.set_password(Secret::new("hunter2-pw".into()));
+        let text = format!("{o:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("[hidden]"));
     }
 
     #[test]
