@@ -124,6 +124,11 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     if args.random {
         let seeds = args.seeds.unwrap_or(1);
         let hosts = hosts.unwrap_or(5);
+        if seeds == 1 {
+            // A single seed is a replay: show it like a named scenario.
+            let rep = hactl_sim::run_random(args.first_seed, hosts, !args.json);
+            return report_run(&rep, args.json);
+        }
         let rep = hactl_sim::sweep(args.first_seed, seeds, hosts);
         if args.json {
             print_json(&rep);
@@ -174,8 +179,12 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.json {
-        print_json(&rep);
+    report_run(&rep, args.json)
+}
+
+fn report_run(rep: &hactl_sim::RunReport, json: bool) -> ExitCode {
+    if json {
+        print_json(rep);
     } else {
         for l in &rep.timeline {
             println!("{l}");

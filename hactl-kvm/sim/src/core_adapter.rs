@@ -10,6 +10,7 @@ use hactl_core::{
 };
 
 use crate::clock::SimTime;
+use crate::engine::JournalDisk;
 use crate::invariants::Bounds;
 use crate::journal_disk;
 use crate::protocol::{CoreOut, FenceEvidence, Outcome, PowerOp, Request};
@@ -118,13 +119,17 @@ impl CoreDriver {
     /// Starts a fresh coordinator (empty journal) or rebuilds one from the
     /// journal on the simulated disk; tells it the inventory and quorum.
     /// Returns the driver, its first outputs and a note for the timeline.
+    ///
+    /// Like the real journal, a torn tail is cut off the disk before the new
+    /// incarnation appends to it.
     pub fn start(
         now: SimTime,
         _wall_ms: i64,
         world: &World,
-        journal: &[u8],
+        disk: &mut JournalDisk,
     ) -> Result<(CoreDriver, Vec<CoreOut<Tag>>, String), String> {
         let cfg = Config::default();
+        let journal = &disk.bytes;
         let (core, first, note) = if journal.is_empty() {
             let core = Coordinator::new(cfg, now.0)
                 .map_err(|e| format!("invalid core configuration: {e}"))?;
@@ -133,6 +138,8 @@ impl CoreDriver {
         } else {
             let replay = journal_disk::decode(journal);
             let n = replay.records.len();
+            disk.bytes.truncate(replay.valid_len);
+            disk.record_starts = replay.record_starts;
             let (core, first) = Coordinator::recover(cfg, replay.records, now.0)
                 .map_err(|e| format!("cannot rebuild the coordinator from its journal: {e}"))?;
             let note = match replay.torn_tail {

@@ -344,7 +344,7 @@ impl Simulation {
 
     fn start_coordinator(&mut self, now: SimTime, restart: bool) {
         let wall = self.wall_ms(now);
-        match CoreDriver::start(now, wall, &self.world, &self.disk.bytes) {
+        match CoreDriver::start(now, wall, &self.world, &mut self.disk) {
             Ok((core, outs, note)) => {
                 self.core = Some(core);
                 self.coordinator_started_at = now;
@@ -358,11 +358,36 @@ impl Simulation {
                         .line(now, "coord", || format!("coordinator started ({note})"));
                 }
                 self.handle_outs(now, outs);
+                self.resync_states(now);
             }
             Err(e) => {
                 self.checker.restart_failed(now, e.clone());
                 self.timeline.line(now, "VIOLATION", || {
                     format!("coordinator failed to start: {e}")
+                });
+            }
+        }
+    }
+
+    /// After a (re)start the core may hold states restored from its journal
+    /// without announcing them as transitions: take them over.
+    fn resync_states(&mut self, now: SimTime) {
+        let Some(core) = self.core.as_ref() else {
+            return;
+        };
+        for h in 0..self.tracks.len() {
+            let s = core.host_state(h);
+            if self.tracks[h].state != s {
+                let from = self.tracks[h].state;
+                self.tracks[h].state = s;
+                self.tracks[h].since = now;
+                if TRANSIENT_STATES.contains(&s) {
+                    self.transient.insert(h);
+                } else {
+                    self.transient.remove(&h);
+                }
+                self.timeline.line(now, "core", || {
+                    format!("h{h} {from} -> {s}: as rebuilt from the journal")
                 });
             }
         }
@@ -407,6 +432,19 @@ impl Simulation {
             self.dead.push(host);
             self.tracks[host].death_started = Some(now);
             self.checker.on_death(host);
+            if self.tracks[host].state == "FAILED" {
+                // Already waiting for the operator: no automatic recovery is due.
+                self.checker.hold_back_death(host, now);
+                self.checker.on_failed(host);
+            }
+            if matches!(
+                self.tracks[host].state,
+                "SUSPECT" | "CHECKING" | "INITIALIZING"
+            ) {
+                // Already suspected (e.g. agent down) and in activity-check
+                // backoff: the next round may be up to the backoff maximum away.
+                self.checker.hold_back_death(host, now);
+            }
         }
     }
 
@@ -563,10 +601,9 @@ impl Simulation {
                 h.os = Os::Down;
                 h.agent_up = false;
                 self.tracks[host].last_off_at = Some(now);
-                let epoch = self.world.hosts[host].failure_epoch;
                 if fence {
+                    self.checker.on_fence_landed(host, now);
                     if let Some(since) = self.world.hosts[host].dead_since {
-                        self.checker.on_dead_host_fenced(host, epoch);
                         self.tracks[host].fenced_death = Some(since);
                         self.recoveries += 1;
                         self.clear_dead(host);
@@ -636,6 +673,9 @@ impl Simulation {
                     } else {
                         self.transient.remove(&host);
                     }
+                    if to == "FAILED" && self.world.hosts[host].dead_since.is_some() {
+                        self.checker.on_failed(host);
+                    }
                     if to == "AVAILABLE" {
                         if let Some(d) = self.tracks[host].death_started.take() {
                             self.time_to_available
@@ -697,6 +737,7 @@ impl Simulation {
                             if let Some((restart_after_ms, tear)) = self.crash_on_next_fence.take()
                             {
                                 if tear && persisted_in_batch && self.disk.tear_last() {
+                                    self.checker.note_unsent_fence(now, &self.world, *host);
                                     // The record announcing this fence never reached
                                     // the disk, so the fence never left either.
                                     self.timeline.line(now, "coord", || {

@@ -79,11 +79,14 @@ pub struct HostRecord {
     /// Windows the simulator answered "dead" for this host, most recent last.
     pub answered_dead: VecDeque<(SimTime, SimTime)>,
     pub fence_in_flight_until: Option<SimTime>,
-    /// Failure epoch in which the host was last fenced successfully.
-    pub fenced_in_epoch: Option<u32>,
+    /// When a fence last turned this host's chassis off.
+    pub last_fence_landed: Option<SimTime>,
     /// Last instant something legitimate held fencing of this dead host back.
     pub death_blocked_at: Option<SimTime>,
     pub death_reported: bool,
+    /// The core declared the host FAILED (operator attention) after fencing
+    /// had been legitimately blocked during this death.
+    pub handed_to_operator: bool,
 }
 
 /// Ground-truth bookkeeping and the checks run at every fence and every step.
@@ -93,6 +96,10 @@ pub struct InvariantChecker {
     /// Every fencing operation ever issued: (time, cluster); survives
     /// coordinator restarts because it is the world's record, not the core's.
     fence_log: VecDeque<(SimTime, ClusterIdx)>,
+    /// When the cap was reached, fencing stays stopped for a full window
+    /// (or until an operator acknowledges, which the simulator never does).
+    cap_stop_until_global: Option<SimTime>,
+    cap_stop_until_cluster: std::collections::HashMap<ClusterIdx, SimTime>,
     pub violations: Vec<Violation>,
 }
 
@@ -110,6 +117,8 @@ impl InvariantChecker {
             bounds,
             hosts: vec![HostRecord::default(); hosts],
             fence_log: VecDeque::new(),
+            cap_stop_until_global: None,
+            cap_stop_until_cluster: std::collections::HashMap::new(),
             violations: Vec::new(),
         }
     }
@@ -158,7 +167,6 @@ impl InvariantChecker {
     ) -> usize {
         let before = self.violations.len();
         let cluster = world.hosts[host].cluster;
-        let epoch = world.hosts[host].failure_epoch;
         if !world.quorate {
             self.violate(
                 now,
@@ -256,9 +264,9 @@ impl InvariantChecker {
                 }
             }
         }
-        let (in_flight, fenced_in_epoch) = {
+        let (in_flight, last_landed) = {
             let rec = &self.hosts[host];
-            (rec.fence_in_flight_until, rec.fenced_in_epoch)
+            (rec.fence_in_flight_until, rec.last_fence_landed)
         };
         if let Some(until) = in_flight {
             if until > now {
@@ -270,15 +278,22 @@ impl InvariantChecker {
                 );
             }
         }
-        if fenced_in_epoch == Some(epoch) && world.hosts[host].dead_since.is_none() {
-            self.violate(now, Invariant::DuplicateFence, Some(host),
-                "the fence that recovered this host from its last death already happened; it has not died since".into());
-        } else if world.hosts[host].chassis == crate::world::Chassis::Off {
+        // A fence decided on evidence gathered before the previous fence of
+        // this host took effect repeats a decision already carried out.
+        let newest_evidence = evidence.and_then(|e| e.dead_windows.iter().map(|w| w.1).max());
+        if let (Some(landed), Some(newest)) = (last_landed, newest_evidence) {
+            if newest <= landed {
+                self.violate(now, Invariant::DuplicateFence, Some(host), format!(
+                    "evidence ends at {newest}, before the previous fence of this host took effect at {landed}"));
+            }
+        }
+        let h = &world.hosts[host];
+        if h.chassis == crate::world::Chassis::Off && last_landed.is_some() && !h.feed_cut {
             self.violate(
                 now,
                 Invariant::DuplicateFence,
                 Some(host),
-                "fence of a host whose chassis is already OFF".into(),
+                "fence of a host whose chassis is still OFF from the previous fence".into(),
             );
         }
         if world.partition_outage(cluster) {
@@ -291,6 +306,13 @@ impl InvariantChecker {
         }
         self.hosts[host].fence_in_flight_until = Some(in_flight_until);
         self.fence_log.push_back((now, cluster));
+        let stop = now.plus_ms(self.bounds.fence_window_ms);
+        if in_cluster + 1 >= self.bounds.fence_cap_per_cluster {
+            self.cap_stop_until_cluster.insert(cluster, stop);
+        }
+        if global + 1 >= self.bounds.fence_cap_global {
+            self.cap_stop_until_global = Some(stop);
+        }
         // Keep the log bounded: nothing older than the window can matter.
         let from = now.0.saturating_sub(self.bounds.fence_window_ms);
         while self.fence_log.front().is_some_and(|(t, _)| t.0 <= from) {
@@ -299,10 +321,40 @@ impl InvariantChecker {
         self.violations.len() - before
     }
 
-    /// A fencing operation turned off the chassis of a dead host: that
-    /// death is dealt with, another fence before the next death is a duplicate.
-    pub fn on_dead_host_fenced(&mut self, host: HostIdx, epoch: u32) {
-        self.hosts[host].fenced_in_epoch = Some(epoch);
+    /// The core decided a fence but crashed while journaling it, so it was
+    /// never sent; the core may already have journaled that this fence
+    /// reaches the rate cap, which then stops fencing for a window. Only the
+    /// stop is mirrored; the fence is not counted (it never happened).
+    pub fn note_unsent_fence(&mut self, now: SimTime, world: &World, host: HostIdx) {
+        let cluster = world.hosts[host].cluster;
+        let stop = now.plus_ms(self.bounds.fence_window_ms);
+        if self.fences_in_window(now, Some(cluster)) + 1 >= self.bounds.fence_cap_per_cluster {
+            self.cap_stop_until_cluster.insert(cluster, stop);
+        }
+        if self.fences_in_window(now, None) + 1 >= self.bounds.fence_cap_global {
+            self.cap_stop_until_global = Some(stop);
+        }
+    }
+
+    /// A fencing operation turned the chassis off.
+    pub fn on_fence_landed(&mut self, host: HostIdx, at: SimTime) {
+        self.hosts[host].last_fence_landed = Some(at);
+    }
+
+    /// The core declared the host FAILED. That ends the recovery-bound clock
+    /// only if something legitimately blocked fencing during this death
+    /// (an unreachable BMC, say); giving up on a fenceable host does not.
+    pub fn on_failed(&mut self, host: HostIdx) {
+        let rec = &mut self.hosts[host];
+        if rec.death_blocked_at.is_some() {
+            rec.handed_to_operator = true;
+        }
+    }
+
+    /// Fencing of this dead host is legitimately slower from `at` on (it was
+    /// already SUSPECT, in activity-check backoff, when it died).
+    pub fn hold_back_death(&mut self, host: HostIdx, at: SimTime) {
+        self.hosts[host].death_blocked_at = Some(at);
     }
 
     pub fn on_fence_finished(&mut self, host: HostIdx) {
@@ -313,6 +365,7 @@ impl InvariantChecker {
     pub fn on_death(&mut self, host: HostIdx) {
         let rec = &mut self.hosts[host];
         rec.death_blocked_at = None;
+        rec.handed_to_operator = false;
         rec.death_reported = false;
     }
 
@@ -336,7 +389,15 @@ impl InvariantChecker {
         let healthy_peers = cl
             .hosts
             .clone()
-            .filter(|&x| x != host && world.agent_healthy(x) && world.agent_reachable(x))
+            .filter(|&x| {
+                // A peer counts toward an ACTIVE partition only if it could be
+                // AVAILABLE: healthy, reachable, and its power state readable.
+                x != host
+                    && world.agent_healthy(x)
+                    && world.agent_reachable(x)
+                    && world.bmc_answers(x)
+                    && world.hosts[x].bmc.extra_latency_ms == 0
+            })
             .count();
         !world.quorate
             || !coord.up
@@ -347,8 +408,11 @@ impl InvariantChecker {
             || world.partition_outage(c)
             || unhealthy * 100 >= size * self.bounds.mass_failure_share_pct as usize
             || healthy_peers < 2
-            || self.fences_in_window(now, Some(c)) >= self.bounds.fence_cap_per_cluster
-            || self.fences_in_window(now, None) >= self.bounds.fence_cap_global
+            || self
+                .cap_stop_until_cluster
+                .get(&c)
+                .is_some_and(|&t| now < t)
+            || self.cap_stop_until_global.is_some_and(|t| now < t)
     }
 
     /// Per-step liveness check for dead hosts (only hosts listed in `dead`).
@@ -368,7 +432,7 @@ impl InvariantChecker {
                 continue;
             }
             let rec = &self.hosts[h];
-            if rec.death_reported {
+            if rec.death_reported || rec.handed_to_operator {
                 continue;
             }
             let late = match rec.death_blocked_at {

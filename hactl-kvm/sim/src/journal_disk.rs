@@ -30,10 +30,15 @@ pub struct Replay {
     pub records: Vec<Record>,
     /// Bytes after the last intact record, if any.
     pub torn_tail: Option<usize>,
+    /// Length of the intact prefix: where the next append must start.
+    pub valid_len: usize,
+    /// Start offset of every intact record.
+    pub record_starts: Vec<usize>,
 }
 
 pub fn decode(bytes: &[u8]) -> Replay {
     let mut records = Vec::new();
+    let mut record_starts = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
         let rest = &bytes[at..];
@@ -50,7 +55,10 @@ pub fn decode(bytes: &[u8]) -> Replay {
             break;
         }
         match serde_json::from_slice(payload) {
-            Ok(r) => records.push(r),
+            Ok(r) => {
+                records.push(r);
+                record_starts.push(at);
+            }
             Err(_) => break,
         }
         at += 8 + len;
@@ -58,5 +66,37 @@ pub fn decode(bytes: &[u8]) -> Replay {
     Replay {
         records,
         torn_tail: (at < bytes.len()).then(|| bytes.len() - at),
+        valid_len: at,
+        record_starts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_tail_is_detected_and_the_intact_prefix_kept() {
+        let a = encode(&Record::Started { epoch: 1, at: 5 });
+        let b = encode(&Record::Started { epoch: 2, at: 9 });
+        let mut disk = a.clone();
+        disk.extend_from_slice(&b[..b.len() / 2]);
+        let r = decode(&disk);
+        assert_eq!(r.records, vec![Record::Started { epoch: 1, at: 5 }]);
+        assert_eq!(r.valid_len, a.len());
+        assert_eq!(r.torn_tail, Some(b.len() / 2));
+        // A flipped byte in the last record is caught by the checksum.
+        let mut disk = a.clone();
+        disk.extend_from_slice(&b);
+        let n = disk.len();
+        disk[n - 2] ^= 0x20;
+        assert_eq!(decode(&disk).records.len(), 1);
+        // Clean journal.
+        let mut disk = a.clone();
+        disk.extend_from_slice(&b);
+        let r = decode(&disk);
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.torn_tail, None);
+        assert_eq!(r.record_starts, vec![0, a.len()]);
     }
 }
