@@ -10,13 +10,14 @@ mod common;
 use common::*;
 use ipmi_lan::{ConnectOptions, IpmiError, Secret, Session, Step};
 use ipmi_rs::connection::NetFn;
+use test_support::IpmiSim;
 
 const SECOND_MC: &str = "mc_add 0x30 0 no-device-sdrs 0x24 1 2 0x9f 0x1291 0xf03\nmc_enable 0x30\n";
 
-fn opts(sim: &KgSim, target: Option<u8>) -> ConnectOptions {
+fn opts(sim: &IpmiSim, target: Option<u8>) -> ConnectOptions {
     init_tracing();
     let mut o = ConnectOptions::new("127.0.0.1", "admin", Secret::from("secret"));
-    o.port = sim.port;
+    o.port = sim.port();
     o.target = target;
     o
 }
@@ -31,7 +32,7 @@ fn device_id(s: &mut Session) -> (u8, u8, u8) {
 
 #[test]
 fn commands_reach_the_bridged_controller_not_the_bmc() {
-    let sim = KgSim::start_with("", SECOND_MC);
+    let sim = IpmiSim::builder().extra_emu_commands(SECOND_MC).start();
     let mut bmc = Session::open(&opts(&sim, None), secs(10)).unwrap();
     assert_eq!(device_id(&mut bmc), (3, 9, 0x08));
     bmc.close().unwrap();
@@ -48,7 +49,7 @@ fn commands_reach_the_bridged_controller_not_the_bmc() {
 
 #[test]
 fn absent_bridge_target_is_reported_by_the_bmc() {
-    let sim = KgSim::start_with("", SECOND_MC);
+    let sim = IpmiSim::builder().extra_emu_commands(SECOND_MC).start();
     let mut s = Session::open(&opts(&sim, Some(0x40)), secs(10)).unwrap();
     let err = s.command(NetFn::App, 0x01, &[], secs(5)).unwrap_err();
     assert!(

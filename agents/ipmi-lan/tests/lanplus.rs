@@ -435,11 +435,11 @@ fn hold_sessions_until_refused(opts: &ipmi_lan::ConnectOptions) -> (Vec<Session>
 fn bmc_key_kg_right_works_wrong_or_missing_fails() {
     let kg_hex = "0102030405060708090a0b0c0d0e0f10";
     let kg: Vec<u8> = (1..=16).collect();
-    let sim = KgSim::start(kg_hex);
+    let sim = IpmiSim::builder().bmc_key(kg_hex).start();
     let opts_for = |kg: Option<Vec<u8>>| {
         init_tracing();
         let mut o = ipmi_lan::ConnectOptions::new("127.0.0.1", "admin", Secret::from("secret"));
-        o.port = sim.port;
+        o.port = sim.port();
         o.kg = kg.map(Secret::new);
         o.retransmit_interval = Duration::from_millis(300);
         o

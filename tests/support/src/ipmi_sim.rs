@@ -70,6 +70,8 @@ pub struct IpmiSimBuilder {
     power_on: bool,
     auths: String,
     priv_limit: String,
+    bmc_key: Option<String>,
+    extra_emu: String,
 }
 
 impl Default for IpmiSimBuilder {
@@ -83,6 +85,8 @@ impl Default for IpmiSimBuilder {
             power_on: true,
             auths: "none md2 md5 straight".into(),
             priv_limit: "admin".into(),
+            bmc_key: None,
+            extra_emu: String::new(),
         }
     }
 }
@@ -111,6 +115,18 @@ impl IpmiSimBuilder {
     /// The channel's privilege limit (`user`, `operator`, `admin`).
     pub fn priv_limit(mut self, limit: &str) -> Self {
         self.priv_limit = limit.into();
+        self
+    }
+
+    /// The BMC key Kg that RMCP+ sessions must use (32 hex digits: this ipmi_sim keeps 16 bytes).
+    pub fn bmc_key(mut self, kg_hex: &str) -> Self {
+        self.bmc_key = Some(kg_hex.into());
+        self
+    }
+    /// Emulator commands run after the BMC's own, e.g. `mc_add 0x30 ...` and `mc_enable 0x30` for
+    /// a second management controller to bridge to.
+    pub fn extra_emu_commands(mut self, commands: &str) -> Self {
+        self.extra_emu = commands.into();
         self
     }
 
@@ -173,7 +189,11 @@ impl IpmiSimBuilder {
             for level in ["callback", "user", "operator", "admin"] {
                 lan.push_str(&format!("    allowed_auths_{level} {}\n", self.auths));
             }
-            lan.push_str("    guid a123456789abcdefa123456789abcdef\n  endlan\n");
+            lan.push_str("    guid a123456789abcdefa123456789abcdef\n");
+            if let Some(kg) = &self.bmc_key {
+                lan.push_str(&format!("    bmc_key {kg}\n"));
+            }
+            lan.push_str("  endlan\n");
         }
         lan.push_str(&format!("  chassis_control \"{}\"\n", script.display()));
         for (i, u) in self.users.iter().enumerate() {
@@ -190,7 +210,10 @@ impl IpmiSimBuilder {
         fs::write(dir.join("lan.conf"), lan).expect("lan.conf");
         fs::write(
             dir.join("emu.cmd"),
-            "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n",
+            format!(
+                "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n{}",
+                self.extra_emu
+            ),
         )
         .expect("emu file");
     }
@@ -198,7 +221,9 @@ impl IpmiSimBuilder {
 
 /// The chassis-control program ipmi_sim runs as `chassis.sh get power` / `chassis.sh set power 0|1` / ...
 ///
-/// Modes, switched by files the test writes: `hang` makes every `set` block forever (the BMC
+/// Modes, switched by files the test writes: `ignore-power` logs power requests but leaves the
+/// power as it is (a BMC whose host does not follow its commands), `ignore-power-on` does so only
+/// for power-on; `hang` makes every `set` block forever (the BMC
 /// accepted the session but never answers the chassis command: ipmi_sim is single-threaded, so it
 /// then answers nothing at all); `delay` holds a number of seconds to sleep before each `set`.
 /// The blocking `sleep` records its PID so the test can end it by PID.
@@ -220,8 +245,9 @@ set)
     fi
     shift
     echo "$(date +%s.%N) $*" >> "$d/events.log"
-    case "$1" in
-    power) echo "$2" > "$d/power" ;;
+    case "$1 $2" in
+    "power 0") [ -f "$d/ignore-power" ] || echo 0 > "$d/power" ;;
+    "power 1") [ -f "$d/ignore-power" ] || [ -f "$d/ignore-power-on" ] || echo 1 > "$d/power" ;;
     esac
     ;;
 esac
@@ -335,6 +361,27 @@ impl IpmiSim {
         } else {
             let _ = fs::remove_file(path);
             self.release_hung_script();
+        }
+    }
+
+    /// Makes the BMC accept and log power requests without the host following them (true), or
+    /// behave again (false).
+    pub fn set_ignores_power_changes(&self, ignore: bool) {
+        self.set_mode_file("ignore-power", ignore);
+    }
+
+    /// Makes the BMC accept and log power-on requests without the host powering on (the host
+    /// still powers off), or behave again.
+    pub fn set_ignores_power_on(&self, ignore: bool) {
+        self.set_mode_file("ignore-power-on", ignore);
+    }
+
+    fn set_mode_file(&self, name: &str, present: bool) {
+        let path = self.dir.path().join(name);
+        if present {
+            fs::write(path, "").expect("mode file");
+        } else {
+            let _ = fs::remove_file(path);
         }
     }
 

@@ -93,3 +93,45 @@ fn pacemaker_single_node_cluster_comes_online_and_stops() {
         "{out:?}"
     );
 }
+
+#[test]
+fn ipmi_sim_can_ignore_power_requests() {
+    let sim = IpmiSim::start();
+    sim.set_ignores_power_changes(true);
+    let out = ipmitool(&sim, "127.0.0.1", &["chassis", "power", "off"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        sim.power_is_on(),
+        "the host must not follow an ignored power-off"
+    );
+    assert_eq!(sim.events(), vec![PowerEvent::Off]);
+    sim.set_ignores_power_changes(false);
+    sim.set_ignores_power_on(true);
+    assert!(ipmitool(&sim, "127.0.0.1", &["chassis", "power", "off"])
+        .status
+        .success());
+    assert!(!sim.power_is_on());
+    assert!(ipmitool(&sim, "127.0.0.1", &["chassis", "power", "on"])
+        .status
+        .success());
+    assert!(!sim.power_is_on(), "power-on is ignored in this mode");
+    assert_eq!(
+        sim.events(),
+        vec![PowerEvent::Off, PowerEvent::Off, PowerEvent::On]
+    );
+}
+
+#[test]
+fn ipmi_sim_with_a_bmc_key_refuses_sessions_without_it() {
+    let sim = IpmiSim::builder()
+        .bmc_key("00112233445566778899aabbccddeeff")
+        .start();
+    assert!(std::fs::read_to_string(sim.dir().join("lan.conf"))
+        .unwrap()
+        .contains("bmc_key 00112233445566778899aabbccddeeff"));
+    let out = ipmitool(&sim, "127.0.0.1", &["chassis", "power", "status"]);
+    assert!(
+        !out.status.success(),
+        "a session without the Kg must fail: {out:?}"
+    );
+}
