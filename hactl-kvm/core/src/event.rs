@@ -340,3 +340,45 @@ pub enum Event {
         host: HostId,
     },
 }
+
+/// Delivers events to any number of subscribers (the runtime registers
+/// syslog, JSON-lines and CloudStack sinks; tests register closures).
+#[derive(Default)]
+pub struct Subscribers {
+    sinks: Vec<Box<dyn FnMut(&Event) + Send>>,
+}
+
+impl Subscribers {
+    /// Adds a subscriber.
+    pub fn subscribe<F: FnMut(&Event) + Send + 'static>(&mut self, sink: F) {
+        self.sinks.push(Box::new(sink));
+    }
+
+    /// Delivers one event to every subscriber.
+    pub fn publish(&mut self, event: &Event) {
+        for s in &mut self.sinks {
+            s(event);
+        }
+    }
+
+    /// Delivers every [`crate::Action::Emit`] of a batch; returns how many
+    /// events were delivered.
+    pub fn deliver(&mut self, actions: &[crate::Action]) -> usize {
+        let mut n = 0;
+        for a in actions {
+            if let crate::Action::Emit(e) = a {
+                self.publish(e);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl std::fmt::Debug for Subscribers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscribers")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}

@@ -45,7 +45,7 @@ pub use config::{Config, ConfigError, EvidenceConfig, FenceRateConfig, MassFailu
 pub use coordinator::{Coordinator, HostView, PartitionView, RecoverError};
 pub use event::{
     AttemptFailure, Event, FailedReason, GateBlock, InactiveReason, MassFailureReason,
-    OffConfirmation, RateCapClearedBy, RoundOutcome,
+    OffConfirmation, RateCapClearedBy, RoundOutcome, Subscribers,
 };
 pub use fsm::{
     HaContext, HaState, HaTrigger, Outcome, PartitionState, PartitionTrigger, PowerState,

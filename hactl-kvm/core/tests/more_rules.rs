@@ -1,0 +1,223 @@
+//! More core rules end to end: heartbeat cliff, clock jumps, concurrency
+//! limits, per-host overrides, configuration validation, event delivery.
+
+mod common;
+use common::*;
+use hactl_core::*;
+
+const T0: Millis = 120_000;
+
+#[test]
+fn heartbeat_cliff_makes_the_partition_inactive_until_it_recovers() {
+    let mut w = World::new(cfg(), 1, 10);
+    w.run_until(T0);
+    w.feed(Input::HeartbeatCensus {
+        cluster: ClusterId(0),
+        fresh: 10,
+        total: 10,
+    });
+    assert_eq!(w.partition(ClusterId(0)), PartitionState::Active);
+    w.feed(Input::HeartbeatCensus {
+        cluster: ClusterId(0),
+        fresh: 3,
+        total: 10,
+    });
+    assert_eq!(w.partition(ClusterId(0)), PartitionState::Inactive);
+    let p = w.core.partition(ClusterId(0)).unwrap();
+    assert!(p.reasons.iter().any(|r| matches!(
+        r,
+        InactiveReason::MassFailure(MassFailureReason::HeartbeatCliff {
+            before: 10,
+            after: 3,
+            ..
+        })
+    )));
+    // A real crash during the outage is not fenced.
+    w.crash(HostId(4));
+    w.run_until(T0 + 200_000);
+    assert!(w.fences.is_empty());
+    w.feed(Input::HeartbeatCensus {
+        cluster: ClusterId(0),
+        fresh: 9,
+        total: 10,
+    });
+    w.run_until(T0 + 300_000);
+    assert_eq!(w.partition(ClusterId(0)), PartitionState::Active);
+    w.run_until(T0 + 500_000);
+    assert_eq!(
+        w.fence_count(HostId(4)),
+        1,
+        "after the outage the dead host is recovered"
+    );
+}
+
+#[test]
+fn clock_jump_forward_holds_fencing_for_a_grace_period() {
+    let mut w = World::new(cfg(), 1, 4);
+    w.run_until(T0);
+    let jump_to = T0 + 3_600_000;
+    let a = w.core.handle(jump_to, Input::Tick);
+    let held = a.iter().find_map(|a| match a {
+        Action::Emit(Event::ClockAnomaly {
+            fencing_held_until, ..
+        }) => Some(*fencing_held_until),
+        _ => None,
+    });
+    assert_eq!(held, Some(jump_to + cfg().startup_grace_ms));
+}
+
+#[test]
+fn recovery_concurrency_limit_defers_the_second_recovery() {
+    let mut c = cfg();
+    c.max_concurrent_recoveries = 1;
+    let mut w = World::new(c, 2, 4);
+    w.run_until(T0);
+    // Both BMCs are slow: the first recovery holds its slot for a while.
+    for h in [HostId(1), HostId(1001)] {
+        w.crash(h);
+        w.hosts.get_mut(&h).unwrap().bmc_slow = true;
+    }
+    w.run_until(T0 + 120_000);
+    assert!(!w
+        .events_of(|e| matches!(
+            e,
+            Event::FenceDeferred {
+                gate: GateBlock::RecoveryConcurrency,
+                ..
+            }
+        ))
+        .is_empty());
+    let recovering = w
+        .core
+        .hosts()
+        .iter()
+        .filter(|h| h.ha == HaState::Recovering)
+        .count();
+    assert!(recovering <= 1);
+}
+
+#[test]
+fn activity_concurrency_limit_bounds_hosts_checking() {
+    let mut c = cfg();
+    c.max_concurrent_activity_checks = 1;
+    let mut w = World::new(c, 3, 4);
+    w.run_until(T0);
+    for h in [HostId(1), HostId(1001), HostId(2001)] {
+        w.hosts.get_mut(&h).unwrap().agent_ok = false;
+    }
+    for _ in 0..200 {
+        let t = w.now + 500;
+        w.run_until(t);
+        let checking = w
+            .core
+            .hosts()
+            .iter()
+            .filter(|h| h.ha == HaState::Checking)
+            .count();
+        assert!(checking <= 1, "{checking} hosts CHECKING");
+    }
+}
+
+#[test]
+fn per_host_power_timeout_override_is_used() {
+    let mut w = World::new(cfg(), 1, 3);
+    w.run_until(T0);
+    let host = Host {
+        id: HostId(1),
+        cluster: ClusterId(0),
+        resource_state: ResourceState::Enabled,
+        oobm_enabled: true,
+        has_vms: true,
+        overrides: HostOverrides {
+            power_op_timeout_ms: Some(2_500),
+            quiet_period_ms: Some(1_000),
+        },
+    };
+    let mut a = w.core.handle(
+        w.now,
+        Input::InventoryChange(InventoryChange::UpsertHost(host)),
+    );
+    for _ in 0..100 {
+        if a.iter()
+            .any(|a| matches!(a, Action::ReadPower { op, .. } if op.host == HostId(1)))
+        {
+            break;
+        }
+        let t = w.core.next_timeout().unwrap();
+        w.now = t;
+        a = w.core.handle(t, Input::Tick);
+    }
+    let timeout = a.iter().find_map(|a| match a {
+        Action::ReadPower { op, timeout_ms } if op.host == HostId(1) => Some(*timeout_ms),
+        _ => None,
+    });
+    assert_eq!(timeout, Some(2_500));
+}
+
+#[test]
+fn invalid_configuration_is_refused() {
+    let mut c = cfg();
+    c.evidence.dead_required = 5;
+    c.evidence.max_samples = 4;
+    assert!(matches!(
+        Coordinator::new(c, 0),
+        Err(ConfigError::Evidence { .. })
+    ));
+    let mut c = cfg();
+    c.activity_check_timeout_ms = c.activity_sample_window_ms;
+    assert!(Coordinator::new(c, 0).is_err());
+    let mut c = cfg();
+    c.mass_failure.share = 1.5;
+    assert!(Coordinator::new(c, 0).is_err());
+    let mut c = cfg();
+    c.health_check_interval_ms = 0;
+    assert_eq!(
+        Coordinator::new(c, 0).unwrap_err(),
+        ConfigError::Zero("health_check_interval_ms")
+    );
+}
+
+#[test]
+fn events_reach_every_subscriber() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut bus = Subscribers::default();
+    for name in ["syslog", "jsonl"] {
+        let seen = seen.clone();
+        bus.subscribe(move |e: &Event| {
+            seen.lock()
+                .unwrap()
+                .push(format!("{name}:{}", serde_json::to_string(e).unwrap()));
+        });
+    }
+    let mut core = Coordinator::new(cfg(), 0).unwrap();
+    let actions = core.handle(0, Input::QuorumChanged { quorate: true });
+    let delivered = bus.deliver(&actions);
+    assert_eq!(delivered, 1);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].starts_with("syslog:{\"event\":\"quorum_changed\""));
+}
+
+#[test]
+fn every_fence_is_persisted_before_its_power_off() {
+    let mut w = World::new(cfg(), 1, 4);
+    w.run_until(T0);
+    w.crash(HostId(2));
+    let mut saw = false;
+    for _ in 0..2000 {
+        let next = w.core.next_timeout().unwrap();
+        w.run_until(next);
+        if !w.fences.is_empty() {
+            saw = true;
+            break;
+        }
+    }
+    assert!(saw);
+    // World::process handles actions in order; the FenceIssued record was
+    // appended to the journal before the PowerOff was seen.
+    assert!(w
+        .journal
+        .iter()
+        .any(|r| matches!(r, Record::FenceIssued { host, .. } if *host == HostId(2))));
+}
