@@ -345,8 +345,11 @@ pub enum Event {
 /// syslog, JSON-lines and CloudStack sinks; tests register closures).
 #[derive(Default)]
 pub struct Subscribers {
-    sinks: Vec<Box<dyn FnMut(&Event) + Send>>,
+    sinks: Vec<EventSink>,
 }
+
+/// One subscriber.
+pub type EventSink = Box<dyn FnMut(&Event) + Send>;
 
 impl Subscribers {
     /// Adds a subscriber.
