@@ -74,6 +74,11 @@ struct SimulateArgs {
     /// Print a JSON summary instead of the timeline.
     #[arg(long, conflicts_with = "list")]
     json: bool,
+
+    /// UNSAFE, for demonstrating the invariant checker only: run the core
+    /// with its quorum gate switched off.
+    #[arg(long, hide = true, requires = "scenario")]
+    no_quorum_gate: bool,
 }
 
 fn main() -> ExitCode {
@@ -172,7 +177,12 @@ fn simulate(args: SimulateArgs) -> ExitCode {
         };
     }
     let name = args.scenario.as_deref().unwrap_or_default();
-    let rep = match hactl_sim::run_scenario(name, args.seed, hosts, !args.json) {
+    let run = if args.no_quorum_gate {
+        hactl_sim::run_scenario_without_quorum_gate
+    } else {
+        hactl_sim::run_scenario
+    };
+    let rep = match run(name, args.seed, hosts, !args.json) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hactl-kvm simulate: {e}");

@@ -5,8 +5,8 @@
 use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, Cluster, ClusterId, Config, Coordinator, Event,
     HealthOutcome, Host, HostId, HostOverrides, Input, Inventory, OffConfirmation, OpRef, Pod,
-    PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, Record, ResourceState,
-    Window, Zone, ZoneId,
+    PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, ResourceState, Window,
+    Zone, ZoneId,
 };
 
 use crate::clock::SimTime;
@@ -127,8 +127,12 @@ impl CoreDriver {
         _wall_ms: i64,
         world: &World,
         disk: &mut JournalDisk,
+        quorum_gate: bool,
     ) -> Result<(CoreDriver, Vec<CoreOut<Tag>>, String), String> {
-        let cfg = Config::default();
+        let cfg = Config {
+            quorum_required: quorum_gate,
+            ..Config::default()
+        };
         let journal = &disk.bytes;
         let (core, first, note) = if journal.is_empty() {
             let core = Coordinator::new(cfg, now.0)
@@ -354,7 +358,38 @@ fn event_out(ev: Event) -> CoreOut<Tag> {
             host: idx(host),
             after_our_off: how == OffConfirmation::ReadAfterPowerOff,
         },
-        other => CoreOut::Note(Box::new(move || describe(&other))),
+        other => CoreOut::Note {
+            kind: event_kind(&other),
+            text: Box::new(move || describe(&other)),
+        },
+    }
+}
+
+/// The event's snake_case name, as counted in the summary.
+fn event_kind(ev: &Event) -> &'static str {
+    match ev {
+        Event::CoordinatorStarted { .. } => "coordinator_started",
+        Event::HaStateChanged { .. } => "ha_state_changed",
+        Event::PowerStateChanged { .. } => "power_state_changed",
+        Event::PartitionStateChanged { .. } => "partition_state_changed",
+        Event::ActivitySample { .. } => "activity_sample",
+        Event::ActivityRoundConcluded { .. } => "activity_round_concluded",
+        Event::CheckerVerdictDiscarded { .. } => "checker_verdict_discarded",
+        Event::NoCheckerAvailable { .. } => "no_checker_available",
+        Event::FenceIssued { .. } => "fence_issued",
+        Event::FenceConfirmed { .. } => "fence_confirmed",
+        Event::RecoveryAttemptFailed { .. } => "recovery_attempt_failed",
+        Event::FenceDeferred { .. } => "fence_deferred",
+        Event::RateCapReached { .. } => "rate_cap_reached",
+        Event::RateCapCleared { .. } => "rate_cap_cleared",
+        Event::MassFailureDetected { .. } => "mass_failure_detected",
+        Event::MassFailureCleared { .. } => "mass_failure_cleared",
+        Event::OperatorActionRequired { .. } => "operator_action_required",
+        Event::QuorumChanged { .. } => "quorum_changed",
+        Event::UserPowerRequested { .. } => "user_power_requested",
+        Event::OperatorCommandRejected { .. } => "operator_command_rejected",
+        Event::ClockAnomaly { .. } => "clock_anomaly",
+        Event::RecoveryNotNeeded { .. } => "recovery_not_needed",
     }
 }
 
@@ -370,6 +405,19 @@ fn describe(ev: &Event) -> String {
         } => format!(
             "coordinator epoch {epoch} up (recovered={recovered}, {records} records, {fences_in_window} fences in the rate window, {open_fences} open fences)"
         ),
+        Event::PowerStateChanged { host, from, to } => format!("{host} power {from} -> {to}"),
+        Event::PartitionStateChanged {
+            cluster,
+            from,
+            to,
+            reasons,
+        } => {
+            if reasons.is_empty() {
+                format!("{cluster} {from} -> {to}")
+            } else {
+                format!("{cluster} {from} -> {to} because {reasons:?}")
+            }
+        }
         Event::FenceIssued {
             host,
             attempt,
@@ -384,15 +432,58 @@ fn describe(ev: &Event) -> String {
             host,
             checker,
             verdict,
-            ..
-        } => format!("activity sample of {host} by {checker}: {verdict:?}"),
-        other => {
-            let j = serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}"));
-            j
+            window,
+        } => format!(
+            "activity sample of {host} by {checker} over {:.1} s: {verdict:?}",
+            (window.to - window.from) as f64 / 1000.0
+        ),
+        Event::ActivityRoundConcluded {
+            host,
+            outcome,
+            dead,
+            samples,
+            next_round_in_ms,
+        } => format!(
+            "activity round on {host}: {outcome:?} ({dead} of {samples} dead){}",
+            if *next_round_in_ms > 0 {
+                format!(", next round in {} s", next_round_in_ms / 1000)
+            } else {
+                String::new()
+            }
+        ),
+        Event::FenceDeferred { host, gate } => format!("fence of {host} deferred by gate {gate:?}"),
+        Event::MassFailureDetected { cluster, reason } => {
+            format!("MASS-FAILURE GUARD trips for {cluster}: {reason:?}")
         }
+        Event::MassFailureCleared { cluster } => format!("mass-failure guard clears for {cluster}"),
+        Event::RateCapReached {
+            scope,
+            fences,
+            window_ms,
+        } => format!(
+            "RATE CAP reached ({scope:?}): {fences} fences in {} s, fencing stops",
+            window_ms / 1000
+        ),
+        Event::RateCapCleared { scope, by } => format!("rate cap cleared ({scope:?}) by {by:?}"),
+        Event::OperatorActionRequired { host, reason } => {
+            format!("OPERATOR ACTION REQUIRED for {host}: {reason:?}")
+        }
+        Event::RecoveryAttemptFailed {
+            host,
+            attempt,
+            failure,
+            will_retry,
+        } => format!(
+            "recovery attempt {attempt} of {host} failed: {failure:?}{}",
+            if *will_retry { ", will retry" } else { ", giving up" }
+        ),
+        Event::QuorumChanged { quorate } => format!("core told quorate={quorate}"),
+        Event::NoCheckerAvailable { host } => format!("no AVAILABLE peer can check {host}"),
+        Event::CheckerVerdictDiscarded {
+            checker,
+            host,
+            reason,
+        } => format!("verdict of checker {checker} on {host} discarded: {reason:?}"),
+        other => serde_json::to_string(other).unwrap_or_else(|_| format!("{other:?}")),
     }
 }
-
-/// Records are what the journal crate stores; kept here so that callers do
-/// not need to name the core's types.
-pub type JournalRecord = Record;

@@ -38,6 +38,9 @@ pub struct RunOptions {
     /// A fault-free tail this long at the end of the run must see no host
     /// left in a transient state (0: no end-of-run settle check).
     pub settle_ms: u64,
+    /// Run the core with its quorum gate on (the shipped default). Turning
+    /// it off exists to show that the invariant checker catches an unsafe core.
+    pub quorum_gate: bool,
 }
 
 enum Ev {
@@ -159,6 +162,7 @@ pub struct Simulation {
     time_to_recovery: BTreeMap<HostIdx, Vec<u64>>,
     time_to_available: BTreeMap<HostIdx, Vec<u64>>,
     state_entries: BTreeMap<&'static str, u64>,
+    event_counts: BTreeMap<&'static str, u64>,
     events: u64,
     core_calls: u64,
     coordinator_restarts: u32,
@@ -207,6 +211,7 @@ impl Simulation {
             time_to_recovery: BTreeMap::new(),
             time_to_available: BTreeMap::new(),
             state_entries: BTreeMap::new(),
+            event_counts: BTreeMap::new(),
             events: 0,
             core_calls: 0,
             coordinator_restarts: 0,
@@ -344,7 +349,13 @@ impl Simulation {
 
     fn start_coordinator(&mut self, now: SimTime, restart: bool) {
         let wall = self.wall_ms(now);
-        match CoreDriver::start(now, wall, &self.world, &mut self.disk) {
+        match CoreDriver::start(
+            now,
+            wall,
+            &self.world,
+            &mut self.disk,
+            self.opts.quorum_gate,
+        ) {
             Ok((core, outs, note)) => {
                 self.core = Some(core);
                 self.coordinator_started_at = now;
@@ -721,7 +732,10 @@ impl Simulation {
                         });
                     }
                 }
-                CoreOut::Note(f) => self.timeline.line(now, "event", f),
+                CoreOut::Note { kind, text } => {
+                    *self.event_counts.entry(kind).or_default() += 1;
+                    self.timeline.line(now, "event", text);
+                }
                 CoreOut::Request {
                     tag,
                     request,
@@ -982,6 +996,11 @@ impl Simulation {
             host_states,
             state_entries: self
                 .state_entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            core_events: self
+                .event_counts
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),

@@ -481,3 +481,202 @@ impl InvariantChecker {
         self.violate(now, Invariant::RestartFailed, None, detail);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{Os, Topology};
+
+    fn bounds() -> Bounds {
+        Bounds {
+            fence_cap_per_cluster: 3,
+            fence_cap_global: 3,
+            fence_window_ms: 3_600_000,
+            recovery_bound_ms: 120_000,
+            recovery_bound_after_block_ms: 370_000,
+            operation_state_bound_ms: 900_000,
+            mass_failure_share_pct: 50,
+            startup_grace_ms: 60_000,
+        }
+    }
+
+    fn world() -> World {
+        let mut w = World::new(&Topology::new(6, 10), 5_000);
+        for h in 0..6 {
+            w.refresh_heartbeat(h, SimTime(0), 0);
+        }
+        w
+    }
+
+    fn dead_evidence(from: u64, to: u64) -> FenceEvidence {
+        FenceEvidence {
+            dead_windows: vec![(SimTime(from), SimTime(to))],
+            alive_samples: 0,
+        }
+    }
+
+    fn kinds(c: &InvariantChecker) -> Vec<Invariant> {
+        c.violations.iter().map(|v| v.invariant).collect()
+    }
+
+    /// A fence on a host that stopped writing, with evidence the checker
+    /// itself answered: no violation.
+    fn clean_fence(c: &mut InvariantChecker, w: &mut World, h: HostIdx, at: u64) {
+        w.hosts[h].os = Os::Crashed;
+        w.refresh_heartbeat(h, SimTime(at - 30_000), 0);
+        c.record_dead_answer(h, SimTime(at - 20_000), SimTime(at - 12_000));
+        c.on_fence_issued(
+            SimTime(at),
+            w,
+            h,
+            SimTime(at + 1_000),
+            Some(&dead_evidence(at - 20_000, at - 12_000)),
+        );
+    }
+
+    #[test]
+    fn a_justified_fence_is_clean() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+    }
+
+    #[test]
+    fn fence_without_quorum_is_caught() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.quorate = false;
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        assert_eq!(kinds(&c), vec![Invariant::FenceWithoutQuorum]);
+    }
+
+    #[test]
+    fn fourth_fence_in_the_window_is_caught_and_the_window_slides() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        for (i, h) in [1, 2, 3].into_iter().enumerate() {
+            clean_fence(&mut c, &mut w, h, 100_000 + i as u64 * 60_000);
+        }
+        assert!(c.violations.is_empty());
+        clean_fence(&mut c, &mut w, 4, 400_000);
+        assert!(kinds(&c).contains(&Invariant::RateCapExceeded));
+        let mut c2 = InvariantChecker::new(bounds(), 6);
+        let mut w2 = world();
+        for (i, h) in [1, 2, 3].into_iter().enumerate() {
+            clean_fence(&mut c2, &mut w2, h, 100_000 + i as u64 * 60_000);
+        }
+        clean_fence(&mut c2, &mut w2, 4, 100_000 + 3_600_001);
+        assert!(
+            !kinds(&c2).contains(&Invariant::RateCapExceeded),
+            "{:?}",
+            c2.violations
+        );
+    }
+
+    #[test]
+    fn fencing_a_host_whose_heartbeat_advanced_is_caught() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let w = world();
+        // h1 keeps writing; the core claims it was dead over 60..80 s.
+        c.record_dead_answer(1, SimTime(60_000), SimTime(80_000));
+        c.on_fence_issued(
+            SimTime(90_000),
+            &w,
+            1,
+            SimTime(91_000),
+            Some(&dead_evidence(60_000, 80_000)),
+        );
+        assert!(kinds(&c).contains(&Invariant::FencedLiveHost));
+    }
+
+    #[test]
+    fn evidence_the_simulator_never_answered_is_caught() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.hosts[1].os = Os::Crashed;
+        w.refresh_heartbeat(1, SimTime(10_000), 0);
+        c.on_fence_issued(
+            SimTime(90_000),
+            &w,
+            1,
+            SimTime(91_000),
+            Some(&dead_evidence(60_000, 80_000)),
+        );
+        assert_eq!(kinds(&c), vec![Invariant::FenceWithoutActivityCheck]);
+        c.on_fence_issued(SimTime(95_000), &w, 2, SimTime(96_000), None);
+        assert!(kinds(&c).contains(&Invariant::FenceWithoutActivityCheck));
+    }
+
+    #[test]
+    fn concurrent_and_duplicate_fences_are_caught() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        // Second request while the first is still in flight, on old evidence.
+        c.on_fence_issued(
+            SimTime(100_500),
+            &w,
+            1,
+            SimTime(101_000),
+            Some(&dead_evidence(80_000, 88_000)),
+        );
+        assert!(kinds(&c).contains(&Invariant::ConcurrentRecovery));
+        c.on_fence_landed(1, SimTime(101_000));
+        c.on_fence_finished(1);
+        c.on_fence_issued(
+            SimTime(200_000),
+            &w,
+            1,
+            SimTime(201_000),
+            Some(&dead_evidence(80_000, 88_000)),
+        );
+        assert!(kinds(&c).contains(&Invariant::DuplicateFence));
+    }
+
+    #[test]
+    fn fence_during_a_whole_cluster_outage_is_caught() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.clusters[0].nfs_ok = false;
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        assert!(kinds(&c).contains(&Invariant::FenceDuringPartitionOutage));
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.clusters[0].partitioned = true;
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        assert!(kinds(&c).contains(&Invariant::FenceDuringPartitionOutage));
+    }
+
+    #[test]
+    fn a_dead_host_left_unfenced_is_caught_unless_something_blocks() {
+        let view = CoordinatorView {
+            up: true,
+            started_at: SimTime(0),
+        };
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.hosts[1].os = Os::Crashed;
+        w.hosts[1].agent_up = false;
+        w.hosts[1].dead_since = Some(SimTime(300_000));
+        c.on_death(1);
+        c.check_dead_hosts(SimTime(400_000), &w, &[1], view);
+        assert!(c.violations.is_empty());
+        c.check_dead_hosts(SimTime(421_000), &w, &[1], view);
+        assert_eq!(kinds(&c), vec![Invariant::RecoveryTooSlow]);
+
+        // Same death with the BMC unreachable: blocked, no violation.
+        let mut c = InvariantChecker::new(bounds(), 6);
+        w.hosts[1].bmc.reachable = false;
+        c.on_death(1);
+        c.check_dead_hosts(SimTime(421_000), &w, &[1], view);
+        c.check_dead_hosts(SimTime(900_000), &w, &[1], view);
+        assert!(c.violations.is_empty());
+        // BMC back: the after-block bound applies from then on.
+        w.hosts[1].bmc.reachable = true;
+        c.check_dead_hosts(SimTime(1_200_000), &w, &[1], view);
+        assert!(c.violations.is_empty());
+        c.check_dead_hosts(SimTime(1_270_001), &w, &[1], view);
+        assert_eq!(kinds(&c), vec![Invariant::RecoveryTooSlow]);
+    }
+}

@@ -46,6 +46,26 @@ pub fn run_scenario(
         seed,
         timeline,
         settle_ms: SCENARIO_SETTLE_MS,
+        quorum_gate: true,
+    };
+    Ok(Simulation::new(&sc, opts).run())
+}
+
+/// Runs a named scenario against a core whose quorum gate is switched off:
+/// an unsafe configuration that exists only to show the invariant checker
+/// catching a core that fences without quorum.
+pub fn run_scenario_without_quorum_gate(
+    name: &str,
+    seed: u64,
+    hosts: Option<usize>,
+    timeline: bool,
+) -> Result<RunReport, ScenarioError> {
+    let sc = scenario::named(name, hosts)?;
+    let opts = RunOptions {
+        seed,
+        timeline,
+        settle_ms: SCENARIO_SETTLE_MS,
+        quorum_gate: false,
     };
     Ok(Simulation::new(&sc, opts).run())
 }
@@ -57,6 +77,7 @@ pub fn run_random(seed: u64, hosts: usize, timeline: bool) -> RunReport {
         seed,
         timeline,
         settle_ms: scenario::RANDOM_SETTLE_S * 1000,
+        quorum_gate: true,
     };
     Simulation::new(&sc, opts).run()
 }

@@ -95,6 +95,9 @@ pub enum CoreOut<Tag> {
     /// says it read OFF after its own power-off.
     FenceConfirmed { host: HostIdx, after_our_off: bool },
     /// Any other event worth a timeline line (formatted only if the
-    /// timeline is kept).
-    Note(Box<dyn Fn() -> String>),
+    /// timeline is kept); `kind` is counted in the summary.
+    Note {
+        kind: &'static str,
+        text: Box<dyn Fn() -> String>,
+    },
 }

@@ -63,6 +63,9 @@ pub struct RunReport {
     pub host_states: BTreeMap<String, String>,
     /// How often each state was entered during the run.
     pub state_entries: BTreeMap<String, u64>,
+    /// Core events by kind (mass-failure trips, rate-cap stops, deferred
+    /// fences, operator alerts ...).
+    pub core_events: BTreeMap<String, u64>,
     pub coordinator_restarts: u32,
     pub journal_bytes: usize,
     /// Events the simulator processed.
