@@ -656,3 +656,83 @@ fn a_reader_still_stuck_from_an_earlier_monitor_is_not_duplicated() {
     assert!(!marker.exists());
     assert_eq!(f.stop().rc, 0);
 }
+
+/// The storage dies under a running resource: a FUSE mount that never
+/// answers covers it, so every access blocks in the kernel like a dead NFS
+/// server. Monitor, check-peer and stop must all still answer in time.
+#[test]
+fn storage_on_a_dead_mount_fails_monitor_in_time_and_stop_still_works() {
+    let mut f = Fixture::new(2);
+    f.set("heartbeat_max_age", "2");
+    assert_eq!(f.start().rc, 0);
+    let pid = f.writer_pid();
+    let dead = f.storage(1);
+    let _mount = DeadMount::over(&dead);
+    let dead_s = dead.display().to_string();
+
+    let m = f.action("monitor", Some(10_000), Some(20), 3_000);
+    assert_eq!(m.rc, 1, "{m:?}");
+    assert!(m.took < Duration::from_secs(3), "monitor took {:?}", m.took);
+    let reason = m.exit_reason().unwrap();
+    assert!(
+        reason.contains(&dead_s) && reason.contains("storage hung?"),
+        "{reason}"
+    );
+    // Depth 0 and 10 never touch the storage.
+    let m = f.action("monitor", Some(10_000), Some(10), 3_000);
+    assert_eq!(m.rc, 0, "{m:?}");
+    assert!(m.took < Duration::from_millis(500), "{:?}", m.took);
+
+    // The writer's thread for the dead storage is stuck; after max_age the
+    // monitor says so, while the healthy storage keeps its heartbeat.
+    let blocked = wait_until(Duration::from_secs(8), || {
+        let m = f.action("monitor", Some(10_000), Some(20), 3_000);
+        m.exit_reason()
+            .map(|r| r.contains(&format!("heartbeat write on {dead_s} blocked for")))
+            .unwrap_or(false)
+    });
+    assert!(blocked);
+    let healthy = f.heartbeat_file(0, "node-a");
+    let c = counter(&healthy).unwrap();
+    assert!(wait_until(Duration::from_secs(4), || counter(&healthy)
+        .unwrap()
+        > c));
+
+    // check-peer: the dead storage alone cannot tell; with the healthy one
+    // as well, the peer is seen alive.
+    let alone = check_peer(&[
+        "--storage",
+        &dead_s,
+        "--host",
+        "node-a",
+        "--no-require-mount",
+        "--io-timeout",
+        "1",
+    ]);
+    assert_eq!(
+        (alone.rc, alone.stdout.as_str()),
+        (11, "CANNOT-TELL\n"),
+        "{alone:?}"
+    );
+    assert!(alone.took < Duration::from_secs(3), "{:?}", alone.took);
+    let both = check_peer(&[
+        "--storage",
+        &f.storage(0).display().to_string(),
+        "--storage",
+        &dead_s,
+        "--host",
+        "node-a",
+        "--no-require-mount",
+        "--io-timeout",
+        "1",
+        "--window",
+        "3",
+    ]);
+    assert_eq!((both.rc, both.stdout.as_str()), (0, "ALIVE\n"), "{both:?}");
+
+    // Stop ends the writer although one of its threads is in the kernel.
+    let s = f.action("stop", None, None, 5_000);
+    assert_eq!(s.rc, 0, "{s:?}");
+    assert!(s.took < Duration::from_secs(5));
+    assert!(!alive(pid), "writer survived stop");
+}

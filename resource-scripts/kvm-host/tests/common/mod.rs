@@ -255,3 +255,46 @@ pub fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A FUSE filesystem mounted over a directory and never served: every access
+/// below it blocks in the kernel (state D), exactly like a dead NFS server
+/// behind a hard mount. Dropping it detaches the mount and closes the FUSE
+/// connection, which fails every blocked request with ENOTCONN.
+pub struct DeadMount {
+    target: PathBuf,
+    fuse: Option<std::fs::File>,
+}
+
+impl DeadMount {
+    pub fn over(target: &Path) -> DeadMount {
+        use std::os::fd::AsRawFd;
+        let fuse = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .unwrap_or_else(|e| panic!("/dev/fuse: {e} (the FUSE test needs root and the fuse kernel module; apt-get install -y fuse3)"));
+        let opts = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            fuse.as_raw_fd()
+        );
+        nix::mount::mount(
+            Some("kvm-host-dead-storage"),
+            target,
+            Some("fuse.kvm-host-dead"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+        .unwrap_or_else(|e| panic!("mount FUSE over {}: {e}", target.display()));
+        DeadMount {
+            target: target.to_path_buf(),
+            fuse: Some(fuse),
+        }
+    }
+}
+
+impl Drop for DeadMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.target, nix::mount::MntFlags::MNT_DETACH);
+        drop(self.fuse.take());
+    }
+}
