@@ -336,14 +336,13 @@ impl FenceAgent for IpmiAgent {
         password: Option<&Secret>,
         deadline: Instant,
     ) -> Result<IpmiSession, DeviceError> {
-        let suites: Vec<u8> = match (config.interface, config.cipher_suite) {
-            (Interface::LanPlus, None) => vec![DEFAULT_CIPHER_SUITE, FALLBACK_CIPHER_SUITE],
-            (_, Some(s)) => vec![s],
-            (Interface::Lan15, None) => vec![DEFAULT_CIPHER_SUITE],
+        let suites: &[u8] = match (config.interface, config.cipher_suite) {
+            (_, Some(s)) => &[s],
+            (Interface::LanPlus, None) => &[DEFAULT_CIPHER_SUITE, FALLBACK_CIPHER_SUITE],
+            // IPMI 1.5 has no cipher suites; the value is not used.
+            (Interface::Lan15, None) => &[DEFAULT_CIPHER_SUITE],
         };
-        let mut last = None;
-        for suite in suites {
-            let opts = connect_options(config, password, suite);
+        let session = open_first_accepted(suites, |suite| {
             log::debug!(
                 "opening IPMI {} session to {} port {} as user {:?}, privilege {}, cipher suite {}",
                 match config.interface {
@@ -356,20 +355,9 @@ impl FenceAgent for IpmiAgent {
                 config.privilege,
                 suite
             );
-            match ipmi_lan::Session::open(&opts, deadline) {
-                Ok(session) => return Ok(IpmiSession { session }),
-                Err(e @ IpmiError::CipherSuiteUnsupported { .. })
-                    if config.cipher_suite.is_none() =>
-                {
-                    log::info!("{e}; trying the next cipher suite");
-                    last = Some(e);
-                }
-                Err(e) => return Err(device_error(e)),
-            }
-        }
-        Err(device_error(
-            last.expect("at least one cipher suite was tried"),
-        ))
+            ipmi_lan::Session::open(&connect_options(config, password, suite), deadline)
+        })?;
+        Ok(IpmiSession { session })
     }
 
     fn operation_limit_without_timeout(&self, config: &IpmiConfig) -> Duration {
@@ -400,6 +388,49 @@ fn connect_options(config: &IpmiConfig, password: Option<&Secret>, suite: u8) ->
         auth_type: config.auth_type,
         retransmit_interval: config.retransmit_interval,
         target: config.target,
+    }
+}
+
+/// Open a session with the first of `suites` the BMC accepts. The next suite is tried only when
+/// the BMC turned the previous one down ([`IpmiError::is_cipher_suite_rejection`]: it refused
+/// the proposal, or ignored Open Session, which ipmi_sim and real BMCs also do when their session
+/// table is full); any other error is the real cause and ends the attempt at once. When every
+/// suite is turned down, the error carries each suite's reason, so the operator sees e.g. "no
+/// free session slot" rather than only the last suite's rejection.
+pub fn open_first_accepted<S>(
+    suites: &[u8],
+    mut open: impl FnMut(u8) -> Result<S, IpmiError>,
+) -> Result<S, DeviceError> {
+    let mut rejections: Vec<IpmiError> = Vec::new();
+    for (i, &suite) in suites.iter().enumerate() {
+        match open(suite) {
+            Ok(session) => return Ok(session),
+            Err(e) if e.is_cipher_suite_rejection() => {
+                if i + 1 < suites.len() {
+                    log::info!("{e}; trying the next cipher suite");
+                }
+                rejections.push(e);
+            }
+            // The real cause (wrong password, deadline, ...): another suite would not help.
+            Err(e) => return Err(device_error(e)),
+        }
+    }
+    match rejections.len() {
+        0 => Err(DeviceError::Other("no cipher suite to try".into())),
+        1 => Err(device_error(rejections.remove(0))),
+        _ => Err(DeviceError::Other(format!(
+            "the BMC accepted none of the cipher suites tried ({}): {}",
+            suites
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            rejections
+                .iter()
+                .map(IpmiError::to_string)
+                .collect::<Vec<_>>()
+                .join("; then ")
+        ))),
     }
 }
 
@@ -522,6 +553,69 @@ mod tests {
         assert_eq!(parse_ipmb_address("0x82"), Some(0x82));
         assert_eq!(parse_ipmb_address("32"), Some(32));
         assert_eq!(parse_ipmb_address("0x100"), None);
+    }
+
+    fn ignored(suite: u8) -> IpmiError {
+        IpmiError::OpenSessionIgnored { suite, attempts: 3 }
+    }
+
+    #[test]
+    fn a_suite_ignored_by_the_bmc_falls_back_to_the_next() {
+        // ipmi_sim (and real BMCs) turn a suite down by ignoring Open Session.
+        let mut tried = Vec::new();
+        let r = open_first_accepted(&[3, 17], |s| {
+            tried.push(s);
+            if s == 3 {
+                Err(ignored(3))
+            } else {
+                Ok(s)
+            }
+        });
+        assert_eq!((r, tried), (Ok(17), vec![3, 17]));
+
+        let mut tried = Vec::new();
+        let r = open_first_accepted(&[3, 17], |s| {
+            tried.push(s);
+            if s == 3 {
+                Err(IpmiError::CipherSuiteUnsupported {
+                    suite: 3,
+                    detail: "offered other algorithms".into(),
+                })
+            } else {
+                Ok(s)
+            }
+        });
+        assert_eq!((r, tried), (Ok(17), vec![3, 17]));
+    }
+
+    #[test]
+    fn other_errors_are_the_cause_and_stop_the_fallback() {
+        let mut tried = Vec::new();
+        let r: Result<(), _> = open_first_accepted(&[3, 17], |s| {
+            tried.push(s);
+            Err(IpmiError::WrongPassword {
+                username: "admin".into(),
+                detail: "RAKP 2 key exchange code mismatch",
+            })
+        });
+        assert_eq!(tried, [3]);
+        assert!(matches!(r, Err(DeviceError::LoginDenied(_))), "{r:?}");
+    }
+
+    #[test]
+    fn every_suite_turned_down_names_each_reason() {
+        let r: Result<(), _> = open_first_accepted(&[3, 17], |s| Err(ignored(s)));
+        let text = r.unwrap_err().to_string();
+        assert!(
+            text.contains("accepted none of the cipher suites tried (3, 17)")
+                && text.contains("for cipher suite 3:")
+                && text.contains("for cipher suite 17:")
+                && text.contains("no free session slot"),
+            "{text}"
+        );
+        // One suite given explicitly: its own error, unchanged.
+        let r: Result<(), _> = open_first_accepted(&[17], |s| Err(ignored(s)));
+        assert_eq!(r.unwrap_err(), device_error(ignored(17)));
     }
 
     #[test]

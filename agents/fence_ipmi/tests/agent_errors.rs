@@ -2,7 +2,7 @@
 //! leaves the simulated host's power untouched.
 
 mod agent_common;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_common::*;
 
@@ -369,4 +369,68 @@ fn under_pacemakers_fencer_internal_timeouts_are_off() {
         &[("PCMK_service", "pacemaker-fenced")],
     );
     assert_eq!(r.code, 1, "{r:?}");
+}
+
+#[test]
+fn default_cipher_falls_back_on_an_ignored_open_session_and_names_every_cause() {
+    // A BMC whose session table is full ignores Open Session for every suite, which is also how
+    // ipmi_sim (and real BMCs) turn down a suite they lack. Without `cipher`, fence_ipmi tries
+    // suite 3, then 17; the error must say why both failed, not only "suite 17 unsupported".
+    let s = sim(true);
+    let mut opts = ipmi_lan::ConnectOptions::new(
+        "127.0.0.1",
+        "admin",
+        ipmi_lan::Secret::new(ADMIN_PASSWORD.as_bytes().to_vec()),
+    );
+    opts.port = s.port();
+    opts.retransmit_interval = Duration::from_millis(200);
+    let mut held = Vec::new();
+    let refusal = loop {
+        assert!(held.len() < 200, "the BMC never ran out of session slots");
+        match ipmi_lan::Session::open(&opts, Instant::now() + Duration::from_secs(10)) {
+            Ok(session) => held.push(session),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        refusal.is_cipher_suite_rejection(),
+        "a full session table should look like an ignored Open Session: {refusal:?}"
+    );
+
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword={ADMIN_PASSWORD}\nlanplus=1\n\
+         power_wait=0\nipmitool_timeout=0.2\naction=off\nverbose=1\n",
+        s.port()
+    ));
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{r:?}");
+    assert!(
+        r.stderr.contains("trying the next cipher suite"),
+        "suite 17 was not tried:\n{}",
+        r.stderr
+    );
+    let error = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("accepted none of the cipher suites tried (3, 17)"))
+        .unwrap_or_else(|| panic!("no combined error:\n{}", r.stderr));
+    assert!(
+        error.contains("for cipher suite 3:")
+            && error.contains("for cipher suite 17:")
+            && error.contains("no free session slot"),
+        "{error}"
+    );
+    assert!(!r.stderr.contains("Success"), "{}", r.stderr);
+    assert!(s.events().is_empty(), "{:?}", s.events());
+
+    // Once the sessions are gone, the same run works with suite 3.
+    for session in held {
+        session.close().expect("close a held session");
+    }
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword={ADMIN_PASSWORD}\nlanplus=1\n\
+         power_wait=0\naction=off\n",
+        s.port()
+    ));
+    r.assert(0, "Success: Powered OFF\n");
+    assert_eq!(s.events(), [PowerEvent::Off]);
 }
