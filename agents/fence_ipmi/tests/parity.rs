@@ -44,19 +44,6 @@ enum BmcMode {
     HangsOnControl,
 }
 
-/// Chassis-control script for [`BmcMode::IgnoresPowerChanges`]: test-support's script minus the
-/// line that stores the new power state (same events-log format, so `IpmiSim::events` reads it).
-/// test-support has no such mode yet; the file is swapped inside the simulator's own temp dir.
-const IGNORING_CHASSIS_SCRIPT: &str = r#"#!/bin/sh
-d=$(dirname "$0")
-case "$1" in
-get) case "$2" in power) echo "power:$(cat "$d/power")" ;; esac ;;
-set) shift; echo "$(date +%s.%N) $*" >> "$d/events.log"
-     if [ "$1" = power ] && [ "$2" = 0 ] && [ -f "$d/off-works" ]; then echo 0 > "$d/power"; fi ;;
-esac
-exit 0
-"#;
-
 /// One case's BMC: a fresh `ipmi_sim`, or a port nobody listens on.
 enum Bmc {
     Sim(IpmiSim),
@@ -75,18 +62,8 @@ impl Bmc {
             return Bmc::ClosedPort(socket.local_addr().expect("local addr").port());
         }
         let sim = IpmiSim::builder().power_on(initial == Power::On).start();
-        if mode == BmcMode::IgnoresPowerOn {
-            std::fs::write(sim.dir().join("off-works"), "").expect("write off-works flag");
-        }
-        if mode == BmcMode::IgnoresPowerChanges || mode == BmcMode::IgnoresPowerOn {
-            use std::os::unix::fs::PermissionsExt;
-            // Replace atomically: ipmi_sim may be running the script right now.
-            let tmp = sim.dir().join("chassis.sh.new");
-            std::fs::write(&tmp, IGNORING_CHASSIS_SCRIPT).expect("write chassis script");
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod chassis script");
-            std::fs::rename(&tmp, sim.dir().join("chassis.sh")).expect("swap chassis script");
-        }
+        sim.set_ignores_power_changes(mode == BmcMode::IgnoresPowerChanges);
+        sim.set_ignores_power_on(mode == BmcMode::IgnoresPowerOn);
         if mode == BmcMode::HangsOnControl {
             sim.set_chassis_hangs(true);
         }
