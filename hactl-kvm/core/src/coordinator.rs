@@ -1817,11 +1817,12 @@ impl Coordinator {
     // ----- recovery ------------------------------------------------------
 
     fn start_attempt(&mut self, i: usize, now: Millis, out: &mut Vec<Action>) {
-        if self.hosts[i].power_op.is_some() {
-            // One power operation per host at a time; retry when it ends.
+        if let Some(busy) = self.hosts[i].power_op {
+            // One power operation per host at a time: start when it ends
+            // (its result marks the host; its deadline bounds the wait).
             if let Some(r) = self.hosts[i].recovery.as_mut() {
                 r.phase = RecoveryPhase::Waiting;
-                r.next_step_at = now + 1;
+                r.next_step_at = busy.op.deadline.max(now + 1);
             }
             return;
         }
@@ -1914,11 +1915,15 @@ impl Coordinator {
                     },
                 });
             }
-            PowerOpKind::On => out.push(Action::PowerOn {
-                op: op_ref,
-                timeout_ms,
-                reason: PowerOnReason::RecoveryCycle,
-            }),
+            PowerOpKind::On => {
+                // Not again before the next sync period, whatever happens.
+                h.next_power_on_at = now + self.cfg.power_poll_interval_ms;
+                out.push(Action::PowerOn {
+                    op: op_ref,
+                    timeout_ms,
+                    reason: PowerOnReason::RecoveryCycle,
+                })
+            }
             PowerOpKind::User(UserPowerOp::On) => out.push(Action::PowerOn {
                 op: op_ref,
                 timeout_ms,

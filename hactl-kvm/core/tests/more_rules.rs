@@ -221,3 +221,24 @@ fn every_fence_is_persisted_before_its_power_off() {
         .iter()
         .any(|r| matches!(r, Record::FenceIssued { host, .. } if *host == HostId(2))));
 }
+
+#[test]
+fn a_host_that_does_not_power_on_is_not_hammered_with_power_ons() {
+    let mut w = World::new(cfg(), 1, 4);
+    w.run_until(T0);
+    let v = HostId(1);
+    // The BMC accepts power-on but the chassis stays off.
+    w.hosts.get_mut(&v).unwrap().stuck_off = true;
+    w.crash(v);
+    assert!(w.run_until_cond(T0 + 120_000, |w| w.ha(HostId(1)) == HaState::Fenced));
+    let start = w.now;
+    let before = w.power_actions.iter().filter(|a| a.1 == v && a.2).count();
+    w.run_until(start + 600_000);
+    let ons = w.power_actions.iter().filter(|a| a.1 == v && a.2).count() - before;
+    let minutes = (w.now - start) / 60_000;
+    assert!(
+        ons as u64 <= minutes + 2,
+        "{ons} power-ons in {minutes} min"
+    );
+    assert_eq!(w.fence_count(v), 1);
+}

@@ -23,6 +23,8 @@ pub struct SimHost {
     pub has_vms: bool,
     pub boot_at: Option<Millis>,
     pub resource_state: ResourceState,
+    /// The BMC accepts power-on but the chassis stays off.
+    pub stuck_off: bool,
 }
 
 impl SimHost {
@@ -39,6 +41,7 @@ impl SimHost {
             has_vms: true,
             boot_at: None,
             resource_state: ResourceState::Enabled,
+            stuck_off: false,
         }
     }
 }
@@ -335,7 +338,9 @@ impl World {
                     if !self.network_ok || h.bmc_slow {
                         continue;
                     }
-                    let outcome = if h.bmc_ok {
+                    let outcome = if h.bmc_ok && h.stuck_off {
+                        PowerActionOutcome::Accepted
+                    } else if h.bmc_ok {
                         h.power_on = true;
                         h.alive = false;
                         h.hb_stopped_at.get_or_insert(now);
