@@ -256,7 +256,7 @@ fn power_change_not_confirmed_times_out_with_the_reference_message() {
     // The BMC accepts the command but the host never changes: counter-based polling gives up
     // after power_timeout polls, stonith_status_sleep apart.
     let s = sim(true);
-    make_chassis_ignore_power(&s);
+    s.set_ignores_power_changes(true);
     let r = run_stdin(&stdin_for(&s, "action=off\npower_timeout=3\n"));
     assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{r:?}");
     assert!(
@@ -337,7 +337,7 @@ fn under_pacemakers_fencer_internal_timeouts_are_off() {
     // up after one poll; under pacemaker-fenced (disable_timeout implied) the agent keeps
     // polling until the host is off, and the fencer's own timeout governs.
     let s = sim(true);
-    make_chassis_ignore_power(&s);
+    s.set_ignores_power_changes(true);
     let r = run_stdin_env(
         &stdin_for(&s, "action=off\npower_timeout=1\n"),
         &[("PCMK_service", "stonith_admin")],

@@ -156,23 +156,3 @@ pub fn dead_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.local_addr().unwrap().port()
 }
-
-/// Chassis script that logs every `set` (same events-log format as test-support's) but never
-/// changes the power: a BMC that accepts power commands the host does not follow.
-/// test-support has no such mode; the script is swapped inside the simulator's own temp dir.
-const IGNORING_CHASSIS_SCRIPT: &str = r#"#!/bin/sh
-d=$(dirname "$0")
-case "$1" in
-get) case "$2" in power) echo "power:$(cat "$d/power")" ;; esac ;;
-set) shift; echo "$(date +%s.%N) $*" >> "$d/events.log" ;;
-esac
-exit 0
-"#;
-
-pub fn make_chassis_ignore_power(sim: &IpmiSim) {
-    use std::os::unix::fs::PermissionsExt;
-    let tmp = sim.dir().join("chassis.sh.new");
-    std::fs::write(&tmp, IGNORING_CHASSIS_SCRIPT).expect("write chassis script");
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::rename(&tmp, sim.dir().join("chassis.sh")).expect("swap chassis script");
-}
