@@ -584,6 +584,25 @@ static CASES: &[Case] = &[
         Same,
     ),
     case(
+        "ipport out of range",
+        argv!("--ip=127.0.0.1 --ipport=70000 --username=admin --password=secret --lanplus --cipher=3 -o status --power-timeout=2"),
+        On,
+        expect(1, "", &[]),
+        Same,
+    ),
+    case(
+        "negative power_wait with status",
+        argv!(lanplus!(), " -o status --power-wait=-1"),
+        On,
+        // 4.12.1 only checks power_wait when it sleeps, so a status passes.
+        expect(0, ON, &[]),
+        Ours::Differs {
+            expect: expect(1, "", &[]),
+            why: "every time value is validated up front, whatever the action: a \
+                  configuration that would break the next reboot fails its status/monitor now",
+        },
+    ),
+    case(
         "invalid method",
         argv!(lanplus!(), " -o reboot --method=bogus"),
         On,
