@@ -292,11 +292,11 @@ impl Agent<'_> {
         if self.env.check_level < CheckLevel::Services {
             return Outcome::ok();
         }
-        self.deep_checks(&p, &files)
+        self.deep_checks(&p, &files, pid)
     }
 
     /// Depth 10 and 20: every check runs at once, all bound by one deadline.
-    fn deep_checks(&self, p: &Params, files: &StateFiles) -> Outcome {
+    fn deep_checks(&self, p: &Params, files: &StateFiles, writer_pid: i32) -> Outcome {
         let deadline = self.deadline();
         let mut problems: Vec<(OcfRc, String)> = Vec::new();
 
@@ -402,7 +402,10 @@ impl Agent<'_> {
             let now = heartbeat::boot_ms();
             let max_age_ms = p.effective_max_age_secs() * 1000;
             for (index, (storage, read)) in p.storage.iter().zip(reads.iter()).enumerate() {
-                let status = files.read_status(index).filter(|s| s.storage == *storage);
+                // Only this writer's report about this storage counts.
+                let status = files.read_status(index).filter(|s| {
+                    s.storage == *storage && i64::from(s.writer_pid) == i64::from(writer_pid)
+                });
                 let verdict = assess_status(storage, status.as_ref(), now, max_age_ms)
                     .and_then(|written| assess_read_back(storage, &p.host_id, written, read));
                 if let Err(problem) = verdict {
