@@ -126,6 +126,10 @@ pub enum RebootReport {
     Diag,
 }
 
+/// The end of a reboot report whose power-on failed: fencing succeeded, the host needs a hand.
+const LEFT_OFF: &str =
+    "The host was left OFF: fencing succeeded, but it will not come back by itself";
+
 impl RebootReport {
     /// A sentence for the log saying what really happened.
     pub fn describe(&self) -> String {
@@ -133,7 +137,7 @@ impl RebootReport {
             RebootReport::OffThenOn => "powered OFF (verified) then ON (verified)".into(),
             RebootReport::WasOffThenOn => "was already OFF; powered ON (verified)".into(),
             RebootReport::OffButOnFailed { was_off, reason } => format!(
-                "{}; powering ON failed: {reason}; the machine stays OFF",
+                "{}, but powering ON failed: {reason}. {LEFT_OFF}",
                 if *was_off { "was already OFF" } else { "powered OFF (verified)" }
             ),
             RebootReport::Cycled { status_after: Some(s) } => {
@@ -146,10 +150,18 @@ impl RebootReport {
                 "was already OFF, so no power cycle was sent; powered ON (verified)".into()
             }
             RebootReport::CycleWasOffOnFailed { reason } => format!(
-                "was already OFF, so no power cycle was sent; powering ON failed: {reason}; the machine stays OFF"
+                "was already OFF, so no power cycle was sent, but powering ON failed: {reason}. {LEFT_OFF}"
             ),
             RebootReport::Diag => "diagnostic interrupt accepted by the device".into(),
         }
+    }
+
+    /// Whether the machine was meant to be powered on again and is still off.
+    pub fn failed_to_power_on(&self) -> bool {
+        matches!(
+            self,
+            RebootReport::OffButOnFailed { .. } | RebootReport::CycleWasOffOnFailed { .. }
+        )
     }
 
     /// Whether the report is worth a WARNING (something did not go as planned).
@@ -697,10 +709,11 @@ pub(crate) mod tests {
         let Outcome::Rebooted(r) = o else { panic!() };
         assert!(r.is_abnormal());
         assert!(
-            r.describe().contains("powering ON failed"),
+            r.describe().contains("powering ON failed") && r.describe().contains("left OFF"),
             "{}",
             r.describe()
         );
+        assert!(r.failed_to_power_on());
         assert_eq!(s.0.power, Off);
     }
 

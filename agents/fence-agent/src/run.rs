@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::action::{
-    perform, ActionError, Clock, Limits, Method, Outcome, RebootReport, SystemClock,
-};
+use crate::action::{perform, ActionError, Clock, Limits, Method, Outcome, SystemClock};
 use crate::agent::{FenceAgent, PowerSession};
 use crate::logging::{self, level_for};
 use crate::metadata;
@@ -289,12 +287,14 @@ fn list<S: PowerSession, C: Clock>(
 
 fn report(outcome: &Outcome, out: &mut dyn Write) -> u8 {
     if let Outcome::Rebooted(r) = outcome {
-        match r {
-            RebootReport::OffButOnFailed { .. } | RebootReport::CycleWasOffOnFailed { .. } => {
-                log::error!("Timed out waiting to power ON: {}", r.describe())
-            }
-            _ if r.is_abnormal() => log::warn!("Reboot: {}", r.describe()),
-            _ => log::info!("Reboot: {}", r.describe()),
+        // fencing.py logs an ERROR when the power-on of a reboot fails, yet exits 0: the
+        // machine is fenced. Same level here, with what really happened.
+        if r.failed_to_power_on() {
+            log::error!("Reboot: {}", r.describe());
+        } else if r.is_abnormal() {
+            log::warn!("Reboot: {}", r.describe());
+        } else {
+            log::info!("Reboot: {}", r.describe());
         }
     }
     if let Some(line) = outcome.stdout_line() {
