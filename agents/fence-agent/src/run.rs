@@ -191,10 +191,7 @@ pub fn run<A: FenceAgent, C: Clock>(
     }
 
     match resolve_password(&options) {
-        Ok(Some(pw)) => {
-            logger.add_secret(pw.expose());
-            options.set_password(pw);
-        }
+        Ok(Some(pw)) => options.set_password(pw),
         Ok(None) => {}
         Err(e) => {
             log::error!("{e}");
@@ -316,27 +313,38 @@ pub enum PasswordScriptError {
 
 /// The password: `password_script` (run through `sh -c`, as fencing.py's `os.popen`; its
 /// stdout with trailing whitespace removed) wins over `password`.
+///
+/// The script's stderr is not passed through: it is logged line by line (WARNING) after its
+/// stdout has been registered as a secret with the logger, so a script that traces itself
+/// (`set -x`) or echoes the password cannot put it on our stderr or in syslog.
 pub fn resolve_password(options: &Options) -> Result<Option<Secret>, PasswordScriptError> {
-    if let Some(script) = options.get("password_script").filter(|s| !s.is_empty()) {
-        log::debug!("running password_script");
-        let output = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(PasswordScriptError::Spawn)?;
-        if !output.status.success() {
-            return Err(PasswordScriptError::Status(output.status));
-        }
-        let text = zeroize::Zeroizing::new(
-            String::from_utf8(output.stdout).map_err(|_| PasswordScriptError::NotUtf8)?,
-        );
-        return Ok(Some(Secret::new(text.trim_end().to_string())));
+    let Some(script) = options.get("password_script").filter(|s| !s.is_empty()) else {
+        return Ok(options
+            .password_option()
+            .map(|p| Secret::new(p.to_string())));
+    };
+    log::debug!("running password_script");
+    let output = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(PasswordScriptError::Spawn)?;
+    let stdout = zeroize::Zeroizing::new(output.stdout);
+    let stderr = zeroize::Zeroizing::new(output.stderr);
+    // Whatever it printed is the password (or part of it, if it failed): hide it first.
+    let password = std::str::from_utf8(&stdout).map(str::trim_end);
+    if let (Some(logger), Ok(pw)) = (logging::logger(), password) {
+        logger.add_secret(pw);
     }
-    Ok(options
-        .password_option()
-        .map(|p| Secret::new(p.to_string())))
+    for line in String::from_utf8_lossy(&stderr).lines() {
+        log::warn!("password_script: {line}");
+    }
+    if !output.status.success() {
+        return Err(PasswordScriptError::Status(output.status));
+    }
+    let password = password.map_err(|_| PasswordScriptError::NotUtf8)?;
+    Ok(Some(Secret::new(password.to_string())))
 }
 
 #[cfg(test)]

@@ -213,3 +213,42 @@ fn a_stalled_syslog_never_blocks_fencing() {
     );
     assert!(r.stderr.contains("IPMI session closed"), "{}", r.stderr);
 }
+
+#[test]
+fn password_script_stderr_is_logged_redacted() {
+    // A script that traces itself prints the password on stderr too. fencing.py passes that
+    // stderr through; we log it through the redacting logger.
+    let s = sim(true);
+    let dir = tempfile::tempdir().unwrap();
+    let tracing = script(
+        dir.path(),
+        "traced.sh",
+        &format!("echo \"+ printf {ADMIN_PASSWORD}\" >&2; printf '{ADMIN_PASSWORD}\\n'"),
+    );
+    let input = format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\nlanplus=1\ncipher=3\npassword_script={tracing}\naction=status\n",
+        s.port()
+    );
+    let r = run_stdin(&input);
+    r.assert(0, "Status: ON\n");
+    assert!(
+        r.stderr
+            .contains("WARNING: password_script: + printf [hidden]"),
+        "{}",
+        r.stderr
+    );
+    assert_no_secrets(&[&r.stdout, &r.stderr]);
+
+    // Also when the script fails after printing it.
+    let failing = script(
+        dir.path(),
+        "traced-fail.sh",
+        &format!("echo \"+ printf {ADMIN_PASSWORD}\" >&2; printf '{ADMIN_PASSWORD}'; exit 2"),
+    );
+    let r = run_stdin(&input.replace(&tracing, &failing));
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{r:?}");
+    assert!(r.stderr.contains("password_script exited"), "{}", r.stderr);
+    assert!(r.stderr.contains("+ printf [hidden]"), "{}", r.stderr);
+    assert_no_secrets(&[&r.stdout, &r.stderr]);
+    assert!(s.events().is_empty());
+}
