@@ -342,7 +342,10 @@ impl FenceAgent for IpmiAgent {
             // IPMI 1.5 has no cipher suites; the value is not used.
             (Interface::Lan15, None) => &[DEFAULT_CIPHER_SUITE],
         };
+        // One set of options for every suite tried: only the suite changes.
+        let mut opts = connect_options(config, password)?;
         let session = open_first_accepted(suites, |suite| {
+            opts.cipher_suite = suite;
             log::debug!(
                 "opening IPMI {} session to {} port {} as user {:?}, privilege {}, cipher suite {}",
                 match config.interface {
@@ -355,7 +358,7 @@ impl FenceAgent for IpmiAgent {
                 config.privilege,
                 suite
             );
-            ipmi_lan::Session::open(&connect_options(config, password, suite), deadline)
+            ipmi_lan::Session::open(&opts, deadline)
         })?;
         Ok(IpmiSession { session })
     }
@@ -367,8 +370,19 @@ impl FenceAgent for IpmiAgent {
     }
 }
 
-fn connect_options(config: &IpmiConfig, password: Option<&Secret>, suite: u8) -> ConnectOptions {
-    ConnectOptions {
+/// ipmi-lan's options for this configuration (cipher suite: [`DEFAULT_CIPHER_SUITE`]).
+fn connect_options(
+    config: &IpmiConfig,
+    password: Option<&Secret>,
+) -> Result<ConnectOptions, DeviceError> {
+    let kg = match &config.kg {
+        None => None,
+        // `configure` checked the text; never fall back to "no key" silently.
+        Some(hex) => Some(ipmi_lan::Secret::new(decode_hex(hex.expose()).ok_or_else(
+            || DeviceError::Other("hexadecimal_kg is not a hexadecimal key".into()),
+        )?)),
+    };
+    Ok(ConnectOptions {
         host: config.host.clone(),
         port: config.port,
         interface: config.interface,
@@ -378,17 +392,14 @@ fn connect_options(config: &IpmiConfig, password: Option<&Secret>, suite: u8) ->
                 .map(|p| p.expose().as_bytes().to_vec())
                 .unwrap_or_default(),
         ),
-        kg: config
-            .kg
-            .as_ref()
-            .map(|k| ipmi_lan::Secret::new(decode_hex(k.expose()).unwrap_or_default())),
+        kg,
         privilege: config.privilege,
-        cipher_suite: suite,
+        cipher_suite: DEFAULT_CIPHER_SUITE,
         allow_cipher_zero: config.allow_cipher_zero,
         auth_type: config.auth_type,
         retransmit_interval: config.retransmit_interval,
         target: config.target,
-    }
+    })
 }
 
 /// Open a session with the first of `suites` the BMC accepts. The next suite is tried only when
