@@ -39,8 +39,16 @@ fn assert_no_kg(texts: &[&str]) {
 fn right_kg_on_stdin_fences() {
     let s = kg_sim(true);
     let kg = format!("hexadecimal_kg={BMC_KG}\n");
-    let r = run_stdin(&stdin_for(&s, &format!("{kg}action=status\nverbose=3\n")));
+    let r = run_stdin(&stdin_for(
+        &s,
+        &format!("{kg}action=status\nverbose_level=3\n"),
+    ));
     r.assert(0, "Status: ON\n");
+    assert!(
+        r.stderr.contains("RAKP"),
+        "no protocol trace:\n{}",
+        r.stderr
+    );
     assert_no_kg(&[&r.stdout, &r.stderr]);
     run_stdin(&stdin_for(&s, &format!("{kg}action=off\n"))).assert(0, "Success: Powered OFF\n");
     assert_eq!(s.events(), [Off]);
@@ -84,7 +92,7 @@ fn wrong_kg_fails_naming_the_kg_without_showing_it() {
     let s = kg_sim(true);
     let r = run_stdin(&stdin_for(
         &s,
-        &format!("hexadecimal_kg={WRONG_KG}\naction=off\nverbose=3\n"),
+        &format!("hexadecimal_kg={WRONG_KG}\naction=off\nverbose_level=3\n"),
     ));
     assert_kg_failure(&r, &s);
     let kg = format!("--hexadecimal-kg={WRONG_KG}");
