@@ -78,7 +78,6 @@ pub struct PartitionView {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Wake {
-    Partition(u32),
     RateCap,
 }
 
@@ -96,6 +95,9 @@ enum PowerOpKind {
 
 #[derive(Debug, Clone, Copy)]
 struct PendingOp {
+    /// Part of a cluster-wide round: its timeout is handled by the
+    /// cluster's timer, not the host's.
+    in_round: bool,
     id: OpId,
     version: StateVersion,
     deadline: Millis,
@@ -178,7 +180,12 @@ struct ClusterEntry {
     reasons: Vec<InactiveReason>,
     guard: MassFailureGuard,
     checker_cursor: usize,
-    scheduled: Option<Millis>,
+    /// Health checks of all hosts run in one round per interval, so the
+    /// coordinator keeps one timer per cluster, not two per host.
+    next_health_at: Millis,
+    health_deadline: Option<Millis>,
+    next_poll_at: Millis,
+    poll_deadline: Option<Millis>,
     dirty: bool,
 }
 
@@ -211,6 +218,8 @@ pub struct Coordinator {
     host_index: HashMap<HostId, usize>,
     /// One wake-up slot per host.
     host_timers: TimerQueue,
+    /// One wake-up slot per cluster (rounds, mass-failure guard).
+    cluster_timers: TimerQueue,
     /// Partition and rate-cap wake-ups (rare).
     timers: BinaryHeap<Reverse<(Millis, Wake)>>,
     rate_scheduled: Option<Millis>,
@@ -251,6 +260,7 @@ impl Coordinator {
             hosts: Vec::new(),
             host_index: HashMap::new(),
             host_timers: TimerQueue::default(),
+            cluster_timers: TimerQueue::default(),
             timers: BinaryHeap::new(),
             rate_scheduled: None,
             restored: HashMap::new(),
@@ -407,12 +417,14 @@ impl Coordinator {
 
     /// The next time the core wants a [`Input::Tick`] (or any input).
     pub fn next_timeout(&self) -> Option<Millis> {
-        let a = self.timers.peek().map(|Reverse((t, _))| *t);
-        let b = self.host_timers.peek().map(|(t, _)| t);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.peek().map(|Reverse((t, _))| *t),
+            self.host_timers.peek().map(|(t, _)| t),
+            self.cluster_timers.peek().map(|(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The coordinator epoch (incarnation number).
@@ -604,47 +616,166 @@ impl Coordinator {
         loop {
             let misc = self.timers.peek().map(|Reverse((t, _))| *t);
             let host = self.host_timers.peek();
-            let wake = match (misc, host) {
-                (_, Some((t, i))) if t <= now && !misc.is_some_and(|m| m < t) => {
-                    // poll_host reschedules the host in place (one heap
-                    // update instead of a removal and an insertion).
-                    self.poll_host(i as usize, now, out);
-                    if self.host_timers.get(i).is_some_and(|t| t <= now) {
-                        self.host_timers.remove(i);
-                    }
-                    self.settle(now, out);
-                    continue;
-                }
-                (Some(t), _) if t <= now => {
-                    let Reverse((_, w)) = self.timers.pop().expect("peeked");
-                    (t, w)
-                }
+            let cluster = self.cluster_timers.peek();
+            let earliest = [misc, host.map(|h| h.0), cluster.map(|c| c.0)]
+                .into_iter()
+                .flatten()
+                .min();
+            match earliest {
+                Some(t) if t <= now => {}
                 _ => break,
-            };
-            let (t, wake) = wake;
-            match wake {
-                Wake::Partition(c) => {
-                    let c = c as usize;
-                    if self.clusters[c].scheduled == Some(t) {
-                        self.clusters[c].scheduled = None;
-                        self.mark_cluster(c);
-                    }
+            }
+            if let Some((t, i)) = host.filter(|h| Some(h.0) == earliest) {
+                // poll_host reschedules the host in place (one heap
+                // update instead of a removal and an insertion).
+                self.poll_host(i as usize, now, out);
+                if self.host_timers.get(i).is_some_and(|x| x <= now.max(t)) {
+                    self.host_timers.remove(i);
                 }
-                Wake::RateCap => {
-                    if self.rate_scheduled == Some(t) {
-                        self.rate_scheduled = None;
-                        for scope in self.rate.expire(now) {
-                            out.push(Action::Emit(Event::RateCapCleared {
-                                scope,
-                                by: RateCapClearedBy::WindowPassed,
-                            }));
+            } else if let Some((t, c)) = cluster.filter(|c| Some(c.0) == earliest) {
+                self.poll_cluster(c as usize, now, out);
+                if self.cluster_timers.get(c).is_some_and(|x| x <= now.max(t)) {
+                    self.cluster_timers.remove(c);
+                }
+            } else {
+                let Reverse((t, wake)) = self.timers.pop().expect("peeked");
+                match wake {
+                    Wake::RateCap => {
+                        if self.rate_scheduled == Some(t) {
+                            self.rate_scheduled = None;
+                            for scope in self.rate.expire(now) {
+                                out.push(Action::Emit(Event::RateCapCleared {
+                                    scope,
+                                    by: RateCapClearedBy::WindowPassed,
+                                }));
+                            }
+                            self.schedule_rate();
                         }
-                        self.schedule_rate();
                     }
                 }
             }
             self.settle(now, out);
         }
+    }
+
+    /// Cluster rounds: health checks and power-state sync for every host of
+    /// the cluster at once, their timeouts, and the guard's deadline.
+    fn poll_cluster(&mut self, c: usize, now: Millis, out: &mut Vec<Action>) {
+        if self.clusters[c].removed {
+            return;
+        }
+        if self.clusters[c].health_deadline.is_some_and(|d| d <= now) {
+            self.clusters[c].health_deadline = None;
+            for k in 0..self.clusters[c].hosts.len() {
+                let i = self.clusters[c].hosts[k];
+                if let Some(op) = self.hosts[i].health_op {
+                    if op.in_round && op.deadline <= now {
+                        self.hosts[i].health_op = None;
+                        self.health_outcome(i, HealthOutcome::Timeout, op, now, out);
+                        self.mark_host(i);
+                    }
+                }
+            }
+        }
+        if self.clusters[c].poll_deadline.is_some_and(|d| d <= now) {
+            self.clusters[c].poll_deadline = None;
+            for k in 0..self.clusters[c].hosts.len() {
+                let i = self.clusters[c].hosts[k];
+                if let Some(p) = self.hosts[i].power_op {
+                    if p.op.in_round && p.op.deadline <= now {
+                        self.hosts[i].power_op = None;
+                        self.power_timed_out(i, p, now, out);
+                        self.mark_host(i);
+                    }
+                }
+            }
+        }
+        if self.clusters[c].cluster.ha_enabled && now >= self.clusters[c].next_health_at {
+            let timeout = self.cfg.health_check_timeout_ms;
+            for k in 0..self.clusters[c].hosts.len() {
+                let i = self.clusters[c].hosts[k];
+                if self.hosts[i].health_op.is_none() && !self.hosts[i].removed {
+                    self.dispatch_health(i, true, now, out);
+                }
+            }
+            self.clusters[c].next_health_at = now + self.cfg.health_check_interval_ms;
+            self.clusters[c].health_deadline = Some(now + timeout);
+        }
+        if now >= self.clusters[c].next_poll_at {
+            let mut deadline = None::<Millis>;
+            for k in 0..self.clusters[c].hosts.len() {
+                let i = self.clusters[c].hosts[k];
+                let h = &self.hosts[i];
+                if h.power_op.is_none() && h.recovery.is_none() && !h.removed {
+                    self.start_power_op(i, PowerOpKind::Poll, now, out);
+                    if let Some(p) = self.hosts[i].power_op.as_mut() {
+                        p.op.in_round = true;
+                        deadline = Some(deadline.map_or(p.op.deadline, |d| d.max(p.op.deadline)));
+                    }
+                    // The read is timed by the cluster; the host has
+                    // nothing else due because of it.
+                    self.hosts[i].dirty = false;
+                }
+            }
+            self.dirty_hosts.retain(|&i| self.hosts[i].dirty);
+            self.clusters[c].next_poll_at = now + self.cfg.power_poll_interval_ms;
+            self.clusters[c].poll_deadline = deadline;
+        }
+        if self.clusters[c]
+            .guard
+            .next_deadline()
+            .is_some_and(|d| d <= now)
+        {
+            self.mark_cluster(c);
+        }
+        self.schedule_cluster(c, now);
+    }
+
+    fn schedule_cluster(&mut self, c: usize, now: Millis) {
+        let cl = &self.clusters[c];
+        if cl.removed {
+            self.cluster_timers.remove(c as u32);
+            return;
+        }
+        let t = [
+            cl.cluster.ha_enabled.then_some(cl.next_health_at),
+            cl.health_deadline,
+            Some(cl.next_poll_at),
+            cl.poll_deadline,
+            cl.guard.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.max(now + 1));
+        match t {
+            Some(t) if self.cluster_timers.get(c as u32) != Some(t) => {
+                self.cluster_timers.set(c as u32, t)
+            }
+            Some(_) => {}
+            None => self.cluster_timers.remove(c as u32),
+        }
+    }
+
+    fn dispatch_health(&mut self, i: usize, in_round: bool, now: Millis, out: &mut Vec<Action>) {
+        let id = self.next_op();
+        let h = &mut self.hosts[i];
+        let op = PendingOp {
+            in_round,
+            id,
+            version: StateVersion(h.version),
+            deadline: now + self.cfg.health_check_timeout_ms,
+            started: now,
+        };
+        h.health_op = Some(op);
+        out.push(Action::RunHealthCheck {
+            op: OpRef {
+                id,
+                host: h.host.id,
+                version: op.version,
+            },
+            timeout_ms: self.cfg.health_check_timeout_ms,
+        });
     }
 
     fn schedule_rate(&mut self) {
@@ -805,7 +936,10 @@ impl Coordinator {
                     reasons: Vec::new(),
                     guard: MassFailureGuard::new(self.cfg.mass_failure),
                     checker_cursor: 0,
-                    scheduled: None,
+                    next_health_at: 0,
+                    health_deadline: None,
+                    next_poll_at: 0,
+                    poll_deadline: None,
                     dirty: false,
                 });
                 c
@@ -832,7 +966,10 @@ impl Coordinator {
             reasons: Vec::new(),
             guard: MassFailureGuard::new(self.cfg.mass_failure),
             checker_cursor: 0,
-            scheduled: None,
+            next_health_at: 0,
+            health_deadline: None,
+            next_poll_at: 0,
+            poll_deadline: None,
             dirty: false,
         });
         c
@@ -1081,16 +1218,7 @@ impl Coordinator {
             PartitionTrigger::ConditionsLost
         };
         self.partition_step(c, trigger, reasons, now, out);
-        if let Some(t) = self.clusters[c].guard.next_deadline() {
-            let t = t.max(now + 1);
-            if !self.clusters[c]
-                .scheduled
-                .is_some_and(|s| s <= t && s >= now)
-            {
-                self.clusters[c].scheduled = Some(t);
-                self.timers.push(Reverse((t, Wake::Partition(c as u32))));
-            }
-        }
+        self.schedule_cluster(c, now);
     }
 
     fn partition_step(
@@ -1150,6 +1278,7 @@ impl Coordinator {
             partition_active: self.clusters[h.cluster].state == PartitionState::Active,
             eligible: !h.removed && Self::eligible(&h.host),
             power_on: h.power == PowerState::On,
+            power_unknown: h.power == PowerState::Unknown,
             has_vms: h.host.has_vms,
             in_quiet_period: now < h.quiet_until,
             power_off_committed: h.recovery.as_ref().is_some_and(|r| r.committed()),
@@ -1312,29 +1441,14 @@ impl Coordinator {
         {
             self.fire(i, HaTrigger::EligibilityRegained, now, out);
         }
-        // Health checks run in every state (in HA-enabled partitions).
+        // Health checks run in every state (in HA-enabled partitions), in
+        // cluster rounds; a host that needs one now gets a solo check.
         if self.ha_enabled(i)
             && self.hosts[i].health_op.is_none()
             && now >= self.hosts[i].next_health_at
         {
-            let id = self.next_op();
-            let h = &mut self.hosts[i];
-            let op = PendingOp {
-                id,
-                version: StateVersion(h.version),
-                deadline: now + self.cfg.health_check_timeout_ms,
-                started: now,
-            };
-            h.health_op = Some(op);
-            h.next_health_at = now + self.cfg.health_check_interval_ms;
-            out.push(Action::RunHealthCheck {
-                op: OpRef {
-                    id,
-                    host: h.host.id,
-                    version: op.version,
-                },
-                timeout_ms: self.cfg.health_check_timeout_ms,
-            });
+            self.hosts[i].next_health_at = Millis::MAX;
+            self.dispatch_health(i, false, now, out);
         }
         // Activity rounds.
         match self.hosts[i].ha {
@@ -1402,12 +1516,16 @@ impl Coordinator {
         let mut t = Millis::MAX;
         let mut consider = |x: Millis| t = t.min(x);
         if let Some(op) = h.health_op {
-            consider(op.deadline);
+            if !op.in_round {
+                consider(op.deadline);
+            }
         } else if self.clusters[h.cluster].cluster.ha_enabled {
             consider(h.next_health_at);
         }
         if let Some(p) = h.power_op {
-            consider(p.op.deadline);
+            if !p.op.in_round {
+                consider(p.op.deadline);
+            }
         } else {
             if h.recovery.is_none() {
                 consider(h.next_power_poll_at);
@@ -1583,6 +1701,7 @@ impl Coordinator {
                 let id = self.next_op();
                 let h = &mut self.hosts[i];
                 let op = PendingOp {
+                    in_round: false,
                     id,
                     version: StateVersion(h.version),
                     deadline: now + self.cfg.activity_check_timeout_ms,
@@ -1880,6 +1999,7 @@ impl Coordinator {
         };
         h.power_op = Some(PendingPower {
             op: PendingOp {
+                in_round: false,
                 id,
                 version,
                 deadline: now + timeout_ms,
@@ -1894,7 +2014,8 @@ impl Coordinator {
             | PowerOpKind::ReadAfterOn
             | PowerOpKind::ReadAfterUser => {
                 if kind == PowerOpKind::Poll {
-                    h.next_power_poll_at = now + self.cfg.power_poll_interval_ms;
+                    // Further syncs come with the cluster's rounds.
+                    h.next_power_poll_at = Millis::MAX;
                 }
                 out.push(Action::ReadPower {
                     op: op_ref,

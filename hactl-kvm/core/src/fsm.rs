@@ -231,6 +231,8 @@ pub struct HaContext {
     pub eligible: bool,
     /// Power FSM is ON.
     pub power_on: bool,
+    /// Power FSM is UNKNOWN (BMC unreachable or answering neither on nor off).
+    pub power_unknown: bool,
     /// The host runs VMs.
     pub has_vms: bool,
     /// Inside the quiet period after power-on.
@@ -245,15 +247,19 @@ pub struct HaContext {
 impl HaContext {
     /// Every combination of the context flags (for exhaustive tests).
     pub fn all() -> impl Iterator<Item = HaContext> {
-        (0u8..128).map(|bits| HaContext {
-            partition_active: bits & 1 != 0,
-            eligible: bits & 2 != 0,
-            power_on: bits & 4 != 0,
-            has_vms: bits & 8 != 0,
-            in_quiet_period: bits & 16 != 0,
-            power_off_committed: bits & 32 != 0,
-            attempts_left: bits & 64 != 0,
-        })
+        (0u16..256)
+            .map(|bits| HaContext {
+                partition_active: bits & 1 != 0,
+                eligible: bits & 2 != 0,
+                power_on: bits & 4 != 0,
+                has_vms: bits & 8 != 0,
+                in_quiet_period: bits & 16 != 0,
+                power_off_committed: bits & 32 != 0,
+                attempts_left: bits & 64 != 0,
+                power_unknown: bits & 128 != 0,
+            })
+            // Power is ON, OFF or UNKNOWN: never ON and UNKNOWN at once.
+            .filter(|c| !(c.power_on && c.power_unknown))
     }
 }
 
@@ -323,6 +329,18 @@ pub fn ha_transition(state: HaState, trigger: HaTrigger, ctx: HaContext) -> Outc
                 Outcome::Stay
             } else {
                 Outcome::Goto(S::Suspect)
+            }
+        }
+        // An INELIGIBLE host that is eligible but whose BMC cannot be read
+        // and that now fails health checks may be a host that died with its
+        // BMC: it enters the failure flow, which cannot fence it and ends
+        // in FAILED, asking the operator, instead of staying silently
+        // INELIGIBLE.
+        (T::HealthFailed, S::Ineligible) => {
+            if ctx.eligible && ctx.power_unknown {
+                Outcome::Goto(S::Suspect)
+            } else {
+                Outcome::Stay
             }
         }
         (T::HealthFailed, _) => Outcome::Stay,
@@ -600,6 +618,7 @@ pub fn transition_label(from: HaState, to: HaState, trigger: HaTrigger) -> &'sta
             "health check passed before the state action completed"
         }
         (S::Initializing, S::Available) => "health check passed",
+        (S::Ineligible, S::Suspect) => "health check failed while the BMC cannot be read",
         (_, S::Ineligible) => "cannot be protected (maintenance, no OOBM, power not ON)",
         (_, S::None) => "partition left ACTIVE",
         (S::None, _) => "partition became ACTIVE",
@@ -609,10 +628,11 @@ pub fn transition_label(from: HaState, to: HaState, trigger: HaTrigger) -> &'sta
     }
 }
 
-fn ctx_flags(c: &HaContext) -> [(&'static str, bool); 6] {
+fn ctx_flags(c: &HaContext) -> [(&'static str, bool); 7] {
     [
         ("eligible", c.eligible),
         ("power_on", c.power_on),
+        ("power_unknown", c.power_unknown),
         ("has_vms", c.has_vms),
         ("in_quiet_period", c.in_quiet_period),
         ("power_off_committed", c.power_off_committed),
@@ -639,7 +659,7 @@ pub fn render_ha_table() -> String {
     for state in HaState::ALL {
         for trigger in HaTrigger::ALL {
             // Which flags matter?
-            let mut relevant = [false; 6];
+            let mut relevant = [false; 7];
             for c in &contexts {
                 let base = ha_transition(state, trigger, *c);
                 for (k, flag) in relevant.iter_mut().enumerate() {
@@ -647,10 +667,14 @@ pub fn render_ha_table() -> String {
                     match k {
                         0 => d.eligible = !d.eligible,
                         1 => d.power_on = !d.power_on,
-                        2 => d.has_vms = !d.has_vms,
-                        3 => d.in_quiet_period = !d.in_quiet_period,
-                        4 => d.power_off_committed = !d.power_off_committed,
+                        2 => d.power_unknown = !d.power_unknown,
+                        3 => d.has_vms = !d.has_vms,
+                        4 => d.in_quiet_period = !d.in_quiet_period,
+                        5 => d.power_off_committed = !d.power_off_committed,
                         _ => d.attempts_left = !d.attempts_left,
+                    }
+                    if d.power_on && d.power_unknown {
+                        continue;
                     }
                     if ha_transition(state, trigger, d) != base {
                         *flag = true;

@@ -112,6 +112,7 @@ fn design_transitions_exist() {
         partition_active: true,
         eligible: true,
         power_on: true,
+        power_unknown: false,
         has_vms: true,
         in_quiet_period: false,
         power_off_committed: false,
@@ -159,6 +160,25 @@ fn design_transitions_exist() {
     };
     assert_eq!(
         ha_transition(S::Recovering, T::RecoveryAttemptFailed, retry),
+        Outcome::Stay
+    );
+    // Eligible, BMC unreadable, health failing: into the failure flow.
+    let bmc_gone = HaContext {
+        power_on: false,
+        power_unknown: true,
+        ..ok
+    };
+    assert_eq!(
+        ha_transition(S::Ineligible, T::HealthFailed, bmc_gone),
+        Outcome::Goto(S::Suspect)
+    );
+    let off = HaContext {
+        power_on: false,
+        power_unknown: false,
+        ..ok
+    };
+    assert_eq!(
+        ha_transition(S::Ineligible, T::HealthFailed, off),
         Outcome::Stay
     );
     // FENCED and FAILED are kept on BMC connectivity changes (design).

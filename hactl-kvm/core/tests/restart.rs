@@ -101,7 +101,13 @@ fn restart_keeps_failed_hosts_failed_and_versions_growing() {
     w.run_until(T0 + 600_000);
     assert_eq!(w.ha(v), HaState::Failed);
     let version = w.core.host(v).unwrap().version;
+    let n = w.events.len();
     w.restart();
+    if w.ha(v) != HaState::Failed {
+        for e in &w.events[n..] {
+            eprintln!("{e:?}");
+        }
+    }
     assert_eq!(w.ha(v), HaState::Failed);
     assert!(w.core.host(v).unwrap().version >= version);
     assert!(!w
