@@ -535,8 +535,8 @@ impl PowerSession for IpmiSession {
     }
 
     fn close(self, _deadline: Instant) -> Result<(), DeviceError> {
-        let stats = self.session.stats();
-        let result = self.session.close().map_err(device_error);
+        let (result, stats) = self.session.close_with_stats();
+        let result = result.map_err(device_error);
         log::debug!(
             "IPMI session closed ({}); packets sent {}, received {}",
             if result.is_ok() {

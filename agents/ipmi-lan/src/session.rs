@@ -478,8 +478,15 @@ impl Session {
     }
 
     /// Sends Close Session and waits (briefly) for the answer.
-    pub fn close(mut self) -> Result<(), IpmiError> {
-        self.send_close()
+    pub fn close(self) -> Result<(), IpmiError> {
+        self.close_with_stats().0
+    }
+
+    /// Like [`Session::close`], and also returns the packets of the whole session, Close Session
+    /// included (what [`Session::stats`] cannot show once the session is gone).
+    pub fn close_with_stats(mut self) -> (Result<(), IpmiError>, PacketStats) {
+        let result = self.send_close();
+        (result, self.transport.stats())
     }
 
     fn send_close(&mut self) -> Result<(), IpmiError> {

@@ -178,7 +178,16 @@ fn reboot_in_one_session_costs_22_packets() {
             received: 10
         }
     );
-    drop(s); // Close Session on drop: one more pair
+    let (closed, whole_session) = s.close_with_stats();
+    closed.unwrap();
+    // Close Session is the eleventh pair: 22 packets on the wire.
+    assert_eq!(
+        whole_session,
+        PacketStats {
+            sent: 11,
+            received: 11
+        }
+    );
     assert_eq!(sim.events(), vec![PowerEvent::Off, PowerEvent::On]);
 }
 
