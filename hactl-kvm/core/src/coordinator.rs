@@ -21,7 +21,7 @@ use crate::io::{
     UserPowerOp, Window,
 };
 use crate::record::{FenceOutcome, Record};
-use crate::timers::TimerQueue;
+use crate::timers::{IdIndex, TimerQueue};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -215,7 +215,7 @@ pub struct Coordinator {
     clusters: Vec<ClusterEntry>,
     cluster_index: HashMap<ClusterId, usize>,
     hosts: Vec<HostEntry>,
-    host_index: HashMap<HostId, usize>,
+    host_index: IdIndex,
     /// One wake-up slot per host.
     host_timers: TimerQueue,
     /// One wake-up slot per cluster (rounds, mass-failure guard).
@@ -258,7 +258,7 @@ impl Coordinator {
             clusters: Vec::new(),
             cluster_index: HashMap::new(),
             hosts: Vec::new(),
-            host_index: HashMap::new(),
+            host_index: IdIndex::default(),
             host_timers: TimerQueue::default(),
             cluster_timers: TimerQueue::default(),
             timers: BinaryHeap::new(),
@@ -454,7 +454,7 @@ impl Coordinator {
 
     /// One host.
     pub fn host(&self, id: HostId) -> Option<HostView> {
-        let &i = self.host_index.get(&id)?;
+        let i = self.host_index.get(id.0)?;
         let h = &self.hosts[i];
         (!h.removed).then(|| self.view(h))
     }
@@ -984,7 +984,7 @@ impl Coordinator {
             Some(&c) => c,
             None => self.placeholder_cluster(host.cluster),
         };
-        match self.host_index.get(&host.id).copied() {
+        match self.host_index.get(host.id.0) {
             Some(i) if !self.hosts[i].removed => {
                 let was_eligible = Self::eligible(&self.hosts[i].host);
                 let old_cluster = self.hosts[i].cluster;
@@ -1052,7 +1052,7 @@ impl Coordinator {
                     }
                     None => {
                         let i = self.hosts.len();
-                        self.host_index.insert(entry.host.id, i);
+                        self.host_index.insert(entry.host.id.0, i);
                         self.hosts.push(entry);
                         i
                     }
@@ -1076,7 +1076,7 @@ impl Coordinator {
     }
 
     fn remove_host(&mut self, id: HostId, now: Millis, out: &mut Vec<Action>) {
-        let Some(&i) = self.host_index.get(&id) else {
+        let Some(i) = self.host_index.get(id.0) else {
             return;
         };
         if self.hosts[i].removed {
@@ -1566,7 +1566,7 @@ impl Coordinator {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(&i) = self.host_index.get(&op.host) else {
+        let Some(i) = self.host_index.get(op.host.0) else {
             return;
         };
         let Some(pending) = self.hosts[i].health_op else {
@@ -1739,7 +1739,7 @@ impl Coordinator {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(&i) = self.host_index.get(&op.host) else {
+        let Some(i) = self.host_index.get(op.host.0) else {
             return;
         };
         let Some((pending, expected_checker)) = self.hosts[i].round.as_ref().and_then(|r| r.op)
@@ -1768,7 +1768,7 @@ impl Coordinator {
     ) {
         let target = self.hosts[i].host.id;
         let mut verdict = verdict;
-        let checker_idx = self.host_index.get(&checker).copied();
+        let checker_idx = self.host_index.get(checker.0);
         if verdict == ActivityVerdict::CannotTell(CannotTellReason::CheckerStorageUnreadable) {
             out.push(Action::Emit(Event::CheckerVerdictDiscarded {
                 checker,
@@ -2109,7 +2109,7 @@ impl Coordinator {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(&i) = self.host_index.get(&op.host) else {
+        let Some(i) = self.host_index.get(op.host.0) else {
             return;
         };
         let Some(p) = self.hosts[i].power_op else {
@@ -2255,7 +2255,7 @@ impl Coordinator {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(&i) = self.host_index.get(&op.host) else {
+        let Some(i) = self.host_index.get(op.host.0) else {
             return;
         };
         let Some(p) = self.hosts[i].power_op else {
@@ -2342,10 +2342,10 @@ impl Coordinator {
                 }
             }
             OperatorCommand::ConfirmHostOff { host } => {
-                let Some(&i) = self
+                let Some(i) = self
                     .host_index
-                    .get(&host)
-                    .filter(|&&i| !self.hosts[i].removed)
+                    .get(host.0)
+                    .filter(|&i| !self.hosts[i].removed)
                 else {
                     out.push(Action::Emit(Event::OperatorCommandRejected {
                         host: Some(host),
@@ -2377,10 +2377,10 @@ impl Coordinator {
                         reason: reason.to_string(),
                     }))
                 };
-                let Some(&i) = self
+                let Some(i) = self
                     .host_index
-                    .get(&host)
-                    .filter(|&&i| !self.hosts[i].removed)
+                    .get(host.0)
+                    .filter(|&i| !self.hosts[i].removed)
                 else {
                     return reject("unknown host", out);
                 };

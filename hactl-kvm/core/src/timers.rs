@@ -163,3 +163,38 @@ mod tests {
         }
     }
 }
+
+/// Host id -> slot. Ids are usually small and dense (database ids), so a
+/// plain vector indexed by id is used up to a bound, a hash map beyond it:
+/// result lookups are the hottest path of the coordinator.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdIndex {
+    dense: Vec<u32>,
+    sparse: std::collections::HashMap<u32, u32>,
+}
+
+const DENSE_LIMIT: u32 = 1 << 22;
+
+impl IdIndex {
+    pub(crate) fn get(&self, id: u32) -> Option<usize> {
+        if id < DENSE_LIMIT {
+            match self.dense.get(id as usize) {
+                Some(&v) if v != ABSENT => Some(v as usize),
+                _ => None,
+            }
+        } else {
+            self.sparse.get(&id).map(|&v| v as usize)
+        }
+    }
+
+    pub(crate) fn insert(&mut self, id: u32, slot: usize) {
+        if id < DENSE_LIMIT {
+            if self.dense.len() <= id as usize {
+                self.dense.resize(id as usize + 1, ABSENT);
+            }
+            self.dense[id as usize] = slot as u32;
+        } else {
+            self.sparse.insert(id, slot as u32);
+        }
+    }
+}
