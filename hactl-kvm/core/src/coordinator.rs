@@ -402,6 +402,29 @@ impl Coordinator {
         self.run_timers(now, out);
         self.apply(now, input, out);
         self.settle(now, out);
+        self.note_fence_records(start, out);
+    }
+
+    /// Feeds several inputs that arrive at the same time `now` (for example
+    /// every result of a cluster's health round), appending to `out`. Same
+    /// effect as handling them one by one at `now`, except that partition
+    /// and host re-evaluation happen once, after all of them: cheaper, and
+    /// the mass-failure guard sees simultaneous failures together.
+    pub fn handle_batch<I>(&mut self, now: Millis, inputs: I, out: &mut Vec<Action>)
+    where
+        I: IntoIterator<Item = Input>,
+    {
+        let start = out.len();
+        let now = self.observe_clock(now, out);
+        self.run_timers(now, out);
+        for input in inputs {
+            self.apply(now, input, out);
+        }
+        self.settle(now, out);
+        self.note_fence_records(start, out);
+    }
+
+    fn note_fence_records(&mut self, start: usize, out: &[Action]) {
         for a in &out[start..] {
             if let Action::Persist(
                 rec @ (Record::FenceIssued { .. }

@@ -242,3 +242,64 @@ fn a_host_that_does_not_power_on_is_not_hammered_with_power_ons() {
     );
     assert_eq!(w.fence_count(v), 1);
 }
+
+#[test]
+fn batched_inputs_reach_the_same_decisions() {
+    // Two identical worlds; one delivers each health result alone, the
+    // other hands the same results to handle_batch: same states after.
+    let mut a = Coordinator::new(cfg(), 0).unwrap();
+    let mut b = Coordinator::new(cfg(), 0).unwrap();
+    let w = World::new(cfg(), 1, 4);
+    let inv = w.inventory();
+    let mut out_a = Vec::new();
+    let mut out_b = Vec::new();
+    for c in [&mut a, &mut b] {
+        let mut o = Vec::new();
+        c.handle_into(0, Input::QuorumChanged { quorate: true }, &mut o);
+        c.handle_into(0, Input::Inventory(inv.clone()), &mut o);
+        if out_a.is_empty() {
+            out_a = o;
+        } else {
+            out_b = o;
+        }
+    }
+    let answers = |actions: &[Action]| -> Vec<Input> {
+        actions
+            .iter()
+            .filter_map(|x| match x {
+                Action::RunHealthCheck { op, .. } => Some(Input::HealthResult {
+                    op: *op,
+                    outcome: HealthOutcome::Passed,
+                }),
+                Action::ReadPower { op, .. } => Some(Input::PowerReadResult {
+                    op: *op,
+                    reading: PowerReading::On,
+                }),
+                _ => None,
+            })
+            .collect()
+    };
+    let ia = answers(&out_a);
+    let ib = answers(&out_b);
+    assert_eq!(ia.len(), ib.len());
+    assert!(!ia.is_empty());
+    let mut sink = Vec::new();
+    for i in ia {
+        a.handle_into(100, i, &mut sink);
+    }
+    b.handle_batch(100, ib, &mut sink);
+    let sa: Vec<_> = a
+        .hosts()
+        .into_iter()
+        .map(|h| (h.id, h.ha, h.power))
+        .collect();
+    let sb: Vec<_> = b
+        .hosts()
+        .into_iter()
+        .map(|h| (h.id, h.ha, h.power))
+        .collect();
+    assert_eq!(sa, sb);
+    assert!(sa.iter().all(|h| h.1 == HaState::Initializing), "{sa:?}");
+    assert_eq!(a.partition(ClusterId(0)).unwrap().state, PartitionState::Active);
+    assert_eq!(b.partition(ClusterId(0)).unwrap().state, PartitionState::Active);
+}
