@@ -161,9 +161,14 @@ fn main() {
             next_crash += 300_000;
         }
         if t_queue == Some(now) {
-            let Reverse((_, _, i)) = queue.pop().unwrap();
-            let input = inputs[i].take().unwrap();
-            core.handle_into(now, input, &mut out);
+            // Everything arriving at the same millisecond goes in one batch.
+            let mut batch = Vec::new();
+            while queue.peek().is_some_and(|Reverse((t, _, _))| *t == now) {
+                let Reverse((_, _, i)) = queue.pop().unwrap();
+                batch.push(inputs[i].take().unwrap());
+            }
+            handled += batch.len() as u64 - 1;
+            core.handle_batch(now, batch, &mut out);
         } else {
             core.handle_into(now, Input::Tick, &mut out);
         }

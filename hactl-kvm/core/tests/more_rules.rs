@@ -300,6 +300,12 @@ fn batched_inputs_reach_the_same_decisions() {
         .collect();
     assert_eq!(sa, sb);
     assert!(sa.iter().all(|h| h.1 == HaState::Initializing), "{sa:?}");
-    assert_eq!(a.partition(ClusterId(0)).unwrap().state, PartitionState::Active);
-    assert_eq!(b.partition(ClusterId(0)).unwrap().state, PartitionState::Active);
+    assert_eq!(
+        a.partition(ClusterId(0)).unwrap().state,
+        PartitionState::Active
+    );
+    assert_eq!(
+        b.partition(ClusterId(0)).unwrap().state,
+        PartitionState::Active
+    );
 }
