@@ -22,8 +22,25 @@
 //!   since left are discarded.
 //! * Actions are ordered. A [`Action::Persist`] must be durable (the journal
 //!   fsyncs it) before later actions of the same batch are carried out.
-//! * Restarting = [`Coordinator::recover`] with the journal's records.
-//! * The core starts **not quorate**: send [`Input::QuorumChanged`] first.
+//! * Restarting = [`Coordinator::recover`] with the journal's records; it
+//!   returns the coordinator and its start-up actions. A fresh coordinator's
+//!   start-up actions come from [`Coordinator::start_actions`].
+//! * The core starts **not quorate**: send [`Input::QuorumChanged`] first,
+//!   then the [`Input::Inventory`].
+//! * Inputs arriving at the same time may be fed together with
+//!   [`Coordinator::handle_batch`]; [`Coordinator::handle_into`] avoids
+//!   allocating a new action vector per call.
+//! * Read-only views for reports and the CLI: [`Coordinator::host`],
+//!   [`Coordinator::hosts`], [`Coordinator::partition`],
+//!   [`Coordinator::state_counts`]; [`Coordinator::compact_records`] for
+//!   journal compaction.
+//! * [`Subscribers`] fans [`Action::Emit`] events out to any number of sinks.
+//!
+//! Shipped defaults (see [`Config`]): health check every 10 s (3 s timeout),
+//! activity samples of 8 s, 3 of 4 dead, power operations 10 s, 3 recovery
+//! attempts, startup grace 60 s, 3 fences per hour per partition and
+//! globally, mass-failure share 50 % within 60 s. A crashed host is
+//! confirmed off in about 30-48 s.
 //!
 //! The model (states, transitions, events, deviations from the design and
 //! the mapping onto CloudStack's `hostha.hastate`) is documented in
