@@ -71,6 +71,11 @@ struct SimulateArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(3..=100_000), conflicts_with = "list")]
     hosts: Option<u64>,
 
+    /// Virtual hours the benchmark simulates (with --bench).
+    #[arg(long, value_name = "H", default_value_t = 24, requires = "bench",
+          value_parser = clap::value_parser!(u64).range(1..=720))]
+    virtual_hours: u64,
+
     /// Print a JSON summary instead of the timeline.
     #[arg(long, conflicts_with = "list")]
     json: bool,
@@ -114,6 +119,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             cfg.hosts = h;
         }
         cfg.seed = args.seed;
+        cfg.virtual_hours = args.virtual_hours;
         let rep = hactl_sim::bench(&cfg);
         if args.json {
             print_json(&rep);

@@ -49,6 +49,7 @@ pub struct BenchReport {
     pub events: u64,
     pub events_per_s: f64,
     pub core_calls: u64,
+    pub max_queue_len: usize,
     pub fences: u64,
     pub recoveries: u64,
     pub violations: usize,
@@ -65,8 +66,8 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "wall time {:.2} s, peak RSS {:.1} MiB, {} events ({:.0} events/s), {} core calls",
-            self.wall_s, self.peak_rss_mib, self.events, self.events_per_s, self.core_calls
+            "wall time {:.2} s, peak RSS {:.1} MiB, {} events ({:.0} events/s), {} core calls, queue peak {}",
+            self.wall_s, self.peak_rss_mib, self.events, self.events_per_s, self.core_calls, self.max_queue_len
         );
         let _ = writeln!(
             s,
@@ -238,6 +239,7 @@ pub fn bench(cfg: &BenchConfig) -> BenchReport {
         events: rep.events,
         events_per_s: rep.events as f64 / wall.max(1e-9),
         core_calls: rep.core_calls,
+        max_queue_len: rep.max_queue_len,
         fences: rep.fences,
         recoveries: rep.recoveries,
         violations: rep.violations.len(),

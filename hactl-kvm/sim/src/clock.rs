@@ -5,7 +5,6 @@
 //! Ties are broken by insertion order (a sequence number), never by memory
 //! address or hash order.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
 
@@ -51,37 +50,36 @@ impl fmt::Display for SimTime {
     }
 }
 
-struct Scheduled<E> {
-    at: SimTime,
-    seq: u64,
-    event: E,
+/// A heap entry packed into one integer: time (high 64 bits), insertion
+/// sequence (next 40 bits) and slab slot (low 24 bits). Comparing the
+/// integers orders by time, then FIFO among ties; 16 bytes per entry keeps
+/// heap sifts cheap, and the events themselves stay put in a slab.
+type Key = std::cmp::Reverse<u128>;
+
+const SLOT_BITS: u32 = 24;
+const SEQ_BITS: u32 = 40;
+
+fn pack(at: SimTime, seq: u64, slot: u32) -> Key {
+    std::cmp::Reverse(
+        (u128::from(at.0) << 64)
+            | (u128::from(seq & ((1 << SEQ_BITS) - 1)) << SLOT_BITS)
+            | u128::from(slot),
+    )
 }
 
-impl<E> PartialEq for Scheduled<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
-    }
-}
-impl<E> Eq for Scheduled<E> {}
-impl<E> PartialOrd for Scheduled<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Scheduled<E> {
-    /// Reversed so that `BinaryHeap` (a max-heap) pops the earliest event,
-    /// and among equal times the one scheduled first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .at
-            .cmp(&self.at)
-            .then_with(|| other.seq.cmp(&self.seq))
-    }
+fn unpack(k: &Key) -> (SimTime, u32) {
+    let v = k.0;
+    (
+        SimTime((v >> 64) as u64),
+        (v & ((1 << SLOT_BITS) - 1)) as u32,
+    )
 }
 
 /// A binary-heap event queue: O(log n) schedule and pop, FIFO among ties.
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Scheduled<E>>,
+    heap: BinaryHeap<Key>,
+    slab: Vec<Option<E>>,
+    free: Vec<u32>,
     next_seq: u64,
     now: SimTime,
 }
@@ -96,6 +94,8 @@ impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             next_seq: 0,
             now: SimTime::ZERO,
         }
@@ -112,7 +112,21 @@ impl<E> EventQueue<E> {
         let at = at.max(self.now);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Scheduled { at, seq, event });
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some(event);
+                s
+            }
+            None => {
+                self.slab.push(Some(event));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        assert!(
+            (slot as usize) < (1 << SLOT_BITS),
+            "more than 16 million pending events"
+        );
+        self.heap.push(pack(at, seq, slot));
     }
 
     pub fn schedule_in(&mut self, delay_ms: u64, event: E) {
@@ -122,14 +136,19 @@ impl<E> EventQueue<E> {
 
     /// Pops the earliest event and advances the clock to it.
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let s = self.heap.pop()?;
-        debug_assert!(s.at >= self.now, "virtual clock went backwards");
-        self.now = s.at;
-        Some((s.at, s.event))
+        let k = self.heap.pop()?;
+        let (at, slot) = unpack(&k);
+        debug_assert!(at >= self.now, "virtual clock went backwards");
+        self.now = at;
+        let e = self.slab[slot as usize]
+            .take()
+            .expect("scheduled slot holds its event");
+        self.free.push(slot);
+        Some((at, e))
     }
 
     pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|s| s.at)
+        self.heap.peek().map(|k| unpack(k).0)
     }
 
     pub fn len(&self) -> usize {
@@ -163,6 +182,40 @@ mod tests {
         assert_eq!(q.pop(), Some((SimTime(100), 1)));
         q.schedule(SimTime(5), 2);
         assert_eq!(q.pop(), Some((SimTime(100), 2)));
+    }
+
+    #[test]
+    fn near_and_far_events_interleave_in_time_then_fifo_order() {
+        let mut q = EventQueue::new();
+        let mut rng = 0x1234_5678_u64;
+        let mut expect = Vec::new();
+        for n in 0..5_000u64 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Mix of same-ms ties, near (< 16.4 s) and far (minutes) events.
+            let at = match rng % 4 {
+                0 => 1_000,
+                1 => (rng >> 20) % 16_000,
+                2 => (rng >> 20) % 400_000,
+                _ => 16_384 + (rng >> 20) % 3,
+            };
+            let at = at.max(q.now().0);
+            q.schedule(SimTime(at), n);
+            expect.push((at, n));
+            // Pop now and then so `now` moves while events are pending.
+            if n % 7 == 0 {
+                expect.sort();
+                let (t, e) = q.pop().unwrap();
+                assert_eq!((t.0, e), expect.remove(0));
+            }
+        }
+        expect.sort();
+        let got: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|(t, e)| (t.0, e))
+            .collect();
+        assert_eq!(got, expect);
+        assert!(q.is_empty());
     }
 
     #[test]

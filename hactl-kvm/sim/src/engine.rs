@@ -164,6 +164,7 @@ pub struct Simulation {
     state_entries: BTreeMap<&'static str, u64>,
     event_counts: BTreeMap<&'static str, u64>,
     events: u64,
+    max_queue: usize,
     core_calls: u64,
     coordinator_restarts: u32,
     /// Wake-ups the current core asked for and that have not fired yet.
@@ -213,6 +214,7 @@ impl Simulation {
             state_entries: BTreeMap::new(),
             event_counts: BTreeMap::new(),
             events: 0,
+            max_queue: 0,
             core_calls: 0,
             coordinator_restarts: 0,
             pending_wakes: BTreeSet::new(),
@@ -249,6 +251,7 @@ impl Simulation {
             }
             let (now, ev) = self.queue.pop().expect("peeked");
             self.events += 1;
+            self.max_queue = self.max_queue.max(self.queue.len());
             self.step(now, ev);
         }
         self.finish()
@@ -655,9 +658,16 @@ impl Simulation {
         }
     }
 
-    fn handle_outs(&mut self, now: SimTime, outs: Vec<CoreOut<Tag>>) {
+    fn handle_outs(&mut self, now: SimTime, mut outs: Vec<CoreOut<Tag>>) {
+        self.handle_outs_inner(now, &mut outs);
+        if let Some(core) = self.core.as_mut() {
+            core.recycle(outs);
+        }
+    }
+
+    fn handle_outs_inner(&mut self, now: SimTime, outs: &mut Vec<CoreOut<Tag>>) {
         let mut persisted_in_batch = false;
-        for out in outs {
+        for out in outs.drain(..) {
             match out {
                 CoreOut::WakeAt(t) => {
                     let t = t.max(now);
@@ -1007,6 +1017,7 @@ impl Simulation {
             coordinator_restarts: self.coordinator_restarts,
             journal_bytes: self.disk.bytes.len(),
             events: self.events,
+            max_queue_len: self.max_queue,
             core_calls: self.core_calls,
             timeline: self.timeline.into_lines(),
         }

@@ -70,6 +70,8 @@ pub struct RunReport {
     pub journal_bytes: usize,
     /// Events the simulator processed.
     pub events: u64,
+    /// Largest number of events pending at once.
+    pub max_queue_len: usize,
     /// Calls into the core.
     pub core_calls: u64,
     #[serde(skip)]
