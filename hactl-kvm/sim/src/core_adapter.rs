@@ -378,6 +378,13 @@ fn event_out(ev: Event) -> CoreOut<Tag> {
             host: idx(host),
             after_our_off: how == OffConfirmation::ReadAfterPowerOff,
         },
+        Event::MassFailureDetected { cluster, .. } | Event::MassFailureCleared { cluster } => {
+            CoreOut::MassFailureGuard {
+                cluster: cluster.0 as usize,
+                tripped: matches!(ev, Event::MassFailureDetected { .. }),
+                text: Box::new(move || describe(&ev)),
+            }
+        }
         other => CoreOut::Note {
             kind: event_kind(&other),
             text: Box::new(move || describe(&other)),

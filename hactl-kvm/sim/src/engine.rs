@@ -360,6 +360,7 @@ impl Simulation {
             self.opts.quorum_gate,
         ) {
             Ok((core, outs, note)) => {
+                self.checker.clear_guards();
                 self.core = Some(core);
                 self.coordinator_started_at = now;
                 if restart {
@@ -741,6 +742,20 @@ impl Simulation {
                             format!("h{host} fence confirmed (chassis OFF read back)")
                         });
                     }
+                }
+                CoreOut::MassFailureGuard {
+                    cluster,
+                    tripped,
+                    text,
+                } => {
+                    let kind = if tripped {
+                        "mass_failure_detected"
+                    } else {
+                        "mass_failure_cleared"
+                    };
+                    *self.event_counts.entry(kind).or_default() += 1;
+                    self.checker.set_guard(now, cluster, tripped);
+                    self.timeline.line(now, "event", text);
                 }
                 CoreOut::Note { kind, text } => {
                     *self.event_counts.entry(kind).or_default() += 1;

@@ -100,6 +100,11 @@ pub struct InvariantChecker {
     /// (or until an operator acknowledges, which the simulator never does).
     cap_stop_until_global: Option<SimTime>,
     cap_stop_until_cluster: std::collections::HashMap<ClusterIdx, SimTime>,
+    /// Clusters whose mass-failure guard the core reports tripped. The guard
+    /// counts hosts that turned SUSPECT within its window, which ground truth
+    /// alone cannot reproduce exactly, so liveness trusts the announcement
+    /// (safety never does).
+    guard_tripped: std::collections::HashSet<ClusterIdx>,
     pub violations: Vec<Violation>,
 }
 
@@ -119,6 +124,7 @@ impl InvariantChecker {
             fence_log: VecDeque::new(),
             cap_stop_until_global: None,
             cap_stop_until_cluster: std::collections::HashMap::new(),
+            guard_tripped: std::collections::HashSet::new(),
             violations: Vec::new(),
         }
     }
@@ -341,6 +347,20 @@ impl InvariantChecker {
         self.hosts[host].last_fence_landed = Some(at);
     }
 
+    /// The core announced its mass-failure guard tripped or cleared.
+    pub fn set_guard(&mut self, _now: SimTime, cluster: ClusterIdx, tripped: bool) {
+        if tripped {
+            self.guard_tripped.insert(cluster);
+        } else {
+            self.guard_tripped.remove(&cluster);
+        }
+    }
+
+    /// A new coordinator incarnation starts without any guard tripped.
+    pub fn clear_guards(&mut self) {
+        self.guard_tripped.clear();
+    }
+
     /// The core declared the host FAILED. That ends the recovery-bound clock
     /// only if something legitimately blocked fencing during this death
     /// (an unreachable BMC, say); giving up on a fenceable host does not.
@@ -413,6 +433,7 @@ impl InvariantChecker {
                 .get(&c)
                 .is_some_and(|&t| now < t)
             || self.cap_stop_until_global.is_some_and(|t| now < t)
+            || self.guard_tripped.contains(&c)
     }
 
     /// Per-step liveness check for dead hosts (only hosts listed in `dead`).

@@ -94,6 +94,12 @@ pub enum CoreOut<Tag> {
     /// The core claims this host is confirmed OFF; `after_our_off` when it
     /// says it read OFF after its own power-off.
     FenceConfirmed { host: HostIdx, after_our_off: bool },
+    /// The core's mass-failure guard tripped (or cleared) for a cluster.
+    MassFailureGuard {
+        cluster: usize,
+        tripped: bool,
+        text: Box<dyn Fn() -> String>,
+    },
     /// Any other event worth a timeline line (formatted only if the
     /// timeline is kept); `kind` is counted in the summary.
     Note {
