@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// Default values, shared with the meta-data so the two cannot drift apart.
 pub mod defaults {
-    pub const HEARTBEAT_INTERVAL_SECS: u64 = 5;
+    // Three seconds: the coordinator samples 8 s activity windows (hactl-kvm/docs/model.md §5), and
+    // check-peer only calls a host DEAD over a window of at least two intervals.
+    pub const HEARTBEAT_INTERVAL_SECS: u64 = 3;
     pub const HEARTBEAT_DIR: &str = "KVMHA";
     pub const HEARTBEAT_MAX_AGE_SECS: u64 = 0;
     pub const REQUIRE_MOUNT: bool = true;
@@ -354,8 +356,8 @@ mod tests {
     fn defaults_apply() {
         let p = parse(&[("storage", "/mnt/a"), ("host_id", "kvm1")]).unwrap();
         assert_eq!(p.storage, vec![PathBuf::from("/mnt/a")]);
-        assert_eq!(p.heartbeat_interval_secs, 5);
-        assert_eq!(p.effective_max_age_secs(), 15);
+        assert_eq!(p.heartbeat_interval_secs, 3);
+        assert_eq!(p.effective_max_age_secs(), 9);
         assert_eq!(p.heartbeat_dir, "KVMHA");
         assert!(p.require_mount);
         assert_eq!(p.state_dir, PathBuf::from("/run/resource-agents"));
