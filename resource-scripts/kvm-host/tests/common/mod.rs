@@ -201,34 +201,8 @@ pub fn alive(pid: i32) -> bool {
     kvm_host::state::is_alive(pid)
 }
 
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Full path of a peer tool, or a failure saying how to install it.
-pub fn require(program: &str, package: &str) -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/sbin",
-        "/sbin",
-        "/usr/bin",
-        "/bin",
-    ]) {
-        let p = Path::new(dir).join(program);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("the test peer `{program}` is not installed: run `apt-get install -y {package}`");
-}
+#[allow(unused_imports)] // not every test binary uses both
+pub use test_support::peers::{require, wait_until};
 
 /// A copy of the agent in a fresh world-readable directory: Pacemaker runs
 /// meta-data as `hacluster` and ocf-tester as `nobody`, who may not be able
