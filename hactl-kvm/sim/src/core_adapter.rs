@@ -181,6 +181,12 @@ impl CoreDriver {
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
         self.core.handle_into(now.0, input, &mut actions);
+        self.finish_call(actions)
+    }
+
+    /// Converts the actions of one core call and asks for the next wake-up;
+    /// keeps the action buffer for the next call.
+    fn finish_call(&mut self, mut actions: Vec<Action>) -> Vec<CoreOut<Tag>> {
         let mut outs = std::mem::take(&mut self.outs);
         outs.clear();
         self.convert(actions.drain(..), &mut outs);
@@ -216,7 +222,37 @@ impl CoreDriver {
         outcome: Outcome,
         window: Option<(SimTime, SimTime)>,
     ) -> Vec<CoreOut<Tag>> {
-        let input = match tag {
+        self.handle(now, Self::answer_input(now, tag, outcome, window))
+    }
+
+    /// Feeds answers that arrive together (a round's collected answers)
+    /// to the core in one call, in the given order.
+    pub fn deliver_batch(
+        &mut self,
+        now: SimTime,
+        _wall_ms: i64,
+        answers: &[(Tag, Outcome)],
+    ) -> Vec<CoreOut<Tag>> {
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        self.core.handle_batch(
+            now.0,
+            answers
+                .iter()
+                .map(|&(tag, outcome)| Self::answer_input(now, tag, outcome, None)),
+            &mut actions,
+        );
+        self.finish_call(actions)
+    }
+
+    /// The core input carrying the answer to the operation `tag`.
+    fn answer_input(
+        now: SimTime,
+        tag: Tag,
+        outcome: Outcome,
+        window: Option<(SimTime, SimTime)>,
+    ) -> Input {
+        match tag {
             Tag::Health(op) => Input::HealthResult {
                 op,
                 outcome: match outcome {
@@ -266,8 +302,7 @@ impl CoreDriver {
                     _ => PowerActionOutcome::Failed(PowerFailure::Timeout),
                 },
             },
-        };
-        self.handle(now, input)
+        }
     }
 
     /// The host's HA state name as the core holds it.

@@ -24,6 +24,15 @@ pub const BOOT_MS: u64 = 45_000;
 pub const CYCLE_OFF_MS: u64 = 5_000;
 /// How often the engine samples for stuck states and slow recoveries.
 pub const SAMPLE_MS: u64 = 5_000;
+/// Answers to the requests of one core call about hosts of one cluster (a
+/// cluster's health round or power-state sync) that arrive within this long
+/// of each other are handed to the core together, at the arrival of the
+/// latest of them, as the production runtime collects a round's concurrent
+/// answers. Small against
+/// every timeout (3 s for health checks) and check interval (10 s); an
+/// answer is never held to or past its own timeout, and a timed-out or slow
+/// answer still arrives at its own time.
+pub const ROUND_COLLECT_MS: u64 = 250;
 
 /// States the liveness invariant considers transient, and how long each may
 /// last without a fault in force (None: only judged at the end of the run).
@@ -54,6 +63,12 @@ enum Ev {
         outcome: Outcome,
         /// The interval an activity check observed.
         window: Option<(SimTime, SimTime)>,
+    },
+    /// Answers collected from one round, in arrival order (see
+    /// [`ROUND_COLLECT_MS`]).
+    DeliverBatch {
+        gen: u32,
+        answers: Vec<(Tag, Outcome)>,
     },
     ActivityEnd {
         gen: u32,
@@ -124,6 +139,31 @@ impl JournalDisk {
     }
 }
 
+/// An answer to a round request, waiting to be grouped with the other
+/// answers of the same core call.
+struct RoundAnswer {
+    /// Position among the requests of the core call.
+    asked: u32,
+    cluster: usize,
+    latency_ms: u64,
+    timeout_ms: u64,
+    tag: Tag,
+    outcome: Outcome,
+}
+
+impl RoundAnswer {
+    /// The latest delay this answer may be handed over at: an answer that
+    /// beat its timeout must still arrive before it; a timed-out answer
+    /// arrives exactly at its time.
+    fn latest_ms(&self) -> u64 {
+        if self.latency_ms < self.timeout_ms {
+            self.timeout_ms - 1
+        } else {
+            self.latency_ms
+        }
+    }
+}
+
 struct HostTrack {
     state: &'static str,
     since: SimTime,
@@ -169,6 +209,11 @@ pub struct Simulation {
     coordinator_restarts: u32,
     /// Wake-ups the current core asked for and that have not fired yet.
     pending_wakes: BTreeSet<SimTime>,
+    /// Answers to round requests of the core call being handled, grouped
+    /// and scheduled when the call's outputs are done.
+    round_answers: Vec<RoundAnswer>,
+    /// Emptied answer vectors, reused for the next batches.
+    batch_pool: Vec<Vec<(Tag, Outcome)>>,
 }
 
 impl Simulation {
@@ -218,6 +263,8 @@ impl Simulation {
             core_calls: 0,
             coordinator_restarts: 0,
             pending_wakes: BTreeSet::new(),
+            round_answers: Vec::new(),
+            batch_pool: Vec::new(),
             opts,
         };
         for h in 0..n {
@@ -284,6 +331,18 @@ impl Simulation {
                         self.handle_outs(now, outs);
                     }
                 }
+            }
+            Ev::DeliverBatch { gen, mut answers } => {
+                if gen == self.gen {
+                    let wall = self.wall_ms(now);
+                    if let Some(core) = self.core.as_mut() {
+                        let outs = core.deliver_batch(now, wall, &answers);
+                        self.core_calls += 1;
+                        self.handle_outs(now, outs);
+                    }
+                }
+                answers.clear();
+                self.batch_pool.push(answers);
             }
             Ev::ActivityEnd {
                 gen,
@@ -660,10 +719,105 @@ impl Simulation {
     }
 
     fn handle_outs(&mut self, now: SimTime, mut outs: Vec<CoreOut<Tag>>) {
+        let gen = self.gen;
         self.handle_outs_inner(now, &mut outs);
+        // Answers of a core that crashed meanwhile would be dropped on
+        // arrival (stale generation): schedule them with the generation that
+        // asked, as one-by-one delivery did.
+        self.schedule_round_answers(now, gen);
         if let Some(core) = self.core.as_mut() {
             core.recycle(outs);
         }
+    }
+
+    /// Schedules the answers to the round requests of one core call: per
+    /// cluster and sorted by arrival, answers within [`ROUND_COLLECT_MS`] of
+    /// the group's first arrival go together at the latest arrival of the
+    /// group, provided that no member is held to or past its own timeout. A
+    /// group of one is an ordinary delivery at its own time. Within a group
+    /// the answers keep the order the core asked in (it walks its hosts in
+    /// order, so this is also the cache-friendly order).
+    fn schedule_round_answers(&mut self, now: SimTime, gen: u32) {
+        if self.round_answers.is_empty() {
+            return;
+        }
+        let mut answers = std::mem::take(&mut self.round_answers);
+        // The core asks cluster by cluster: take each run of one cluster's
+        // requests (a cluster seen again later just forms other groups).
+        let mut run_start = 0;
+        while run_start < answers.len() {
+            let cluster = answers[run_start].cluster;
+            let run_end = answers[run_start..]
+                .iter()
+                .position(|a| a.cluster != cluster)
+                .map_or(answers.len(), |n| run_start + n);
+            let run = &mut answers[run_start..run_end];
+            // Stable: equal arrivals keep the order the core asked in.
+            run.sort_by_key(|a| a.latency_ms);
+            let mut start = 0;
+            while start < run.len() {
+                let first = run[start].latency_ms;
+                let mut limit = run[start].latest_ms();
+                let mut end = start + 1;
+                while end < run.len() {
+                    let a = &run[end];
+                    if a.latency_ms > first + ROUND_COLLECT_MS || a.latency_ms > limit {
+                        break;
+                    }
+                    limit = limit.min(a.latest_ms());
+                    end += 1;
+                }
+                let at = now.plus_ms(run[end - 1].latency_ms);
+                if end - start == 1 {
+                    let a = &run[start];
+                    self.queue.schedule(
+                        at,
+                        Ev::Deliver {
+                            gen,
+                            tag: a.tag,
+                            outcome: a.outcome,
+                            window: None,
+                        },
+                    );
+                } else {
+                    let group = &mut run[start..end];
+                    group.sort_by_key(|a| a.asked);
+                    let mut batch = self.batch_pool.pop().unwrap_or_default();
+                    batch.extend(group.iter().map(|a| (a.tag, a.outcome)));
+                    self.queue.schedule(
+                        at,
+                        Ev::DeliverBatch {
+                            gen,
+                            answers: batch,
+                        },
+                    );
+                }
+                start = end;
+            }
+            run_start = run_end;
+        }
+        answers.clear();
+        self.round_answers = answers;
+    }
+
+    /// Queues the answer to a round request (health check, power read) for
+    /// [`Simulation::schedule_round_answers`].
+    fn answer_round(
+        &mut self,
+        host: HostIdx,
+        latency_ms: u64,
+        timeout_ms: u64,
+        tag: Tag,
+        outcome: Outcome,
+    ) {
+        self.round_answers.push(RoundAnswer {
+            asked: self.round_answers.len() as u32,
+            cluster: self.world.hosts[host].cluster,
+            latency_ms,
+            timeout_ms,
+            tag,
+            outcome,
+        });
     }
 
     fn handle_outs_inner(&mut self, now: SimTime, outs: &mut Vec<CoreOut<Tag>>) {
@@ -818,16 +972,22 @@ impl Simulation {
                 let running =
                     w.hosts[host].chassis == Chassis::On && w.hosts[host].os == Os::Running;
                 if !(w.agent_reachable(host) && running) {
-                    self.deliver_in(now, timeout_ms, tag, Outcome::TimedOut);
+                    self.answer_round(host, timeout_ms, timeout_ms, tag, Outcome::TimedOut);
                 } else if !w.hosts[host].agent_up {
                     let l = self.rng.gen_range(1..20);
-                    self.deliver_in(now, l, tag, Outcome::AgentDown);
+                    self.answer_round(host, l, timeout_ms, tag, Outcome::AgentDown);
                 } else if !w.agent_healthy(host) {
                     let l = self.rng.gen_range(5..200);
-                    self.deliver_in(now, l.min(timeout_ms), tag, Outcome::AgentUnhealthy);
+                    self.answer_round(
+                        host,
+                        l.min(timeout_ms),
+                        timeout_ms,
+                        tag,
+                        Outcome::AgentUnhealthy,
+                    );
                 } else {
                     let l = self.rng.gen_range(5..120);
-                    self.deliver_in(now, l.min(timeout_ms), tag, Outcome::Healthy);
+                    self.answer_round(host, l.min(timeout_ms), timeout_ms, tag, Outcome::Healthy);
                 }
             }
             Request::Activity {
@@ -861,13 +1021,13 @@ impl Simulation {
                 }
             }
             Request::PowerRead { host } => match self.bmc_latency(host, timeout_ms) {
-                Err(o) => self.deliver_in(now, timeout_ms, tag, o),
+                Err(o) => self.answer_round(host, timeout_ms, timeout_ms, tag, o),
                 Ok(l) => {
                     let o = match self.world.hosts[host].chassis {
                         Chassis::On => Outcome::PowerIsOn,
                         Chassis::Off => Outcome::PowerIsOff,
                     };
-                    self.deliver_in(now, l, tag, o);
+                    self.answer_round(host, l, timeout_ms, tag, o);
                 }
             },
             Request::Power {
@@ -1036,5 +1196,139 @@ impl Simulation {
             core_calls: self.core_calls,
             timeline: self.timeline.into_lines(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::Topology;
+    use hactl_core::{HostId, OpId, OpRef, StateVersion};
+
+    fn sim(hosts: usize, per_cluster: usize) -> Simulation {
+        let sc = Scenario {
+            name: "grouping".into(),
+            topology: Topology::new(hosts, per_cluster),
+            duration: SimTime::from_secs(60),
+            faults: Vec::new(),
+        };
+        let mut s = Simulation::new(
+            &sc,
+            RunOptions {
+                seed: 7,
+                timeline: false,
+                settle_ms: 0,
+                quorum_gate: true,
+            },
+        );
+        // Only the deliveries scheduled by the test stay in the queue.
+        s.queue = EventQueue::new();
+        s
+    }
+
+    fn tag(host: u32) -> Tag {
+        Tag::Health(OpRef {
+            id: OpId::new(1, u64::from(host) + 1),
+            host: HostId(host),
+            version: StateVersion(1),
+        })
+    }
+
+    fn host_of(t: &Tag) -> u32 {
+        match t {
+            Tag::Health(op) | Tag::PowerRead(op) | Tag::PowerAction(op) => op.host.0,
+            Tag::Activity(op, _) => op.host.0,
+        }
+    }
+
+    /// (delivery time, hosts in delivery order, batched?) of everything queued.
+    fn deliveries(s: &mut Simulation) -> Vec<(u64, Vec<u32>, bool)> {
+        std::iter::from_fn(|| s.queue.pop())
+            .map(|(t, ev)| match ev {
+                Ev::Deliver { tag, .. } => (t.0, vec![host_of(&tag)], false),
+                Ev::DeliverBatch { answers, .. } => {
+                    (t.0, answers.iter().map(|(t, _)| host_of(t)).collect(), true)
+                }
+                _ => panic!("only deliveries are scheduled"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rounds_fast_answers_go_together_in_asking_order_and_timeouts_keep_their_time() {
+        let mut s = sim(8, 4);
+        let now = SimTime(10_000);
+        // Cluster 0 (hosts 0-3): three fast answers and one timeout.
+        s.answer_round(0, 90, 3_000, tag(0), Outcome::Healthy);
+        s.answer_round(1, 7, 3_000, tag(1), Outcome::Healthy);
+        s.answer_round(2, 3_000, 3_000, tag(2), Outcome::TimedOut);
+        s.answer_round(3, 150, 3_000, tag(3), Outcome::AgentUnhealthy);
+        // Cluster 1 (hosts 4-7): answers never mix with cluster 0's.
+        s.answer_round(4, 20, 3_000, tag(4), Outcome::Healthy);
+        s.answer_round(5, 60, 3_000, tag(5), Outcome::AgentDown);
+        s.schedule_round_answers(now, 0);
+        assert!(s.round_answers.is_empty());
+        assert_eq!(
+            deliveries(&mut s),
+            vec![
+                (10_060, vec![4, 5], true),
+                (10_150, vec![0, 1, 3], true),
+                (13_000, vec![2], false),
+            ]
+        );
+    }
+
+    #[test]
+    fn answers_further_apart_than_the_collect_window_arrive_separately() {
+        let mut s = sim(4, 4);
+        let now = SimTime(0);
+        s.answer_round(0, 100, 10_000, tag(0), Outcome::PowerIsOn);
+        s.answer_round(
+            1,
+            100 + ROUND_COLLECT_MS,
+            10_000,
+            tag(1),
+            Outcome::PowerIsOn,
+        );
+        s.answer_round(
+            2,
+            101 + ROUND_COLLECT_MS,
+            10_000,
+            tag(2),
+            Outcome::PowerIsOn,
+        );
+        s.schedule_round_answers(now, 0);
+        assert_eq!(
+            deliveries(&mut s),
+            vec![
+                (100 + ROUND_COLLECT_MS, vec![0, 1], true),
+                (101 + ROUND_COLLECT_MS, vec![2], false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_answer_that_beat_its_timeout_is_never_held_to_it() {
+        let mut s = sim(4, 4);
+        let now = SimTime(0);
+        // Arrives 100 ms before its timeout; the other answer is the
+        // timeout itself, within the collect window, but must not take the
+        // early answer with it.
+        s.answer_round(0, 2_900, 3_000, tag(0), Outcome::Healthy);
+        s.answer_round(1, 3_000, 3_000, tag(1), Outcome::TimedOut);
+        // Two answers short of their (shorter) timeouts collect no later
+        // than the earliest of those timeouts allows.
+        s.answer_round(2, 1_000, 1_100, tag(2), Outcome::Healthy);
+        s.answer_round(3, 1_150, 3_000, tag(3), Outcome::Healthy);
+        s.schedule_round_answers(now, 0);
+        assert_eq!(
+            deliveries(&mut s),
+            vec![
+                (1_000, vec![2], false),
+                (1_150, vec![3], false),
+                (2_900, vec![0], false),
+                (3_000, vec![1], false),
+            ]
+        );
     }
 }
