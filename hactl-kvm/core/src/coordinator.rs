@@ -160,11 +160,13 @@ struct HostEntry {
     next_health_at: Millis,
     power_op: Option<PendingPower>,
     next_power_poll_at: Millis,
-    round: Option<Round>,
+    /// Boxed, like `recovery`: only failing hosts have one, and keeping
+    /// them out of line keeps the entry every round touches small.
+    round: Option<Box<Round>>,
     next_round_at: Millis,
     no_vms_reported: bool,
     backoff: Backoff,
-    recovery: Option<Recovery>,
+    recovery: Option<Box<Recovery>>,
     power_on_owed: bool,
     next_power_on_at: Millis,
     user_power: Option<UserPowerOp>,
@@ -1697,10 +1699,10 @@ impl Coordinator {
             self.activity_slots.release();
             return;
         }
-        self.hosts[i].round = Some(Round {
+        self.hosts[i].round = Some(Box::new(Round {
             evidence: ActivityEvidence::new(self.cfg.evidence),
             op: None,
-        });
+        }));
         self.next_sample(i, now, out);
     }
 
@@ -1897,14 +1899,14 @@ impl Coordinator {
                 let acquired = self.recovery_slots.try_acquire();
                 debug_assert!(acquired);
                 // Put the flow in place first so the FSM sees its budget.
-                self.hosts[i].recovery = Some(Recovery {
+                self.hosts[i].recovery = Some(Box::new(Recovery {
                     budget: RetryBudget::new(self.cfg.max_recovery_attempts),
                     evidence,
                     phase: RecoveryPhase::Waiting,
                     next_step_at: now,
                     fence: None,
                     last_failure: None,
-                });
+                }));
                 if !self.fire(i, HaTrigger::DeadConfirmed, now, out) {
                     self.hosts[i].recovery = None;
                     self.recovery_slots.release();
