@@ -84,9 +84,6 @@ pub struct Config {
     pub quiet_period_ms: Millis,
     /// No fencing this long after the coordinator starts (or its clock jumps).
     pub startup_grace_ms: Millis,
-    /// Require quorum for power actions. Only a single-coordinator lab
-    /// setup should turn this off.
-    pub quorum_required: bool,
     /// Fence-rate cap.
     pub fence_rate: FenceRateConfig,
     /// Mass-failure guard.
@@ -123,7 +120,6 @@ impl Default for Config {
             power_on_after_fence: true,
             quiet_period_ms: 240_000,
             startup_grace_ms: 60_000,
-            quorum_required: true,
             fence_rate: FenceRateConfig {
                 per_partition: 3,
                 global: 3,

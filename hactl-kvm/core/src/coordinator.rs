@@ -243,9 +243,16 @@ impl Coordinator {
         Ok(Self::build(config, 1, now))
     }
 
+    /// Opens the quorum gate for good: UNSAFE, only so that the simulator's tests can prove that
+    /// its invariant checker catches a core fencing without quorum. Not in release builds.
+    #[cfg(feature = "checker-self-test")]
+    pub fn disable_quorum_gate_for_checker_self_test(&mut self) {
+        self.quorum = QuorumGate::disabled_for_checker_self_test();
+    }
+
     fn build(cfg: Config, epoch: u32, now: Millis) -> Self {
         Coordinator {
-            quorum: QuorumGate::new(cfg.quorum_required),
+            quorum: QuorumGate::new(),
             grace: StartupGrace::new(now, cfg.startup_grace_ms),
             rate: FenceRateCap::new(cfg.fence_rate),
             activity_slots: ConcurrencyLimit::new(cfg.max_concurrent_activity_checks),

@@ -8,17 +8,37 @@ use crate::io::{ActivityVerdict, EvidenceSample, RateScope};
 use std::collections::{HashMap, VecDeque};
 
 /// No fencing action while the coordinator is not quorate.
+///
+/// There is deliberately no setting that turns it off: a coordinator that may fence without
+/// quorum is how a partitioned management plane powers off healthy hosts. Only a build with the
+/// `checker-self-test` feature (which the simulator's tests enable, and no release build does) can
+/// open it, to prove that the simulator's invariant checker catches such a core.
 #[derive(Debug, Clone)]
 pub struct QuorumGate {
     required: bool,
     quorate: bool,
 }
 
+impl Default for QuorumGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl QuorumGate {
-    /// A gate that starts closed (not quorate) unless quorum is not required.
-    pub fn new(required: bool) -> Self {
+    /// A gate that starts closed (not quorate).
+    pub fn new() -> Self {
         QuorumGate {
-            required,
+            required: true,
+            quorate: false,
+        }
+    }
+
+    /// An always-open gate: UNSAFE, only for the invariant checker's self-test.
+    #[cfg(feature = "checker-self-test")]
+    pub fn disabled_for_checker_self_test() -> Self {
+        QuorumGate {
+            required: false,
             quorate: false,
         }
     }
@@ -533,14 +553,13 @@ mod tests {
 
     #[test]
     fn quorum_gate_starts_closed_and_follows_quorum() {
-        let mut g = QuorumGate::new(true);
+        let mut g = QuorumGate::new();
         assert!(!g.is_open());
         assert!(g.set(true));
         assert!(g.is_open());
         assert!(!g.set(true));
         g.set(false);
         assert!(!g.is_open());
-        assert!(QuorumGate::new(false).is_open());
     }
 
     #[test]

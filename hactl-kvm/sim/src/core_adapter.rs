@@ -131,10 +131,7 @@ impl CoreDriver {
         disk: &mut JournalDisk,
         quorum_gate: bool,
     ) -> Result<(CoreDriver, Vec<CoreOut<Tag>>, String), String> {
-        let cfg = Config {
-            quorum_required: quorum_gate,
-            ..Config::default()
-        };
+        let cfg = Config::default();
         let journal = &disk.bytes;
         let (core, first, note) = if journal.is_empty() {
             let core = Coordinator::new(cfg, now.0)
@@ -156,6 +153,22 @@ impl CoreDriver {
             };
             (core, first, note)
         };
+        #[cfg(feature = "checker-self-test")]
+        let core = {
+            let mut core = core;
+            if !quorum_gate {
+                core.disable_quorum_gate_for_checker_self_test();
+            }
+            core
+        };
+        #[cfg(not(feature = "checker-self-test"))]
+        if !quorum_gate {
+            return Err(
+                "this build cannot switch the quorum gate off (the invariant checker's \
+                        self-test needs the checker-self-test feature of a test build)"
+                    .to_string(),
+            );
+        }
         let mut d = CoreDriver {
             core,
             actions: Vec::new(),

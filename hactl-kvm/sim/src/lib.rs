@@ -60,6 +60,9 @@ pub fn run_scenario_without_quorum_gate(
     hosts: Option<usize>,
     timeline: bool,
 ) -> Result<RunReport, ScenarioError> {
+    if !cfg!(feature = "checker-self-test") {
+        return Err(ScenarioError::SelfTestUnavailable);
+    }
     let sc = scenario::named(name, hosts)?;
     let opts = RunOptions {
         seed,

@@ -52,6 +52,11 @@ pub enum ScenarioError {
         min: usize,
         got: usize,
     },
+    #[error(
+        "this build cannot switch the quorum gate off: only test builds with the \
+         checker-self-test feature can, to prove the invariant checker"
+    )]
+    SelfTestUnavailable,
 }
 
 fn at(s: u64) -> SimTime {
