@@ -82,6 +82,11 @@ pub struct Config {
     pub power_on_after_fence: bool,
     /// Quiet period after power-on (global; per-host override).
     pub quiet_period_ms: Millis,
+    /// A host whose fence is confirmed less than this after its previous
+    /// confirmed fence is left OFF (FENCED) for the operator instead of
+    /// being powered on again: powering a host that fails again at once
+    /// back on only feeds a per-host fence loop.
+    pub refence_holdoff_ms: Millis,
     /// No fencing this long after the coordinator starts (or its clock jumps).
     pub startup_grace_ms: Millis,
     /// Fence-rate cap.
@@ -119,6 +124,7 @@ impl Default for Config {
             recovery_retry_delay_ms: 10_000,
             power_on_after_fence: true,
             quiet_period_ms: 240_000,
+            refence_holdoff_ms: 3_600_000,
             startup_grace_ms: 60_000,
             fence_rate: FenceRateConfig {
                 per_partition: 3,
@@ -195,6 +201,7 @@ impl Config {
                 self.activity_backoff_initial_ms,
             ),
             ("fence_rate.window_ms", self.fence_rate.window_ms),
+            ("refence_holdoff_ms", self.refence_holdoff_ms),
             ("mass_failure.window_ms", self.mass_failure.window_ms),
             (
                 "max_recovery_attempts",

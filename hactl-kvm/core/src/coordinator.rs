@@ -169,6 +169,10 @@ struct HostEntry {
     recovery: Option<Box<Recovery>>,
     power_on_owed: bool,
     next_power_on_at: Millis,
+    /// When this host's last fence was confirmed OFF (derived from the
+    /// journaled `FenceResolved` records): the re-fence hold-off measures
+    /// from it.
+    last_confirmed_fence_at: Option<Millis>,
     user_power: Option<UserPowerOp>,
     dirty: bool,
 }
@@ -197,6 +201,7 @@ struct Restored {
     state: Option<HaState>,
     open_fence: Option<FenceId>,
     power_on_owed: bool,
+    last_confirmed_fence_at: Option<Millis>,
 }
 
 /// The HA decision core. See the crate documentation for the protocol.
@@ -334,8 +339,17 @@ impl Coordinator {
                     rate.record(cluster, at);
                     open.insert(fence, host);
                 }
-                Record::FenceResolved { fence, .. } => {
+                Record::FenceResolved {
+                    fence,
+                    host,
+                    outcome,
+                    ..
+                } => {
                     open.remove(&fence);
+                    if outcome == FenceOutcome::ConfirmedOff {
+                        let last = &mut restored.entry(host).or_default().last_confirmed_fence_at;
+                        *last = Some(last.map_or(at, |t| t.max(at)));
+                    }
                 }
                 Record::PowerOnOwed { host, owed, .. } => {
                     restored.entry(host).or_default().power_on_owed = owed;
@@ -554,6 +568,14 @@ impl Coordinator {
         // Fence records: everything the rate cap may still count, every
         // fence still open, and the cap's trips and acknowledgements.
         let horizon = now.saturating_sub(self.cfg.fence_rate.window_ms);
+        // Confirmed fences also feed the re-fence hold-off, which may look
+        // further back than the rate window.
+        let fence_horizon = now.saturating_sub(
+            self.cfg
+                .fence_rate
+                .window_ms
+                .max(self.cfg.refence_holdoff_ms),
+        );
         let resolved: HashSet<FenceId> = self
             .fence_log
             .iter()
@@ -567,7 +589,7 @@ impl Coordinator {
             .iter()
             .filter_map(|r| match r {
                 Record::FenceIssued { fence, at, .. }
-                    if *at > horizon || !resolved.contains(fence) =>
+                    if *at > fence_horizon || !resolved.contains(fence) =>
                 {
                     Some(*fence)
                 }
@@ -1071,6 +1093,11 @@ impl Coordinator {
                     recovery: None,
                     power_on_owed: r.power_on_owed,
                     next_power_on_at: now,
+                    // A re-added host keeps its fence history, as a
+                    // restart rebuilding it from the journal would.
+                    last_confirmed_fence_at: r
+                        .last_confirmed_fence_at
+                        .max(existing.and_then(|i| self.hosts[i].last_confirmed_fence_at)),
                     user_power: None,
                     dirty: false,
                     host,
@@ -2252,7 +2279,22 @@ impl Coordinator {
                         host,
                         how: OffConfirmation::ReadAfterPowerOff,
                     }));
-                    if self.cfg.power_on_after_fence {
+                    let previous = self.hosts[i].last_confirmed_fence_at.replace(now);
+                    let refenced =
+                        previous.filter(|&p| now.saturating_sub(p) < self.cfg.refence_holdoff_ms);
+                    if let Some(previous_confirmed_at) = refenced {
+                        // Fenced again soon after its last fence: whatever
+                        // broke it is still broken. Powering it on would
+                        // only start the next round of the loop, so it
+                        // stays OFF until the operator powers it on.
+                        out.push(Action::Emit(Event::LeftOffAfterRepeatedFence {
+                            host,
+                            fence,
+                            previous_confirmed_at,
+                            confirmed_at: now,
+                            holdoff_ms: self.cfg.refence_holdoff_ms,
+                        }));
+                    } else if self.cfg.power_on_after_fence {
                         self.set_power_on_owed(i, true, now, out);
                         self.hosts[i].next_power_on_at = now;
                     }

@@ -339,6 +339,22 @@ pub enum Event {
         /// Host.
         host: HostId,
     },
+    /// A fenced host was left OFF (FENCED) instead of being powered on
+    /// again, because this fence came within `refence_holdoff_ms` of its
+    /// previous confirmed fence. Powering it on is the operator's call
+    /// (user power-on).
+    LeftOffAfterRepeatedFence {
+        /// Host.
+        host: HostId,
+        /// The fence just confirmed.
+        fence: FenceId,
+        /// When the previous fence of this host was confirmed.
+        previous_confirmed_at: Millis,
+        /// When this fence was confirmed.
+        confirmed_at: Millis,
+        /// The hold-off in force.
+        holdoff_ms: Millis,
+    },
 }
 
 /// Delivers events to any number of subscribers (the runtime registers

@@ -465,6 +465,7 @@ fn event_kind(ev: &Event) -> &'static str {
         Event::OperatorCommandRejected { .. } => "operator_command_rejected",
         Event::ClockAnomaly { .. } => "clock_anomaly",
         Event::RecoveryNotNeeded { .. } => "recovery_not_needed",
+        Event::LeftOffAfterRepeatedFence { .. } => "left_off_after_repeated_fence",
     }
 }
 
@@ -553,6 +554,17 @@ fn describe(ev: &Event) -> String {
             if *will_retry { ", will retry" } else { ", giving up" }
         ),
         Event::QuorumChanged { quorate } => format!("core told quorate={quorate}"),
+        Event::LeftOffAfterRepeatedFence {
+            host,
+            previous_confirmed_at,
+            confirmed_at,
+            holdoff_ms,
+            ..
+        } => format!(
+            "{host} LEFT OFF for the operator: fenced again {} s after its previous fence (hold-off {} s)",
+            confirmed_at.saturating_sub(*previous_confirmed_at) / 1000,
+            holdoff_ms / 1000
+        ),
         Event::NoCheckerAvailable { host } => format!("no AVAILABLE peer can check {host}"),
         Event::CheckerVerdictDiscarded {
             checker,

@@ -24,7 +24,7 @@ pub struct Scenario {
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("host-crash", "one host crashes with its chassis ON; it is fenced (power-cycled) and comes back AVAILABLE"),
     ("agent-down-vms-alive", "the agent of one host dies while its VMs keep writing; heartbeats advance, nothing is fenced"),
-    ("host-nfs-outage", "one host loses its NFS path for 10 min; its stalled VMs justify fencing it"),
+    ("host-nfs-outage", "one host loses its NFS path for 10 min; its stalled VMs justify fencing it; back still without storage, it is fenced again and left OFF for the operator"),
     ("cluster-nfs-outage", "the NFS export of a whole cluster goes away for 10 min; the guard trips, nothing is fenced"),
     ("bmc-unreachable", "a host crashes while its BMC is unreachable; no fence is claimed, the host waits for an operator"),
     ("bmc-slow", "a host crashes while its BMC answers slower than the power timeout; operations are abandoned, the host waits for an operator"),

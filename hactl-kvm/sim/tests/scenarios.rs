@@ -70,10 +70,23 @@ fn whole_cluster_nfs_outage_fences_nothing() {
 }
 
 #[test]
-fn one_host_nfs_outage_keeps_every_invariant() {
+fn one_host_nfs_outage_is_fenced_twice_then_left_off_for_the_operator() {
     let r = run("host-nfs-outage");
     assert_held(&r);
-    assert_eq!(r.final_state_counts.get("AVAILABLE"), Some(&6));
+    // First fence: power cycle; the host comes back still without storage
+    // and is fenced again within the re-fence hold-off: this time it is
+    // left OFF (FENCED) for the operator, so there is no third fence.
+    assert_eq!(r.fences, 2, "timeline:\n{}", r.timeline.join("\n"));
+    assert_eq!(r.fence_successes, 2);
+    assert_eq!(event_count(&r, "left_off_after_repeated_fence"), 1);
+    assert_eq!(state(&r, "h1"), "FENCED");
+    assert_eq!(r.final_state_counts.get("FENCED"), Some(&1));
+    assert_eq!(r.final_state_counts.get("AVAILABLE"), Some(&5));
+    assert_eq!(
+        event_count(&r, "rate_cap_reached"),
+        0,
+        "not stopped by the cap"
+    );
 }
 
 fn assert_waits_for_operator(name: &str) {
