@@ -2161,6 +2161,15 @@ impl Coordinator {
         self.start_power_op(i, PowerOpKind::Off(fence), now, out);
     }
 
+    /// The host's pending power operation, if `op` is its answer (a stale or unknown answer is
+    /// dropped): removed from the host, since its answer has come.
+    fn take_power_op(&mut self, op: OpRef) -> Option<(usize, PendingPower)> {
+        let i = self.host_index.get(op.host.0)?;
+        let p = self.hosts[i].power_op.filter(|p| p.op.id == op.id)?;
+        self.hosts[i].power_op = None;
+        Some((i, p))
+    }
+
     fn on_power_read(
         &mut self,
         op: OpRef,
@@ -2168,16 +2177,9 @@ impl Coordinator {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(i) = self.host_index.get(op.host.0) else {
+        let Some((i, p)) = self.take_power_op(op) else {
             return;
         };
-        let Some(p) = self.hosts[i].power_op else {
-            return;
-        };
-        if p.op.id != op.id {
-            return;
-        }
-        self.hosts[i].power_op = None;
         self.power_read_done(i, p, reading, now, out);
         self.mark_host(i);
     }
@@ -2329,16 +2331,9 @@ impl Coordinator {
         now: Millis,
         out: &mut Vec<Action>,
     ) {
-        let Some(i) = self.host_index.get(op.host.0) else {
+        let Some((i, p)) = self.take_power_op(op) else {
             return;
         };
-        let Some(p) = self.hosts[i].power_op else {
-            return;
-        };
-        if p.op.id != op.id {
-            return;
-        }
-        self.hosts[i].power_op = None;
         self.power_action_done(i, p, outcome, now, out);
         self.mark_host(i);
     }
