@@ -262,11 +262,7 @@ impl World {
     /// The host can read its cluster's shared storage (to act as a checker).
     pub fn can_read_storage(&self, h: HostIdx) -> bool {
         let host = &self.hosts[h];
-        host.chassis == Chassis::On
-            && host.os == Os::Running
-            && host.agent_up
-            && host.nfs_ok
-            && self.clusters[host.cluster].nfs_ok
+        self.agent_answers(h) && host.nfs_ok && self.clusters[host.cluster].nfs_ok
     }
 
     /// The coordinator can talk to the host's agent over the data network.
@@ -275,14 +271,10 @@ impl World {
         host.net_ok && !self.clusters[host.cluster].partitioned
     }
 
-    /// The agent answers and reports itself (and its storage) healthy.
+    /// The agent answers and reports itself (and its storage) healthy: exactly when the host
+    /// can read its cluster's storage.
     pub fn agent_healthy(&self, h: HostIdx) -> bool {
-        let host = &self.hosts[h];
-        host.chassis == Chassis::On
-            && host.os == Os::Running
-            && host.agent_up
-            && host.nfs_ok
-            && self.clusters[host.cluster].nfs_ok
+        self.can_read_storage(h)
     }
 
     /// The agent process can answer at all (it may answer "unhealthy").
