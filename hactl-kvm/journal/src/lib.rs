@@ -197,6 +197,185 @@ fn valid_record_follows(buf: &[u8], from: usize) -> bool {
     (from..buf.len()).any(|p| matches!(scan_one(buf, p), Scan::Record { .. }))
 }
 
+/// Replays the records after the magic: every intact record, where the
+/// intact prefix ends, and the torn tail cut off (if any). Shared by the
+/// file journal and [`MemJournal`], so both follow the same rules.
+fn replay_records<T: DeserializeOwned>(
+    buf: &[u8],
+    path: &Path,
+) -> Result<(Vec<T>, usize, Option<TornTail>), JournalError> {
+    let mut records = Vec::new();
+    let mut off = MAGIC.len();
+    let mut torn_tail = None;
+    while off < buf.len() {
+        match scan_one(buf, off) {
+            Scan::Record { payload, end } => {
+                let rec = serde_json::from_slice(&buf[payload]).map_err(|source| {
+                    JournalError::Decode {
+                        path: path.to_path_buf(),
+                        offset: off as u64,
+                        source,
+                    }
+                })?;
+                records.push(rec);
+                off = end;
+            }
+            Scan::Torn => {
+                torn_tail = Some(TornTail {
+                    offset: off as u64,
+                    bytes: (buf.len() - off) as u64,
+                });
+                break;
+            }
+            Scan::Corrupt(_) if !valid_record_follows(buf, off + 1) => {
+                // Damaged, and nothing intact after it: this was the
+                // last record, torn or scribbled by the crash.
+                torn_tail = Some(TornTail {
+                    offset: off as u64,
+                    bytes: (buf.len() - off) as u64,
+                });
+                break;
+            }
+            Scan::Corrupt(detail) => {
+                return Err(JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: off as u64,
+                    detail,
+                })
+            }
+        }
+    }
+    Ok((records, off, torn_tail))
+}
+
+/// The name a [`MemJournal`] uses in its errors.
+pub const MEMORY_PATH: &str = "<memory>";
+
+/// A journal kept in memory, byte for byte the file format of [`Journal`]
+/// and replayed by the same code: the simulator keeps its coordinator's
+/// journal in one, so the format the daemon restarts from is the one the
+/// simulation sweeps prove (torn tails included).
+#[derive(Debug, Clone)]
+pub struct MemJournal {
+    bytes: Vec<u8>,
+    /// Start offset of every intact record.
+    starts: Vec<usize>,
+}
+
+impl Default for MemJournal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemJournal {
+    /// An empty journal (the magic only).
+    pub fn new() -> Self {
+        MemJournal {
+            bytes: MAGIC.to_vec(),
+            starts: Vec::new(),
+        }
+    }
+
+    /// Replays `bytes` as [`Journal::open`] replays a file (an empty or
+    /// partially written magic is an empty journal) and returns the journal,
+    /// its torn tail cut off, positioned for appending.
+    pub fn replay<T: DeserializeOwned>(
+        bytes: Vec<u8>,
+    ) -> Result<(MemJournal, Replay<T>), JournalError> {
+        let path = Path::new(MEMORY_PATH);
+        if bytes.len() < MAGIC.len() && MAGIC.starts_with(&bytes) {
+            // As for a file that exists: its creation was interrupted.
+            let torn_tail = Some(TornTail {
+                offset: 0,
+                bytes: bytes.len() as u64,
+            });
+            let replay = Replay {
+                records: Vec::new(),
+                torn_tail,
+            };
+            return Ok((MemJournal::new(), replay));
+        }
+        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(JournalError::BadMagic {
+                path: path.to_path_buf(),
+            });
+        }
+        let (records, end, torn_tail) = replay_records(&bytes, path)?;
+        let mut bytes = bytes;
+        bytes.truncate(end);
+        let mut starts = Vec::with_capacity(records.len());
+        let mut off = MAGIC.len();
+        while off < end {
+            starts.push(off);
+            match scan_one(&bytes, off) {
+                Scan::Record { end, .. } => off = end,
+                _ => unreachable!("the intact prefix scans as records"),
+            }
+        }
+        Ok((MemJournal { bytes, starts }, Replay { records, torn_tail }))
+    }
+
+    /// Appends one record.
+    pub fn append<T: Serialize>(&mut self, record: &T) -> Result<(), JournalError> {
+        let buf = encode(record).map_err(|source| JournalError::Encode {
+            path: PathBuf::from(MEMORY_PATH),
+            source,
+        })?;
+        if buf.len() - HEADER_LEN > MAX_RECORD_LEN as usize {
+            return Err(JournalError::TooLarge {
+                path: PathBuf::from(MEMORY_PATH),
+                len: buf.len() - HEADER_LEN,
+            });
+        }
+        self.starts.push(self.bytes.len());
+        self.bytes.extend_from_slice(&buf);
+        Ok(())
+    }
+
+    /// Cuts the last record in half, as a crash during its write leaves it
+    /// (for fault injection). False if there is no record.
+    pub fn tear_last_record(&mut self) -> bool {
+        let Some(start) = self.starts.pop() else {
+            return false;
+        };
+        let len = self.bytes.len() - start;
+        self.bytes.truncate(start + len / 2);
+        true
+    }
+
+    /// Appends the first half of a copy of the last record: a write the
+    /// crash interrupted (for fault injection). False if there is no record.
+    pub fn append_torn_copy_of_last(&mut self) -> bool {
+        let Some(&start) = self.starts.last() else {
+            return false;
+        };
+        let rec = self.bytes[start..].to_vec();
+        self.bytes.extend_from_slice(&rec[..rec.len() / 2]);
+        true
+    }
+
+    /// The journal's bytes (what the file would hold).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Bytes in the journal, magic included.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// True when no record was ever appended.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.len() == MAGIC.len()
+    }
+
+    /// Intact records appended or replayed.
+    pub fn records(&self) -> usize {
+        self.starts.len()
+    }
+}
+
 impl Journal {
     fn io<'a>(
         path: &'a Path,
@@ -263,47 +442,7 @@ impl Journal {
                 path: path.to_path_buf(),
             });
         }
-        let mut records = Vec::new();
-        let mut off = MAGIC.len();
-        let mut torn_tail = None;
-        while off < buf.len() {
-            match scan_one(&buf, off) {
-                Scan::Record { payload, end } => {
-                    let rec = serde_json::from_slice(&buf[payload]).map_err(|source| {
-                        JournalError::Decode {
-                            path: path.to_path_buf(),
-                            offset: off as u64,
-                            source,
-                        }
-                    })?;
-                    records.push(rec);
-                    off = end;
-                }
-                Scan::Torn => {
-                    torn_tail = Some(TornTail {
-                        offset: off as u64,
-                        bytes: (buf.len() - off) as u64,
-                    });
-                    break;
-                }
-                Scan::Corrupt(_) if !valid_record_follows(&buf, off + 1) => {
-                    // Damaged, and nothing intact after it: this was the
-                    // last record, torn or scribbled by the crash.
-                    torn_tail = Some(TornTail {
-                        offset: off as u64,
-                        bytes: (buf.len() - off) as u64,
-                    });
-                    break;
-                }
-                Scan::Corrupt(detail) => {
-                    return Err(JournalError::Corrupt {
-                        path: path.to_path_buf(),
-                        offset: off as u64,
-                        detail,
-                    })
-                }
-            }
-        }
+        let (records, off, torn_tail) = replay_records(&buf, path)?;
         if torn_tail.is_some() {
             file.set_len(off as u64)
                 .map_err(Self::io(path, "truncate torn tail"))?;

@@ -199,3 +199,59 @@ fn record_header_layout() {
     let len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
     assert_eq!(bytes.len(), HEADER_LEN + len);
 }
+
+/// The in-memory journal holds exactly the bytes the file journal writes,
+/// and replays a torn tail at every cut the same way.
+#[test]
+fn memory_journal_is_the_file_format_and_replays_like_it() {
+    use hactl_journal::MemJournal;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write_three(&path);
+    let file_bytes = fs::read(&path).unwrap();
+    let mut mem = MemJournal::new();
+    for n in 0..3 {
+        mem.append(&rec(n)).unwrap();
+    }
+    assert_eq!(mem.bytes(), &file_bytes[..]);
+    assert_eq!(mem.records(), 3);
+    for cut in 0..file_bytes.len() {
+        let (m, mem_replay) = MemJournal::replay::<Rec>(file_bytes[..cut].to_vec()).unwrap();
+        fs::write(&path, &file_bytes[..cut]).unwrap();
+        let (j, file_replay) = Journal::open::<Rec>(&path).unwrap();
+        assert_eq!(mem_replay.records, file_replay.records, "cut at {cut}");
+        assert_eq!(mem_replay.torn_tail, file_replay.torn_tail, "cut at {cut}");
+        assert_eq!(
+            m.len() as u64,
+            j.len().max(MAGIC.len() as u64),
+            "cut at {cut}"
+        );
+    }
+    // Tearing the last record, or appending half a copy of it, loses
+    // exactly that write on replay; appends continue after the cut.
+    let mut torn = mem.clone();
+    assert!(torn.tear_last_record());
+    let (mut after, replay) = MemJournal::replay::<Rec>(torn.bytes().to_vec()).unwrap();
+    assert_eq!(replay.records, vec![rec(0), rec(1)]);
+    assert!(replay.torn_tail.is_some());
+    after.append(&rec(9)).unwrap();
+    let (_, replay) = MemJournal::replay::<Rec>(after.bytes().to_vec()).unwrap();
+    assert_eq!(replay.records, vec![rec(0), rec(1), rec(9)]);
+    assert_eq!(replay.torn_tail, None);
+    let mut copy = mem.clone();
+    assert!(copy.append_torn_copy_of_last());
+    let (_, replay) = MemJournal::replay::<Rec>(copy.bytes().to_vec()).unwrap();
+    assert_eq!(replay.records, vec![rec(0), rec(1), rec(2)]);
+    assert!(replay.torn_tail.is_some());
+    // A damaged record followed by intact ones is refused, as from a file.
+    let mut bad = mem.bytes().to_vec();
+    bad[MAGIC.len() + HEADER_LEN + 2] ^= 0x40;
+    assert!(matches!(
+        MemJournal::replay::<Rec>(bad),
+        Err(JournalError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        MemJournal::replay::<Rec>(b"not a journal".to_vec()),
+        Err(JournalError::BadMagic { .. })
+    ));
+}

@@ -5,16 +5,15 @@
 use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, Cluster, ClusterId, Config, Coordinator, Event,
     HealthOutcome, Host, HostId, HostOverrides, Input, Inventory, OffConfirmation, OpRef, Pod,
-    PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, ResourceState, Window,
-    Zone, ZoneId,
+    PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, Record, ResourceState,
+    Window, Zone, ZoneId,
 };
 
 use crate::clock::SimTime;
-use crate::engine::JournalDisk;
 use crate::invariants::Bounds;
-use crate::journal_disk;
 use crate::protocol::{CoreOut, FenceEvidence, Outcome, PowerOp, Request};
 use crate::world::{HostIdx, World};
+use hactl_journal::MemJournal;
 
 /// Recovery bound the liveness invariant states: a dead host whose fencing
 /// nothing blocks is confirmed OFF within this time of its death.
@@ -128,26 +127,30 @@ impl CoreDriver {
         now: SimTime,
         _wall_ms: i64,
         world: &World,
-        disk: &mut JournalDisk,
+        disk: &mut MemJournal,
         quorum_gate: bool,
     ) -> Result<(CoreDriver, Vec<CoreOut<Tag>>, String), String> {
         let cfg = Config::default();
-        let journal = &disk.bytes;
-        let (core, first, note) = if journal.is_empty() {
+        let (core, first, note) = if disk.is_empty() {
             let core = Coordinator::new(cfg, now.0)
                 .map_err(|e| format!("invalid core configuration: {e}"))?;
             let first = core.start_actions();
             (core, first, "fresh, empty journal".to_string())
         } else {
-            let replay = journal_disk::decode(journal);
+            // Replayed by hactl-journal exactly as the daemon replays its
+            // file; the torn tail is cut off before the new incarnation
+            // appends.
+            let bytes = std::mem::take(disk).bytes().to_vec();
+            let (journal, replay) = MemJournal::replay::<Record>(bytes)
+                .map_err(|e| format!("cannot replay the journal: {e}"))?;
+            *disk = journal;
             let n = replay.records.len();
-            disk.bytes.truncate(replay.valid_len);
-            disk.record_starts = replay.record_starts;
             let (core, first) = Coordinator::recover(cfg, replay.records, now.0)
                 .map_err(|e| format!("cannot rebuild the coordinator from its journal: {e}"))?;
             let note = match replay.torn_tail {
-                Some(bytes) => format!(
-                    "{n} journal records replayed, torn tail of {bytes} bytes detected and dropped"
+                Some(t) => format!(
+                    "{n} journal records replayed, torn tail of {} bytes detected and dropped",
+                    t.bytes
                 ),
                 None => format!("{n} journal records replayed"),
             };
@@ -401,7 +404,7 @@ impl CoreDriver {
                     },
                     timeout_ms,
                 }),
-                Action::Persist(rec) => outs.push(CoreOut::Persist(journal_disk::encode(&rec))),
+                Action::Persist(rec) => outs.push(CoreOut::Persist(Box::new(rec))),
                 Action::Emit(ev) => outs.push(event_out(ev)),
             }
         }

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use hactl_journal::MemJournal;
+
 use crate::clock::{EventQueue, SimTime};
 use crate::core_adapter::{CoreDriver, Tag};
 use crate::faults::Fault;
@@ -96,49 +98,6 @@ enum Ev {
     Sample,
 }
 
-/// The in-memory "disk" holding the coordinator's journal; it survives
-/// coordinator crashes, possibly with a torn tail.
-#[derive(Default)]
-pub struct JournalDisk {
-    pub bytes: Vec<u8>,
-    pub record_starts: Vec<usize>,
-}
-
-impl JournalDisk {
-    fn append(&mut self, rec: &[u8]) {
-        self.record_starts.push(self.bytes.len());
-        self.bytes.extend_from_slice(rec);
-    }
-
-    /// Cuts the last record in half, as a crash during its write would.
-    fn tear_last(&mut self) -> bool {
-        let Some(&start) = self.record_starts.last() else {
-            return false;
-        };
-        let len = self.bytes.len() - start;
-        if len < 2 {
-            return false;
-        }
-        self.bytes.truncate(start + len / 2);
-        self.record_starts.pop();
-        true
-    }
-
-    /// Appends a half-written copy of the last record: a write that was
-    /// interrupted by the crash (its action never happened).
-    fn append_torn_copy(&mut self) -> bool {
-        let Some(&start) = self.record_starts.last() else {
-            return false;
-        };
-        let rec = self.bytes[start..].to_vec();
-        if rec.len() < 2 {
-            return false;
-        }
-        self.bytes.extend_from_slice(&rec[..rec.len() / 2]);
-        true
-    }
-}
-
 /// An answer to a round request, waiting to be grouped with the other
 /// answers of the same core call.
 struct RoundAnswer {
@@ -187,7 +146,9 @@ pub struct Simulation {
     gen: u32,
     coordinator_started_at: SimTime,
     crash_on_next_fence: Option<(u64, bool)>,
-    pub disk: JournalDisk,
+    /// The coordinator's journal: the hactl-journal format, in memory; it
+    /// survives coordinator crashes, possibly with a torn tail.
+    pub disk: MemJournal,
     pub checker: InvariantChecker,
     tracks: Vec<HostTrack>,
     transient: BTreeSet<HostIdx>,
@@ -243,7 +204,7 @@ impl Simulation {
             gen: 0,
             coordinator_started_at: SimTime::ZERO,
             crash_on_next_fence: None,
-            disk: JournalDisk::default(),
+            disk: MemJournal::new(),
             checker,
             tracks,
             transient: BTreeSet::new(),
@@ -612,7 +573,8 @@ impl Simulation {
                 restart_after_ms,
                 tear_last_record,
             } => {
-                let torn = tear_last_record && self.core.is_some() && self.disk.append_torn_copy();
+                let torn =
+                    tear_last_record && self.core.is_some() && self.disk.append_torn_copy_of_last();
                 self.crash_coordinator(now, restart_after_ms, torn);
             }
             Fault::CoordinatorCrashOnNextFence {
@@ -849,7 +811,9 @@ impl Simulation {
                     }
                 }
                 CoreOut::Persist(rec) => {
-                    self.disk.append(&rec);
+                    self.disk
+                        .append(&rec)
+                        .expect("journal records always serialise");
                     persisted_in_batch = true;
                 }
                 CoreOut::Transition {
@@ -947,7 +911,7 @@ impl Simulation {
                         {
                             if let Some((restart_after_ms, tear)) = self.crash_on_next_fence.take()
                             {
-                                if tear && persisted_in_batch && self.disk.tear_last() {
+                                if tear && persisted_in_batch && self.disk.tear_last_record() {
                                     self.checker.note_unsent_fence(now, &self.world, *host);
                                     // The record announcing this fence never reached
                                     // the disk, so the fence never left either.
@@ -1208,7 +1172,7 @@ impl Simulation {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             coordinator_restarts: self.coordinator_restarts,
-            journal_bytes: self.disk.bytes.len(),
+            journal_bytes: self.disk.len(),
             events: self.events,
             max_queue_len: self.max_queue,
             core_calls: self.core_calls,

@@ -8,7 +8,8 @@
 //! coordinator and the hosts) is the ground truth the invariants are judged
 //! against. The coordinator itself is the real `hactl-core` behind a thin
 //! adapter; it can crash and be rebuilt from its journal, which the simulator
-//! keeps on an in-memory disk that survives the crash (torn tail included).
+//! keeps in an in-memory `hactl_journal::MemJournal` (the daemon's journal
+//! format and replay) that survives the crash (torn tail included).
 //!
 //! Entry points: [`run_scenario`], [`run_random`], [`sweep`] and [`bench`].
 
@@ -18,7 +19,6 @@ pub mod core_adapter;
 pub mod engine;
 pub mod faults;
 pub mod invariants;
-pub mod journal_disk;
 pub mod protocol;
 pub mod report;
 pub mod scenario;

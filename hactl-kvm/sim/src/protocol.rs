@@ -82,8 +82,9 @@ pub enum CoreOut<Tag> {
     },
     /// Call the core again (with a tick) no later than this instant.
     WakeAt(SimTime),
-    /// One journal record, encoded as it would go to disk.
-    Persist(Vec<u8>),
+    /// One journal record, to be appended (through hactl-journal) before
+    /// anything after it is carried out.
+    Persist(Box<hactl_core::Record>),
     /// The host's HA state changed.
     Transition {
         host: HostIdx,
