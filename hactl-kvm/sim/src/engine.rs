@@ -130,6 +130,11 @@ struct HostTrack {
     phase_ms: u64,
     last_fence_issued: Option<SimTime>,
     last_off_at: Option<SimTime>,
+    /// When the chassis last came on.
+    last_on_at: Option<SimTime>,
+    /// The last OFF the simulated BMC answered for this host, and whether
+    /// the chassis really was off then (ground truth for FENCED).
+    last_off_answer: Option<(SimTime, bool)>,
     /// When the last death began, kept after recovery to measure time to AVAILABLE.
     death_started: Option<SimTime>,
     /// Start of the death a fence ended, until the core confirms the OFF.
@@ -190,6 +195,8 @@ impl Simulation {
                 phase_ms: rng.gen_range(0..HEARTBEAT_PERIOD_MS),
                 last_fence_issued: None,
                 last_off_at: None,
+                last_on_at: None,
+                last_off_answer: None,
                 death_started: None,
                 fenced_death: None,
             })
@@ -610,6 +617,7 @@ impl Simulation {
         h.chassis = Chassis::On;
         h.os = Os::Booting;
         h.agent_up = false;
+        self.tracks[host].last_on_at = Some(now);
         self.tracks[host].boot_id += 1;
         let boot_id = self.tracks[host].boot_id;
         self.queue
@@ -638,7 +646,12 @@ impl Simulation {
                 h.agent_up = false;
                 self.tracks[host].last_off_at = Some(now);
                 if fence {
-                    self.checker.on_fence_landed(host, now);
+                    let before = self.checker.violations.len();
+                    self.checker.on_fence_landed(host, now, &self.world);
+                    for v in &self.checker.violations[before..] {
+                        let line = format!("{:?}: {}", v.invariant, v.detail);
+                        self.timeline.line(now, "VIOLATION", || line);
+                    }
                     if let Some(since) = self.world.hosts[host].dead_since {
                         self.tracks[host].fenced_death = Some(since);
                         self.recoveries += 1;
@@ -831,6 +844,9 @@ impl Simulation {
                     } else {
                         self.transient.remove(&host);
                     }
+                    if to == "FENCED" {
+                        self.judge_fenced(now, host, &why);
+                    }
                     if to == "FAILED" && self.world.hosts[host].dead_since.is_some() {
                         self.checker.on_failed(host);
                     }
@@ -933,6 +949,27 @@ impl Simulation {
         }
     }
 
+    /// FENCED, reached by any path, promises the chassis is off (VMs may
+    /// restart elsewhere): judged on the chassis, not on the core's word.
+    /// The chassis may have come on since a truthful OFF read (a power
+    /// feed restored while the answer travelled).
+    fn judge_fenced(&mut self, now: SimTime, host: HostIdx, why: &str) {
+        let tr = &self.tracks[host];
+        let off_now = self.world.hosts[host].chassis == Chassis::Off;
+        let came_on_after_true_read = matches!(
+            (tr.last_off_answer, tr.last_on_at),
+            (Some((read, true)), Some(on)) if on >= read
+        );
+        if !(off_now || came_on_after_true_read) {
+            let detail = format!(
+                "core declared h{host} FENCED ({why}) while its chassis is ON (last OFF answer {:?})",
+                tr.last_off_answer
+            );
+            self.timeline.line(now, "VIOLATION", || detail.clone());
+            self.checker.fence_success_not_confirmed(now, host, detail);
+        }
+    }
+
     fn deliver_in(&mut self, now: SimTime, delay_ms: u64, tag: Tag, outcome: Outcome) {
         let gen = self.gen;
         let at = now.plus_ms(delay_ms);
@@ -1009,6 +1046,10 @@ impl Simulation {
                         Chassis::On => Outcome::PowerIsOn,
                         Chassis::Off => Outcome::PowerIsOff,
                     };
+                    if o == Outcome::PowerIsOff {
+                        let truthful = self.world.hosts[host].chassis == Chassis::Off;
+                        self.tracks[host].last_off_answer = Some((now, truthful));
+                    }
                     self.answer_round(host, l, timeout_ms, tag, o);
                 }
             },
@@ -1017,7 +1058,12 @@ impl Simulation {
                 op,
                 fence: evidence,
             } => {
-                let fence = evidence.is_some();
+                // Every operation that takes power from a host running VMs
+                // is judged as a fence, whatever the core calls it: the
+                // simulated data center has no operator, so a power-off
+                // without activity evidence is never justified.
+                let fence = matches!(op, PowerOp::Off | PowerOp::Cycle | PowerOp::Reset)
+                    && self.world.hosts[host].vms > 0;
                 let latency = self.bmc_latency(host, timeout_ms);
                 if fence {
                     self.fences += 1;
@@ -1032,9 +1078,10 @@ impl Simulation {
                     );
                     self.timeline.line(now, "FENCE", || {
                         format!(
-                            "core issues {op:?} of h{host} (quorate={}, host dead={})",
+                            "core issues {op:?} of h{host} (quorate={}, host dead={}, evidence={})",
                             self.world.quorate,
-                            self.world.hosts[host].dead_since.is_some()
+                            self.world.hosts[host].dead_since.is_some(),
+                            evidence.is_some()
                         )
                     });
                     if n > 0 {

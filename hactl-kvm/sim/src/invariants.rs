@@ -34,8 +34,12 @@ pub enum Invariant {
     RecoveryTooSlow,
     /// A host stayed in a transient HA state too long.
     StuckInTransientState,
-    /// The core claimed a fence succeeded while the chassis was not off.
+    /// The core claimed a fence succeeded, or declared the host FENCED by
+    /// any path, while the chassis was not off.
     FenceSuccessNotConfirmed,
+    /// The heartbeat advanced after the fence's evidence began and before
+    /// its power-off landed: the host was alive when it was cut.
+    HeartbeatAdvancedBeforeOffLanded,
     /// The coordinator could not be rebuilt from its journal.
     RestartFailed,
 }
@@ -79,6 +83,9 @@ pub struct HostRecord {
     /// Windows the simulator answered "dead" for this host, most recent last.
     pub answered_dead: VecDeque<(SimTime, SimTime)>,
     pub fence_in_flight_until: Option<SimTime>,
+    /// Start of the oldest dead window of the power-off in flight: the
+    /// heartbeat must not advance from there until the off lands.
+    pub off_evidence_from: Option<SimTime>,
     /// When a fence last turned this host's chassis off.
     pub last_fence_landed: Option<SimTime>,
     /// Last instant something legitimate held fencing of this dead host back.
@@ -311,6 +318,8 @@ impl InvariantChecker {
             );
         }
         self.hosts[host].fence_in_flight_until = Some(in_flight_until);
+        self.hosts[host].off_evidence_from =
+            evidence.and_then(|e| e.dead_windows.iter().map(|w| w.0).min());
         self.fence_log.push_back((now, cluster));
         let stop = now.plus_ms(self.bounds.fence_window_ms);
         if in_cluster + 1 >= self.bounds.fence_cap_per_cluster {
@@ -342,9 +351,23 @@ impl InvariantChecker {
         }
     }
 
-    /// A fencing operation turned the chassis off.
-    pub fn on_fence_landed(&mut self, host: HostIdx, at: SimTime) {
+    /// A judged power-off turned the chassis off: the heartbeat must not
+    /// have advanced from the start of its evidence until now.
+    pub fn on_fence_landed(&mut self, host: HostIdx, at: SimTime, world: &World) {
         self.hosts[host].last_fence_landed = Some(at);
+        if let Some(from) = self.hosts[host].off_evidence_from.take() {
+            if world.hosts[host]
+                .heartbeat
+                .advanced_between(from, at, world.heartbeat_period_ms)
+            {
+                self.violate(
+                    at,
+                    Invariant::HeartbeatAdvancedBeforeOffLanded,
+                    Some(host),
+                    format!("heartbeat advanced between the evidence start {from} and the power-off landing at {at}"),
+                );
+            }
+        }
     }
 
     /// The core announced its mass-failure guard tripped or cleared.
@@ -643,7 +666,7 @@ mod tests {
             Some(&dead_evidence(80_000, 88_000)),
         );
         assert!(kinds(&c).contains(&Invariant::ConcurrentRecovery));
-        c.on_fence_landed(1, SimTime(101_000));
+        c.on_fence_landed(1, SimTime(101_000), &w);
         c.on_fence_finished(1);
         c.on_fence_issued(
             SimTime(200_000),
@@ -699,5 +722,24 @@ mod tests {
         assert!(c.violations.is_empty());
         c.check_dead_hosts(SimTime(1_270_001), &w, &[1], view);
         assert_eq!(kinds(&c), vec![Invariant::RecoveryTooSlow]);
+    }
+
+    #[test]
+    fn a_heartbeat_advancing_before_the_off_lands_is_caught() {
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        // Lands while the host is still silent: clean.
+        c.on_fence_landed(1, SimTime(100_900), &w);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.on_fence_finished(1);
+        // Next fence: the host starts writing again after the evidence and
+        // before the off lands.
+        let mut c = InvariantChecker::new(bounds(), 6);
+        clean_fence(&mut c, &mut w, 2, 200_000);
+        w.hosts[2].os = Os::Running;
+        w.refresh_heartbeat(2, SimTime(200_100), 0);
+        c.on_fence_landed(2, SimTime(206_000), &w);
+        assert_eq!(kinds(&c), vec![Invariant::HeartbeatAdvancedBeforeOffLanded]);
     }
 }
