@@ -99,6 +99,13 @@ pub struct Config {
     pub max_concurrent_recoveries: u32,
     /// AVAILABLE hosts a partition needs to become ACTIVE.
     pub min_available_hosts: u32,
+    /// A "quorate" report counts this long; the driver repeats it (at
+    /// least every third of this) while the coordinator stays quorate.
+    pub quorum_lease_ms: Millis,
+    /// A host read OFF by routine power reads (not after our own
+    /// power-off) is FENCED only when a second OFF read at least this
+    /// long after the first agrees and no health check passed in between.
+    pub fence_confirm_interval_ms: Millis,
     /// A forward jump of the driver clock beyond the next due timer plus
     /// this is a clock anomaly (fencing held off for a grace period).
     pub clock_jump_tolerance_ms: Millis,
@@ -141,6 +148,8 @@ impl Default for Config {
             max_concurrent_recoveries: 5,
             min_available_hosts: 2,
             clock_jump_tolerance_ms: 60_000,
+            quorum_lease_ms: 30_000,
+            fence_confirm_interval_ms: 30_000,
         }
     }
 }
@@ -202,6 +211,8 @@ impl Config {
             ),
             ("fence_rate.window_ms", self.fence_rate.window_ms),
             ("refence_holdoff_ms", self.refence_holdoff_ms),
+            ("quorum_lease_ms", self.quorum_lease_ms),
+            ("fence_confirm_interval_ms", self.fence_confirm_interval_ms),
             ("mass_failure.window_ms", self.mass_failure.window_ms),
             (
                 "max_recovery_attempts",

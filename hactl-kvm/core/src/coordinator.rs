@@ -133,6 +133,9 @@ struct Recovery {
     next_step_at: Millis,
     fence: Option<FenceId>,
     last_failure: Option<AttemptFailure>,
+    /// The next refresh is the second read confirming an OFF chassis, not
+    /// a new attempt (it spends no attempt of the budget).
+    reread_off: bool,
 }
 
 impl Recovery {
@@ -174,6 +177,9 @@ struct HostEntry {
     /// from it.
     last_confirmed_fence_at: Option<Millis>,
     user_power: Option<UserPowerOp>,
+    /// The first of consecutive OFF readings not caused by our own
+    /// power-off (cleared by an ON reading or a passed health check).
+    first_off_read_at: Option<Millis>,
     dirty: bool,
 }
 
@@ -202,6 +208,23 @@ struct Restored {
     open_fence: Option<FenceId>,
     power_on_owed: bool,
     last_confirmed_fence_at: Option<Millis>,
+}
+
+/// A safety gate that a `checker-self-test` build can break, to prove that
+/// the simulator's invariant checker catches a core without it. No release
+/// build can break any (the setter does not exist there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SelfTestGate {
+    /// Fence without quorum.
+    Quorum,
+    /// Ignore the fence-rate cap.
+    RateCap,
+    /// Conclude "dead" whatever the activity samples say.
+    Evidence,
+    /// Ignore a tripped mass-failure guard.
+    MassFailure,
+    /// Fence during the start-up grace.
+    StartupGrace,
 }
 
 /// The HA decision core. See the crate documentation for the protocol.
@@ -235,6 +258,9 @@ pub struct Coordinator {
     dirty_clusters: Vec<usize>,
     /// Fence and rate-cap records, kept for journal compaction.
     fence_log: Vec<Record>,
+    /// Gates broken for the checker's self-test (always empty outside
+    /// `checker-self-test` builds).
+    broken_gates: Vec<SelfTestGate>,
 }
 
 const MAX_EPOCH: u32 = (1 << 24) - 1;
@@ -257,7 +283,7 @@ impl Coordinator {
 
     fn build(cfg: Config, epoch: u32, now: Millis) -> Self {
         Coordinator {
-            quorum: QuorumGate::new(),
+            quorum: QuorumGate::new(cfg.quorum_lease_ms),
             grace: StartupGrace::new(now, cfg.startup_grace_ms),
             rate: FenceRateCap::new(cfg.fence_rate),
             activity_slots: ConcurrencyLimit::new(cfg.max_concurrent_activity_checks),
@@ -281,7 +307,22 @@ impl Coordinator {
             dirty_hosts: Vec::new(),
             dirty_clusters: Vec::new(),
             fence_log: Vec::new(),
+            broken_gates: Vec::new(),
         }
+    }
+
+    /// Breaks a safety gate: UNSAFE, only so that the simulator's tests can
+    /// prove that its invariant checker catches a core without it.
+    #[cfg(feature = "checker-self-test")]
+    pub fn break_gate_for_checker_self_test(&mut self, gate: SelfTestGate) {
+        if gate == SelfTestGate::Quorum {
+            self.quorum = QuorumGate::disabled_for_checker_self_test();
+        }
+        self.broken_gates.push(gate);
+    }
+
+    fn gate_broken(&self, gate: SelfTestGate) -> bool {
+        !self.broken_gates.is_empty() && self.broken_gates.contains(&gate)
     }
 
     /// Rebuilds a coordinator from journal records (in journal order). The
@@ -889,8 +930,12 @@ impl Coordinator {
             Input::PowerReadResult { op, reading } => self.on_power_read(op, reading, now, out),
             Input::PowerActionResult { op, outcome } => self.on_power_action(op, outcome, now, out),
             Input::QuorumChanged { quorate } => {
-                if self.quorum.set(quorate) {
+                // A repeated "quorate" renews the lease (see QuorumGate).
+                let was_open = self.quorum.is_open(now);
+                if self.quorum.set(quorate, now) {
                     out.push(Action::Emit(Event::QuorumChanged { quorate }));
+                }
+                if !was_open && self.quorum.is_open(now) {
                     // Owed power-ons may proceed now.
                     for i in 0..self.hosts.len() {
                         if self.hosts[i].power_on_owed {
@@ -1099,6 +1144,7 @@ impl Coordinator {
                         .last_confirmed_fence_at
                         .max(existing.and_then(|i| self.hosts[i].last_confirmed_fence_at)),
                     user_power: None,
+                    first_off_read_at: None,
                     dirty: false,
                     host,
                 };
@@ -1252,7 +1298,9 @@ impl Coordinator {
             GuardChange::Unchanged => {}
         }
         if let Some(r) = self.clusters[c].guard.tripped() {
-            reasons.push(InactiveReason::MassFailure(r));
+            if !self.gate_broken(SelfTestGate::MassFailure) {
+                reasons.push(InactiveReason::MassFailure(r));
+            }
         }
         // ACTIVE needs `min_available_hosts` AVAILABLE hosts. Entering, we
         // count hosts that would be AVAILABLE (eligible, ON, healthy);
@@ -1530,7 +1578,7 @@ impl Coordinator {
         // A user power operation waiting for the host's power channel.
         if self.hosts[i].power_op.is_none() && self.hosts[i].recovery.is_none() {
             if let Some(op) = self.hosts[i].user_power.take() {
-                if self.quorum.is_open() {
+                if self.quorum.is_open(now) {
                     self.start_power_op(i, PowerOpKind::User(op), now, out);
                 } else {
                     out.push(Action::Emit(Event::OperatorCommandRejected {
@@ -1550,7 +1598,7 @@ impl Coordinator {
         {
             match self.hosts[i].power {
                 PowerState::On => self.set_power_on_owed(i, false, now, out),
-                PowerState::Off if self.quorum.is_open() => {
+                PowerState::Off if self.quorum.is_open(now) => {
                     self.start_power_op(i, PowerOpKind::On, now, out)
                 }
                 _ => {}
@@ -1650,6 +1698,10 @@ impl Coordinator {
         out: &mut Vec<Action>,
     ) {
         let passed = outcome == HealthOutcome::Passed;
+        if passed {
+            // A host that answers is on, whatever its BMC read.
+            self.hosts[i].first_off_read_at = None;
+        }
         let before = self.hosts[i].healthy;
         self.hosts[i].healthy = Some(passed);
         if before != Some(passed) {
@@ -1867,7 +1919,13 @@ impl Coordinator {
             verdict,
             window,
         });
-        match round.evidence.outcome() {
+        let outcome = round.evidence.outcome();
+        let outcome = if self.gate_broken(SelfTestGate::Evidence) {
+            Some(RoundOutcome::Dead)
+        } else {
+            outcome
+        };
+        match outcome {
             None => self.next_sample(i, now, out),
             Some(outcome) => self.conclude_round(i, outcome, now, out),
         }
@@ -1940,6 +1998,7 @@ impl Coordinator {
                     next_step_at: now,
                     fence: None,
                     last_failure: None,
+                    reread_off: false,
                 }));
                 if !self.fire(i, HaTrigger::DeadConfirmed, now, out) {
                     self.hosts[i].recovery = None;
@@ -1972,10 +2031,10 @@ impl Coordinator {
     fn fence_block(&self, i: usize, now: Millis) -> Option<GateBlock> {
         let h = &self.hosts[i];
         let c = &self.clusters[h.cluster];
-        if !self.quorum.is_open() {
+        if !self.quorum.is_open(now) {
             return Some(GateBlock::NoQuorum);
         }
-        if !self.grace.is_open(now) {
+        if !self.grace.is_open(now) && !self.gate_broken(SelfTestGate::StartupGrace) {
             return Some(GateBlock::StartupGrace {
                 until: self.grace.until(),
             });
@@ -1984,7 +2043,9 @@ impl Coordinator {
             return Some(GateBlock::PartitionInactive);
         }
         if let Some(scope) = self.rate.blocked(c.cluster.id, now) {
-            return Some(GateBlock::RateCap { scope });
+            if !self.gate_broken(SelfTestGate::RateCap) {
+                return Some(GateBlock::RateCap { scope });
+            }
         }
         if !h.host.has_vms {
             return Some(GateBlock::NoVms);
@@ -2006,7 +2067,9 @@ impl Coordinator {
         }
         if let Some(r) = self.hosts[i].recovery.as_mut() {
             r.phase = RecoveryPhase::Refreshing;
-            r.budget.start_attempt();
+            if !std::mem::take(&mut r.reread_off) {
+                r.budget.start_attempt();
+            }
             r.fence = None;
         } else {
             return;
@@ -2122,7 +2185,20 @@ impl Coordinator {
         self.mark_host(i);
     }
 
+    /// Issues the fence's power-off, unless a gate forbids it at this very
+    /// moment: the partition (and its mass-failure guard) is evaluated
+    /// first, so every input handled before this one, in this batch too,
+    /// counts.
     fn issue_fence(&mut self, i: usize, now: Millis, out: &mut Vec<Action>) {
+        let c = self.hosts[i].cluster;
+        self.evaluate_partition(c, now, out);
+        if self.hosts[i].ha != HaState::Recovering || self.hosts[i].recovery.is_none() {
+            return;
+        }
+        if let Some(gate) = self.fence_block(i, now) {
+            self.defer(i, gate, now, out);
+            return;
+        }
         let fence = self.next_fence();
         let c = self.hosts[i].cluster;
         let cluster = self.clusters[c].cluster.id;
@@ -2159,6 +2235,30 @@ impl Coordinator {
             evidence,
         }));
         self.start_power_op(i, PowerOpKind::Off(fence), now, out);
+    }
+
+    /// Tracks consecutive OFF readings not caused by our own power-off;
+    /// true when this reading confirms an earlier one at least
+    /// `fence_confirm_interval_ms` before it. Until then the host's power
+    /// is read again when the interval has passed.
+    fn off_confirmed_by_reads(&mut self, i: usize, read: PowerState, now: Millis) -> bool {
+        let interval = self.cfg.fence_confirm_interval_ms;
+        let h = &mut self.hosts[i];
+        match read {
+            PowerState::Off => {
+                let first = *h.first_off_read_at.get_or_insert(now);
+                if now.saturating_sub(first) >= interval {
+                    return true;
+                }
+                h.next_power_poll_at = h.next_power_poll_at.min(first + interval);
+                false
+            }
+            PowerState::On => {
+                h.first_off_read_at = None;
+                false
+            }
+            PowerState::Unknown => false,
+        }
     }
 
     /// The host's pending power operation, if `op` is its answer (a stale or unknown answer is
@@ -2221,6 +2321,18 @@ impl Coordinator {
         match p.kind {
             PowerOpKind::Poll | PowerOpKind::ReadAfterUser | PowerOpKind::ReadAfterOn => {
                 let trigger = self.update_power(i, read, out);
+                // One OFF reading is not enough to call the host FENCED
+                // (its VMs may then restart elsewhere): a BMC can report
+                // OFF for a chassis that is on. After our own (user)
+                // power-off one reading is; otherwise two readings
+                // `fence_confirm_interval_ms` apart.
+                let confirmed = p.kind == PowerOpKind::ReadAfterUser
+                    || self.off_confirmed_by_reads(i, read, now);
+                let trigger = match trigger {
+                    Some(HaTrigger::PowerWentOff) if !confirmed => None,
+                    None if read == PowerState::Off && confirmed => Some(HaTrigger::PowerWentOff),
+                    t => t,
+                };
                 if p.kind == PowerOpKind::ReadAfterOn && read == PowerState::On {
                     self.set_power_on_owed(i, false, now, out);
                 }
@@ -2240,13 +2352,18 @@ impl Coordinator {
                 if self.hosts[i].ha != HaState::Recovering || self.hosts[i].recovery.is_none() {
                     return;
                 }
+                let confirmed = self.off_confirmed_by_reads(i, read, now);
                 match read {
-                    PowerState::On => {
-                        // Gates again, right before the power-off.
-                        if let Some(gate) = self.fence_block(i, now) {
-                            self.defer(i, gate, now, out);
-                        } else {
-                            self.issue_fence(i, now, out);
+                    // `issue_fence` evaluates every gate right before the power-off.
+                    PowerState::On => self.issue_fence(i, now, out),
+                    PowerState::Off if !confirmed => {
+                        // Already off? Read again after the confirm interval
+                        // before believing it (no attempt spent).
+                        let first = self.hosts[i].first_off_read_at.unwrap_or(now);
+                        if let Some(r) = self.hosts[i].recovery.as_mut() {
+                            r.phase = RecoveryPhase::Waiting;
+                            r.reread_off = true;
+                            r.next_step_at = first + self.cfg.fence_confirm_interval_ms;
                         }
                     }
                     PowerState::Off => {
@@ -2453,7 +2570,7 @@ impl Coordinator {
                 else {
                     return reject("unknown host", out);
                 };
-                if !self.quorum.is_open() {
+                if !self.quorum.is_open(now) {
                     return reject("coordinator is not quorate: no power actions", out);
                 }
                 if self.hosts[i].recovery.is_some()

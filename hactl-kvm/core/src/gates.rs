@@ -7,7 +7,13 @@ use crate::ids::{ClusterId, HostId, Millis};
 use crate::io::{ActivityVerdict, EvidenceSample, RateScope};
 use std::collections::{HashMap, VecDeque};
 
-/// No fencing action while the coordinator is not quorate.
+/// No power action while the coordinator is not quorate.
+///
+/// Quorum is a lease, not a sticky flag: a "quorate" report counts for
+/// `lease_ms` after it arrived, so the driver must repeat it (every
+/// `QuorumChanged { quorate: true }` renews the lease). A quorum provider
+/// that dies while reporting "quorate" closes the gate when the lease runs
+/// out instead of leaving it open forever.
 ///
 /// There is deliberately no setting that turns it off: a coordinator that may fence without
 /// quorum is how a partitioned management plane powers off healthy hosts. Only a build with the
@@ -17,20 +23,19 @@ use std::collections::{HashMap, VecDeque};
 pub struct QuorumGate {
     required: bool,
     quorate: bool,
-}
-
-impl Default for QuorumGate {
-    fn default() -> Self {
-        Self::new()
-    }
+    lease_ms: Millis,
+    /// When the last "quorate" report arrived.
+    renewed_at: Option<Millis>,
 }
 
 impl QuorumGate {
-    /// A gate that starts closed (not quorate).
-    pub fn new() -> Self {
+    /// A gate that starts closed (not quorate), with the given lease.
+    pub fn new(lease_ms: Millis) -> Self {
         QuorumGate {
             required: true,
             quorate: false,
+            lease_ms,
+            renewed_at: None,
         }
     }
 
@@ -40,21 +45,31 @@ impl QuorumGate {
         QuorumGate {
             required: false,
             quorate: false,
+            lease_ms: 0,
+            renewed_at: None,
         }
     }
-    /// Records a quorum change; returns true if it changed.
-    pub fn set(&mut self, quorate: bool) -> bool {
+    /// Records a quorum report at `now` (a "quorate" report renews the
+    /// lease); returns true if the reported value changed.
+    pub fn set(&mut self, quorate: bool, now: Millis) -> bool {
         let changed = self.quorate != quorate;
         self.quorate = quorate;
+        self.renewed_at = quorate.then_some(now);
         changed
     }
     /// Last reported quorum.
     pub fn quorate(&self) -> bool {
         self.quorate
     }
-    /// May power actions be issued?
-    pub fn is_open(&self) -> bool {
-        !self.required || self.quorate
+    /// When the lease runs out (None: not quorate).
+    pub fn lease_until(&self) -> Option<Millis> {
+        self.renewed_at
+            .filter(|_| self.quorate)
+            .map(|t| t.saturating_add(self.lease_ms))
+    }
+    /// May power actions be issued at `now`?
+    pub fn is_open(&self, now: Millis) -> bool {
+        !self.required || self.lease_until().is_some_and(|until| now < until)
     }
 }
 
@@ -387,6 +402,9 @@ impl MassFailureGuard {
     }
 }
 
+/// Distinct checkers whose dead samples a fence needs.
+pub const MIN_DEAD_CHECKERS: u32 = 2;
+
 /// N-of-M activity evidence for one round. "Cannot tell" (timeouts,
 /// unreadable storage, unreachable checker) never counts as dead; a single
 /// "alive" sample ends the round.
@@ -419,7 +437,20 @@ impl ActivityEvidence {
             .filter(|s| s.verdict == ActivityVerdict::Dead)
             .count() as u32
     }
-    /// The round's outcome, or None if more samples are needed.
+    /// Distinct checkers among the dead samples.
+    pub fn dead_checkers(&self) -> u32 {
+        let mut seen: Vec<HostId> = Vec::new();
+        for s in &self.samples {
+            if s.verdict == ActivityVerdict::Dead && !seen.contains(&s.checker) {
+                seen.push(s.checker);
+            }
+        }
+        seen.len() as u32
+    }
+    /// The round's outcome, or None if more samples are needed. "Dead"
+    /// needs `dead_required` dead samples from at least
+    /// [`MIN_DEAD_CHECKERS`] distinct checkers: one wrong checker never
+    /// convicts a host alone.
     pub fn outcome(&self) -> Option<RoundOutcome> {
         if self
             .samples
@@ -429,12 +460,13 @@ impl ActivityEvidence {
             return Some(RoundOutcome::ActivitySeen);
         }
         let dead = self.dead();
-        if dead >= self.cfg.dead_required {
+        let checkers = self.dead_checkers();
+        if dead >= self.cfg.dead_required && checkers >= MIN_DEAD_CHECKERS {
             return Some(RoundOutcome::Dead);
         }
         let taken = self.samples.len() as u32;
         let left = self.cfg.max_samples.saturating_sub(taken);
-        if dead + left < self.cfg.dead_required {
+        if dead + left < self.cfg.dead_required || checkers + left < MIN_DEAD_CHECKERS {
             return Some(RoundOutcome::Inconclusive);
         }
         None
@@ -553,13 +585,20 @@ mod tests {
 
     #[test]
     fn quorum_gate_starts_closed_and_follows_quorum() {
-        let mut g = QuorumGate::new();
-        assert!(!g.is_open());
-        assert!(g.set(true));
-        assert!(g.is_open());
-        assert!(!g.set(true));
-        g.set(false);
-        assert!(!g.is_open());
+        let mut g = QuorumGate::new(30_000);
+        assert!(!g.is_open(0));
+        assert!(g.set(true, 1_000));
+        assert!(g.is_open(1_000));
+        assert!(!g.set(true, 20_000), "a renewal is no change");
+        assert!(g.is_open(49_999), "renewed at 20 s: open until 50 s");
+        assert!(
+            !g.is_open(50_000),
+            "the lease ran out: closed without any report"
+        );
+        g.set(true, 60_000);
+        assert!(g.is_open(60_000));
+        g.set(false, 61_000);
+        assert!(!g.is_open(61_000));
     }
 
     #[test]
@@ -697,11 +736,41 @@ mod tests {
     }
 
     fn sample(v: ActivityVerdict) -> EvidenceSample {
+        sample_by(9, v)
+    }
+
+    /// Samples by rotating checkers (as the coordinator picks them).
+    fn sample_by(checker: u32, v: ActivityVerdict) -> EvidenceSample {
         EvidenceSample {
-            checker: HostId(9),
+            checker: HostId(checker),
             verdict: v,
             window: Window { from: 0, to: 1 },
         }
+    }
+
+    #[test]
+    fn one_checker_never_convicts_alone() {
+        let cfg = EvidenceConfig {
+            dead_required: 3,
+            max_samples: 4,
+        };
+        let mut e = ActivityEvidence::new(cfg);
+        for _ in 0..3 {
+            e.add(sample_by(1, ActivityVerdict::Dead));
+        }
+        assert_eq!(
+            e.outcome(),
+            None,
+            "3 dead from one checker: one more sample"
+        );
+        e.add(sample_by(1, ActivityVerdict::Dead));
+        assert_eq!(e.outcome(), Some(RoundOutcome::Inconclusive));
+        let mut e = ActivityEvidence::new(cfg);
+        e.add(sample_by(1, ActivityVerdict::Dead));
+        e.add(sample_by(1, ActivityVerdict::Dead));
+        e.add(sample_by(2, ActivityVerdict::Dead));
+        assert_eq!(e.dead_checkers(), 2);
+        assert_eq!(e.outcome(), Some(RoundOutcome::Dead));
     }
 
     #[test]
@@ -711,14 +780,15 @@ mod tests {
             max_samples: 4,
         };
         let mut e = ActivityEvidence::new(cfg);
-        e.add(sample(ActivityVerdict::Dead));
-        e.add(sample(ActivityVerdict::Dead));
+        e.add(sample_by(1, ActivityVerdict::Dead));
+        e.add(sample_by(2, ActivityVerdict::Dead));
         assert_eq!(e.outcome(), None);
-        e.add(sample(ActivityVerdict::CannotTell(
-            CannotTellReason::Timeout,
-        )));
+        e.add(sample_by(
+            3,
+            ActivityVerdict::CannotTell(CannotTellReason::Timeout),
+        ));
         assert_eq!(e.outcome(), None);
-        e.add(sample(ActivityVerdict::Dead));
+        e.add(sample_by(4, ActivityVerdict::Dead));
         assert_eq!(e.outcome(), Some(RoundOutcome::Dead));
     }
 

@@ -59,7 +59,7 @@ pub mod record;
 mod timers;
 
 pub use config::{Config, ConfigError, EvidenceConfig, FenceRateConfig, MassFailureConfig};
-pub use coordinator::{Coordinator, HostView, PartitionView, RecoverError};
+pub use coordinator::{Coordinator, HostView, PartitionView, RecoverError, SelfTestGate};
 pub use event::{
     AttemptFailure, Event, FailedReason, GateBlock, InactiveReason, MassFailureReason,
     OffConfirmation, RateCapClearedBy, RoundOutcome, Subscribers,

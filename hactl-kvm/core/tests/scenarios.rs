@@ -309,9 +309,27 @@ fn host_without_vms_is_available_but_never_fenced() {
         .is_empty());
 }
 
+/// One checker never convicts alone (a wrong checker would fence a live
+/// host): in a two-host partition the survivor is the only checker, so
+/// the failed host is never fenced; its rounds end inconclusive.
 #[test]
-fn two_host_partition_still_recovers_its_failed_host() {
+fn two_host_partition_never_fences_on_one_checkers_word() {
     let mut w = settled(1, 2);
+    w.crash(HostId(1));
+    w.run_until(T0 + 600_000);
+    assert_eq!(w.fence_count(HostId(1)), 0);
+    assert!(!w
+        .events_of(|e| matches!(
+            e,
+            Event::ActivityRoundConcluded {
+                outcome: RoundOutcome::Inconclusive,
+                dead: 4,
+                ..
+            }
+        ))
+        .is_empty());
+    // A third host gives the second opinion: the crash is recovered.
+    let mut w = settled(1, 3);
     w.crash(HostId(1));
     w.run_until(T0 + 120_000);
     assert_eq!(w.fence_count(HostId(1)), 1);

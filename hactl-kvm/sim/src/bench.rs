@@ -209,7 +209,7 @@ pub fn bench(cfg: &BenchConfig) -> BenchReport {
             seed: cfg.seed,
             timeline: false,
             settle_ms: 0,
-            quorum_gate: true,
+            broken: None,
         },
     )
     .run();

@@ -10,6 +10,7 @@ use hactl_core::{
 };
 
 use crate::clock::SimTime;
+use crate::engine::BrokenGate;
 use crate::invariants::Bounds;
 use crate::protocol::{CoreOut, FenceEvidence, Outcome, PowerOp, Request};
 use crate::world::{HostIdx, World};
@@ -114,6 +115,7 @@ impl CoreDriver {
             operation_state_bound_ms: OPERATION_STATE_BOUND_MS,
             mass_failure_share_pct: (cfg.mass_failure.share * 100.0).round() as u32,
             startup_grace_ms: cfg.startup_grace_ms,
+            quorum_lease_ms: cfg.quorum_lease_ms,
         }
     }
 
@@ -128,7 +130,7 @@ impl CoreDriver {
         _wall_ms: i64,
         world: &World,
         disk: &mut MemJournal,
-        quorum_gate: bool,
+        broken: Option<BrokenGate>,
     ) -> Result<(CoreDriver, Vec<CoreOut<Tag>>, String), String> {
         let cfg = Config::default();
         let (core, first, note) = if disk.is_empty() {
@@ -159,15 +161,15 @@ impl CoreDriver {
         #[cfg(feature = "checker-self-test")]
         let core = {
             let mut core = core;
-            if !quorum_gate {
-                core.disable_quorum_gate_for_checker_self_test();
+            if let Some(BrokenGate::Core(gate)) = broken {
+                core.break_gate_for_checker_self_test(gate);
             }
             core
         };
         #[cfg(not(feature = "checker-self-test"))]
-        if !quorum_gate {
+        if matches!(broken, Some(BrokenGate::Core(_))) {
             return Err(
-                "this build cannot switch the quorum gate off (the invariant checker's \
+                "this build cannot break a core gate (the invariant checker's \
                         self-test needs the checker-self-test feature of a test build)"
                     .to_string(),
             );
@@ -312,6 +314,7 @@ impl CoreDriver {
                 op,
                 outcome: match outcome {
                     Outcome::PowerDone => PowerActionOutcome::Accepted,
+                    Outcome::PowerRefused => PowerActionOutcome::Failed(PowerFailure::Rejected),
                     Outcome::BmcUnreachable => {
                         PowerActionOutcome::Failed(PowerFailure::Unreachable)
                     }
@@ -319,6 +322,11 @@ impl CoreDriver {
                 },
             },
         }
+    }
+
+    /// The coordinator's epoch (its fencing token).
+    pub fn epoch(&self) -> u32 {
+        self.core.epoch()
     }
 
     /// The host's HA state name as the core holds it.
@@ -382,6 +390,7 @@ impl CoreDriver {
                             host: idx(op.host),
                             op: PowerOp::Off,
                             fence,
+                            epoch: op.id.epoch(),
                         },
                         timeout_ms,
                     })
@@ -392,6 +401,7 @@ impl CoreDriver {
                         host: idx(op.host),
                         op: PowerOp::On,
                         fence: None,
+                        epoch: op.id.epoch(),
                     },
                     timeout_ms,
                 }),
@@ -401,6 +411,7 @@ impl CoreDriver {
                         host: idx(op.host),
                         op: PowerOp::Cycle,
                         fence: None,
+                        epoch: op.id.epoch(),
                     },
                     timeout_ms,
                 }),

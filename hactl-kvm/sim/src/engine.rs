@@ -49,9 +49,31 @@ pub struct RunOptions {
     /// A fault-free tail this long at the end of the run must see no host
     /// left in a transient state (0: no end-of-run settle check).
     pub settle_ms: u64,
-    /// Run the core with its quorum gate on (the shipped default). Turning
-    /// it off exists to show that the invariant checker catches an unsafe core.
-    pub quorum_gate: bool,
+    /// A safety gate broken on purpose (None: the shipped core). Breaking
+    /// one exists only to show that the invariant checker catches it.
+    pub broken: Option<BrokenGate>,
+}
+
+/// A safety mechanism a checker self-test breaks: one of the core's gates
+/// (only in `checker-self-test` builds), or the simulated BMC driver's
+/// fencing-token check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenGate {
+    Core(hactl_core::SelfTestGate),
+    /// The BMC driver executes power actions of a superseded coordinator.
+    FencingToken,
+}
+
+/// The quorum provider repeats its report this often (the core's lease is
+/// 30 s).
+pub const QUORUM_RENEWAL_MS: u64 = 10_000;
+
+/// A superseded coordinator still running (zombie-coordinator): its
+/// requests reach the world; its journal writes are refused.
+struct Zombie {
+    core: Option<CoreDriver>,
+    gen: u32,
+    pending_wakes: BTreeSet<SimTime>,
 }
 
 enum Ev {
@@ -86,7 +108,13 @@ enum Ev {
         host: HostIdx,
         op: PowerOp,
         fence: bool,
+        /// The issuing coordinator's epoch (fencing token).
+        epoch: u32,
     },
+    /// The quorum provider repeats its report.
+    QuorumRenewal,
+    /// The superseded coordinator finally stops.
+    ZombieStops,
     ChassisBackOn {
         host: HostIdx,
     },
@@ -180,6 +208,11 @@ pub struct Simulation {
     round_answers: Vec<RoundAnswer>,
     /// Emptied answer vectors, reused for the next batches.
     batch_pool: Vec<Vec<(Tag, Outcome)>>,
+    zombie: Option<Zombie>,
+    /// The zombie's outputs are being handled (its journal writes are
+    /// refused and its state claims are not the coordinator's).
+    zombie_mode: bool,
+    zombie_power_actions: u64,
 }
 
 impl Simulation {
@@ -233,6 +266,9 @@ impl Simulation {
             pending_wakes: BTreeSet::new(),
             round_answers: Vec::new(),
             batch_pool: Vec::new(),
+            zombie: None,
+            zombie_mode: false,
+            zombie_power_actions: 0,
             opts,
         };
         for h in 0..n {
@@ -243,7 +279,28 @@ impl Simulation {
             sim.queue.schedule(*t, Ev::Fault(f.clone()));
         }
         sim.queue.schedule(SimTime(SAMPLE_MS), Ev::Sample);
+        sim.queue
+            .schedule(SimTime(QUORUM_RENEWAL_MS), Ev::QuorumRenewal);
         sim
+    }
+
+    /// Runs `f` with the zombie coordinator in the coordinator's place.
+    fn as_zombie(&mut self, f: impl FnOnce(&mut Self)) {
+        let Some(mut z) = self.zombie.take() else {
+            return;
+        };
+        std::mem::swap(&mut self.core, &mut z.core);
+        std::mem::swap(&mut self.gen, &mut z.gen);
+        std::mem::swap(&mut self.pending_wakes, &mut z.pending_wakes);
+        self.zombie_mode = true;
+        f(self);
+        self.zombie_mode = false;
+        std::mem::swap(&mut self.core, &mut z.core);
+        std::mem::swap(&mut self.gen, &mut z.gen);
+        std::mem::swap(&mut self.pending_wakes, &mut z.pending_wakes);
+        if self.zombie.is_none() {
+            self.zombie = Some(z);
+        }
     }
 
     fn wall_ms(&self, now: SimTime) -> i64 {
@@ -273,6 +330,18 @@ impl Simulation {
     }
 
     fn step(&mut self, now: SimTime, ev: Ev) {
+        let ev_gen = match &ev {
+            Ev::CoreWake { gen } | Ev::Deliver { gen, .. } | Ev::DeliverBatch { gen, .. } => {
+                Some(*gen)
+            }
+            _ => None,
+        };
+        if let Some(g) = ev_gen {
+            if g != self.gen && self.zombie.as_ref().is_some_and(|z| z.gen == g) {
+                self.as_zombie(|s| s.step(now, ev));
+                return;
+            }
+        }
         match ev {
             Ev::Fault(f) => self.apply_fault(now, f),
             Ev::CoreWake { gen } => {
@@ -327,7 +396,16 @@ impl Simulation {
                     } else if self.world.can_read_storage(checker) {
                         let lw_end = self.world.last_write(target, now);
                         let _ = epoch;
-                        if lw_end > lw_start {
+                        let mut alive = lw_end > lw_start;
+                        let wrong_pct = self.world.hosts[checker].checker_wrong_pct;
+                        if wrong_pct > 0 && self.rng.gen_range(0..100) < wrong_pct {
+                            // checker-wrong: the opposite of the truth.
+                            alive = !alive;
+                            self.timeline.line(now, "world", || {
+                                format!("checker h{checker} answers WRONG about h{target}")
+                            });
+                        }
+                        if alive {
                             Outcome::Alive
                         } else {
                             self.checker.record_dead_answer(target, start, now);
@@ -347,7 +425,39 @@ impl Simulation {
                     },
                 );
             }
-            Ev::PowerLands { host, op, fence } => self.power_lands(now, host, op, fence),
+            Ev::PowerLands {
+                host,
+                op,
+                fence,
+                epoch,
+            } => {
+                if epoch < self.world.fencing_token {
+                    // Only a BMC driver without the token check lets this
+                    // through: a superseded coordinator acted.
+                    self.checker
+                        .superseded_acted(now, host, epoch, self.world.fencing_token);
+                    let line = format!(
+                        "power {op:?} of h{host} from superseded epoch {epoch} lands (token {})",
+                        self.world.fencing_token
+                    );
+                    self.timeline.line(now, "VIOLATION", || line);
+                }
+                self.power_lands(now, host, op, fence)
+            }
+            Ev::QuorumRenewal => {
+                if self.world.quorum_provider_alive {
+                    self.feed_quorum(now);
+                }
+                self.queue
+                    .schedule(now.plus_ms(QUORUM_RENEWAL_MS), Ev::QuorumRenewal);
+            }
+            Ev::ZombieStops => {
+                if self.zombie.take().is_some() {
+                    self.timeline.line(now, "coord", || {
+                        "the superseded coordinator stops".to_string()
+                    });
+                }
+            }
             Ev::ChassisBackOn { host } => {
                 if self.world.hosts[host].chassis == Chassis::Off
                     && !self.world.hosts[host].feed_cut
@@ -379,14 +489,12 @@ impl Simulation {
 
     fn start_coordinator(&mut self, now: SimTime, restart: bool) {
         let wall = self.wall_ms(now);
-        match CoreDriver::start(
-            now,
-            wall,
-            &self.world,
-            &mut self.disk,
-            self.opts.quorum_gate,
-        ) {
+        match CoreDriver::start(now, wall, &self.world, &mut self.disk, self.opts.broken) {
             Ok((core, outs, note)) => {
+                // The driver takes the journal and announces its epoch: the
+                // fencing token every power action must now carry.
+                self.world.fencing_token = self.world.fencing_token.max(core.epoch());
+                self.checker.coordinator_started(now);
                 self.checker.clear_guards();
                 self.core = Some(core);
                 self.coordinator_started_at = now;
@@ -569,12 +677,62 @@ impl Simulation {
             Fault::PartitionHost { host } => w.hosts[host].net_ok = false,
             Fault::HealHost { host } => w.hosts[host].net_ok = true,
             Fault::QuorumLost => {
+                if w.quorate {
+                    w.quorum_lost_at = Some(now);
+                }
                 w.quorate = false;
-                self.feed_quorum(now);
+                if w.quorum_provider_alive {
+                    self.feed_quorum(now);
+                }
             }
             Fault::QuorumRegained => {
                 w.quorate = true;
+                w.quorum_lost_at = None;
+                if w.quorum_provider_alive {
+                    self.feed_quorum(now);
+                }
+            }
+            Fault::QuorumProviderDies => {
+                // Silent from now on; its last word was "quorate".
+                w.quorum_provider_alive = false;
+                if w.quorate {
+                    w.quorum_lost_at = Some(now);
+                }
+                w.quorate = false;
+            }
+            Fault::QuorumProviderBack => {
+                w.quorum_provider_alive = true;
+                w.quorate = true;
+                w.quorum_lost_at = None;
                 self.feed_quorum(now);
+            }
+            Fault::BmcLiesOff { host } => w.hosts[host].bmc.lies_off = true,
+            Fault::BmcHonest { host } => w.hosts[host].bmc.lies_off = false,
+            Fault::BmcStaleRead { host } => {
+                let c = w.hosts[host].chassis;
+                w.hosts[host].bmc.stale = Some(c);
+            }
+            Fault::BmcFresh { host } => w.hosts[host].bmc.stale = None,
+            Fault::PowerAcksLost { host } => w.hosts[host].bmc.loses_acks = true,
+            Fault::PowerAcksBack { host } => w.hosts[host].bmc.loses_acks = false,
+            Fault::PowerOpsDuplicated { host } => w.hosts[host].bmc.duplicates_ops = true,
+            Fault::PowerOpsSingle { host } => w.hosts[host].bmc.duplicates_ops = false,
+            Fault::CheckerWrong { host, pct } => w.hosts[host].checker_wrong_pct = pct,
+            Fault::CheckerRight { host } => w.hosts[host].checker_wrong_pct = 0,
+            Fault::StorageSlow { cluster } => w.clusters[cluster].storage_slow = true,
+            Fault::StorageNormal { cluster } => w.clusters[cluster].storage_slow = false,
+            Fault::ZombieCoordinator { zombie_for_ms } => {
+                if self.core.is_some() && self.zombie.is_none() {
+                    self.zombie = Some(Zombie {
+                        core: self.core.take(),
+                        gen: self.gen,
+                        pending_wakes: std::mem::take(&mut self.pending_wakes),
+                    });
+                    self.gen += 1;
+                    self.queue
+                        .schedule(now.plus_ms(zombie_for_ms), Ev::ZombieStops);
+                    self.start_coordinator(now, true);
+                }
             }
             Fault::CoordinatorCrash {
                 restart_after_ms,
@@ -823,6 +981,14 @@ impl Simulation {
                         self.queue.schedule(t, Ev::CoreWake { gen: self.gen });
                     }
                 }
+                // The journal belongs to the new coordinator: a superseded
+                // one's writes are refused (and its claims are not ours).
+                CoreOut::Persist(_)
+                | CoreOut::Transition { .. }
+                | CoreOut::FenceConfirmed { .. }
+                | CoreOut::MassFailureGuard { .. }
+                | CoreOut::Note { .. }
+                    if self.zombie_mode => {}
                 CoreOut::Persist(rec) => {
                     self.disk
                         .append(&rec)
@@ -924,6 +1090,10 @@ impl Simulation {
                         ..
                     } = &request
                     {
+                        if self.zombie_mode {
+                            self.execute(now, tag, request, timeout_ms);
+                            continue;
+                        }
                         {
                             if let Some((restart_after_ms, tear)) = self.crash_on_next_fence.take()
                             {
@@ -1020,7 +1190,11 @@ impl Simulation {
                 } else if !self.world.can_read_storage(checker) {
                     let l = self.rng.gen_range(5..200);
                     self.deliver_in(now, l, tag, Outcome::CheckerCannotReadStorage);
-                } else if window_ms > timeout_ms {
+                } else if window_ms > timeout_ms
+                    || self.world.clusters[self.world.hosts[target].cluster].storage_slow
+                {
+                    // storage-slow: the reads outlast the window and the
+                    // check's time bound.
                     self.deliver_in(now, timeout_ms, tag, Outcome::TimedOut);
                 } else {
                     let lw_start = self.world.last_write(target, now);
@@ -1042,7 +1216,8 @@ impl Simulation {
             Request::PowerRead { host } => match self.bmc_latency(host, timeout_ms) {
                 Err(o) => self.answer_round(host, timeout_ms, timeout_ms, tag, o),
                 Ok(l) => {
-                    let o = match self.world.hosts[host].chassis {
+                    let h = &self.world.hosts[host];
+                    let o = match h.bmc.read(h.chassis) {
                         Chassis::On => Outcome::PowerIsOn,
                         Chassis::Off => Outcome::PowerIsOff,
                     };
@@ -1057,7 +1232,24 @@ impl Simulation {
                 host,
                 op,
                 fence: evidence,
+                epoch,
             } => {
+                if self.zombie_mode {
+                    self.zombie_power_actions += 1;
+                }
+                let token_checked = self.opts.broken != Some(BrokenGate::FencingToken);
+                if token_checked && epoch < self.world.fencing_token {
+                    // The BMC driver refuses a superseded coordinator.
+                    self.timeline.line(now, "world", || {
+                        format!(
+                            "BMC driver refuses {op:?} of h{host}: epoch {epoch} < token {}",
+                            self.world.fencing_token
+                        )
+                    });
+                    let l = self.rng.gen_range(1..20);
+                    self.deliver_in(now, l, tag, Outcome::PowerRefused);
+                    return;
+                }
                 // Every operation that takes power from a host running VMs
                 // is judged as a fence, whatever the core calls it: the
                 // simulated data center has no operator, so a power-off
@@ -1094,9 +1286,42 @@ impl Simulation {
                 match latency {
                     Err(o) => self.deliver_in(now, timeout_ms, tag, o),
                     Ok(l) => {
-                        self.queue
-                            .schedule(now.plus_ms(l), Ev::PowerLands { host, op, fence });
-                        self.deliver_in(now, l, tag, Outcome::PowerDone);
+                        let lands = Ev::PowerLands {
+                            host,
+                            op,
+                            fence,
+                            epoch,
+                        };
+                        self.queue.schedule(now.plus_ms(l), lands);
+                        let bmc = &self.world.hosts[host].bmc;
+                        if bmc.duplicates_ops {
+                            // A retransmitted command executes again.
+                            let again = l + self.rng.gen_range(300..3_000);
+                            let lands = Ev::PowerLands {
+                                host,
+                                op,
+                                fence,
+                                epoch,
+                            };
+                            self.queue.schedule(now.plus_ms(again), lands);
+                        }
+                        if self.world.hosts[host].bmc.loses_acks {
+                            // Executed, but the answer is lost (the driver
+                            // times out) or comes after the timeout.
+                            let late = if self.rng.gen_bool(0.5) {
+                                timeout_ms
+                            } else {
+                                timeout_ms + self.rng.gen_range(1..5_000)
+                            };
+                            let o = if late == timeout_ms {
+                                Outcome::TimedOut
+                            } else {
+                                Outcome::PowerDone
+                            };
+                            self.deliver_in(now, late, tag, o);
+                        } else {
+                            self.deliver_in(now, l, tag, Outcome::PowerDone);
+                        }
                     }
                 }
             }
@@ -1144,11 +1369,15 @@ impl Simulation {
             && self.core.is_some()
         {
             let settled_before = SimTime(now.0 - self.opts.settle_ms / 2);
+            // A SUSPECT host with fewer than two peers able to check it
+            // stays SUSPECT by design (one checker never convicts alone):
+            // excused by ground truth, not by the core's word.
             let stuck: Vec<_> = self
                 .transient
                 .iter()
                 .map(|&h| (h, self.tracks[h].state, self.tracks[h].since))
                 .filter(|(_, _, since)| *since <= settled_before)
+                .filter(|&(h, s, _)| !(s == "SUSPECT" && self.world.possible_checkers(h) < 2))
                 .collect();
             for (h, s, since) in stuck {
                 self.checker
@@ -1247,7 +1476,7 @@ mod tests {
                 seed: 7,
                 timeline: false,
                 settle_ms: 0,
-                quorum_gate: true,
+                broken: None,
             },
         );
         // Only the deliveries scheduled by the test stay in the queue.

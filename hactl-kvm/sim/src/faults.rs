@@ -92,6 +92,61 @@ pub enum Fault {
         host: HostIdx,
         delta_ms: i64,
     },
+    /// The BMC reads OFF while the chassis is ON.
+    BmcLiesOff {
+        host: HostIdx,
+    },
+    BmcHonest {
+        host: HostIdx,
+    },
+    /// The BMC answers power reads from a stale cache (the state at the
+    /// fault).
+    BmcStaleRead {
+        host: HostIdx,
+    },
+    BmcFresh {
+        host: HostIdx,
+    },
+    /// Power operations execute but their answers are lost or late.
+    PowerAcksLost {
+        host: HostIdx,
+    },
+    PowerAcksBack {
+        host: HostIdx,
+    },
+    /// Power operations execute twice (retransmission).
+    PowerOpsDuplicated {
+        host: HostIdx,
+    },
+    PowerOpsSingle {
+        host: HostIdx,
+    },
+    /// The host, as an activity checker, answers wrong `pct` % of the time.
+    CheckerWrong {
+        host: HostIdx,
+        pct: u32,
+    },
+    CheckerRight {
+        host: HostIdx,
+    },
+    /// The quorum provider goes silent while the coordinator loses quorum:
+    /// the last report it gave was "quorate".
+    QuorumProviderDies,
+    /// The provider is back (and the coordinator quorate again).
+    QuorumProviderBack,
+    /// Heartbeat reads on the cluster's storage outlast a sample window.
+    StorageSlow {
+        cluster: ClusterIdx,
+    },
+    StorageNormal {
+        cluster: ClusterIdx,
+    },
+    /// The coordinator is superseded: a new instance recovers from its
+    /// journal and takes over while the old one keeps running and acting
+    /// (it stops after `zombie_for_ms`).
+    ZombieCoordinator {
+        zombie_for_ms: u64,
+    },
 }
 
 impl Fault {
@@ -109,6 +164,13 @@ impl Fault {
                 | Fault::HealCluster { .. }
                 | Fault::HealHost { .. }
                 | Fault::QuorumRegained
+                | Fault::BmcHonest { .. }
+                | Fault::BmcFresh { .. }
+                | Fault::PowerAcksBack { .. }
+                | Fault::PowerOpsSingle { .. }
+                | Fault::CheckerRight { .. }
+                | Fault::QuorumProviderBack
+                | Fault::StorageNormal { .. }
         )
     }
 }
@@ -168,6 +230,48 @@ impl fmt::Display for Fault {
             Fault::HostWallClockStep { host, delta_ms } => {
                 write!(f, "h{host} wall clock steps by {:+} s", delta_ms / 1000)
             }
+            Fault::BmcLiesOff { host } => {
+                write!(f, "BMC of h{host} reads OFF while the chassis is ON")
+            }
+            Fault::BmcHonest { host } => write!(f, "BMC of h{host} reads the chassis again"),
+            Fault::BmcStaleRead { host } => {
+                write!(f, "BMC of h{host} answers reads from a stale cache")
+            }
+            Fault::BmcFresh { host } => write!(f, "BMC of h{host} reads fresh again"),
+            Fault::PowerAcksLost { host } => {
+                write!(
+                    f,
+                    "power operations on h{host} execute but their answers are lost"
+                )
+            }
+            Fault::PowerAcksBack { host } => write!(f, "power answers of h{host} arrive again"),
+            Fault::PowerOpsDuplicated { host } => {
+                write!(f, "power operations on h{host} execute twice")
+            }
+            Fault::PowerOpsSingle { host } => write!(f, "power operations on h{host} execute once"),
+            Fault::CheckerWrong { host, pct } => {
+                write!(f, "h{host} as checker answers wrong {pct} % of the time")
+            }
+            Fault::CheckerRight { host } => write!(f, "h{host} as checker answers right again"),
+            Fault::QuorumProviderDies => {
+                write!(
+                    f,
+                    "quorum provider goes silent (last said quorate) and quorum is lost"
+                )
+            }
+            Fault::QuorumProviderBack => write!(f, "quorum provider back, quorum regained"),
+            Fault::StorageSlow { cluster } => {
+                write!(
+                    f,
+                    "storage of c{cluster} slow: heartbeat reads outlast the sample window"
+                )
+            }
+            Fault::StorageNormal { cluster } => write!(f, "storage of c{cluster} normal again"),
+            Fault::ZombieCoordinator { zombie_for_ms } => write!(
+                f,
+                "a new coordinator takes over from the journal; the old one keeps running for {} s",
+                zombie_for_ms / 1000
+            ),
         }
     }
 }

@@ -42,6 +42,12 @@ pub enum Invariant {
     HeartbeatAdvancedBeforeOffLanded,
     /// The coordinator could not be rebuilt from its journal.
     RestartFailed,
+    /// A fence was issued within the start-up grace of the coordinator
+    /// process that issued it.
+    FenceDuringStartupGrace,
+    /// A power action of a superseded coordinator (older epoch than the
+    /// newest) reached a chassis.
+    SupersededCoordinatorActed,
 }
 
 /// One broken invariant, with enough context to find it in the timeline.
@@ -70,8 +76,13 @@ pub struct Bounds {
     /// Share of a cluster (percent) beyond which the mass-failure guard may
     /// legitimately hold fencing back.
     pub mass_failure_share_pct: u32,
-    /// Coordinator start-up grace: no fencing expected this long after a start.
+    /// Coordinator start-up grace: no fencing expected this long after a
+    /// start, and none allowed.
     pub startup_grace_ms: u64,
+    /// A "quorate" report counts this long: a fence issued within this time
+    /// of the ground-truth loss of quorum is within the lease (the rest of
+    /// the cluster waits the lease out before acting on the lost member).
+    pub quorum_lease_ms: u64,
 }
 
 /// How many "dead" answers per host the checker remembers to verify that a
@@ -113,6 +124,8 @@ pub struct InvariantChecker {
     /// (safety never does).
     guard_tripped: std::collections::HashSet<ClusterIdx>,
     pub violations: Vec<Violation>,
+    /// When the current coordinator process started (ground truth).
+    coordinator_started_at: Option<SimTime>,
 }
 
 /// What the engine knows about the coordinator that bears on whether a
@@ -133,6 +146,7 @@ impl InvariantChecker {
             cap_stop_until_cluster: std::collections::HashMap::new(),
             guard_tripped: std::collections::HashSet::new(),
             violations: Vec::new(),
+            coordinator_started_at: None,
         }
     }
 
@@ -180,13 +194,34 @@ impl InvariantChecker {
     ) -> usize {
         let before = self.violations.len();
         let cluster = world.hosts[host].cluster;
-        if !world.quorate {
+        let within_lease = world
+            .quorum_lost_at
+            .is_some_and(|t| now.since(t) < self.bounds.quorum_lease_ms);
+        if !world.quorate && !within_lease {
             self.violate(
                 now,
                 Invariant::FenceWithoutQuorum,
                 Some(host),
-                "fence issued while the coordinator was not quorate".into(),
+                format!(
+                    "fence issued while the coordinator was not quorate (lost at {:?}, lease {} s)",
+                    world.quorum_lost_at.map(|t| t.to_string()),
+                    self.bounds.quorum_lease_ms / 1000
+                ),
             );
+        }
+        if let Some(started) = self.coordinator_started_at {
+            if now.since(started) < self.bounds.startup_grace_ms {
+                self.violate(
+                    now,
+                    Invariant::FenceDuringStartupGrace,
+                    Some(host),
+                    format!(
+                        "fence {} s after the coordinator started (grace {} s)",
+                        now.since(started) / 1000,
+                        self.bounds.startup_grace_ms / 1000
+                    ),
+                );
+            }
         }
         let in_cluster = self.fences_in_window(now, Some(cluster));
         let global = self.fences_in_window(now, None);
@@ -517,6 +552,21 @@ impl InvariantChecker {
         );
     }
 
+    /// A coordinator process started now.
+    pub fn coordinator_started(&mut self, now: SimTime) {
+        self.coordinator_started_at = Some(now);
+    }
+
+    /// A superseded coordinator's power action reached the chassis.
+    pub fn superseded_acted(&mut self, now: SimTime, host: HostIdx, epoch: u32, token: u32) {
+        self.violate(
+            now,
+            Invariant::SupersededCoordinatorActed,
+            Some(host),
+            format!("power action of epoch {epoch} landed after epoch {token} took over"),
+        );
+    }
+
     pub fn fence_success_not_confirmed(&mut self, now: SimTime, host: HostIdx, detail: String) {
         self.violate(now, Invariant::FenceSuccessNotConfirmed, Some(host), detail);
     }
@@ -541,6 +591,7 @@ mod tests {
             operation_state_bound_ms: 900_000,
             mass_failure_share_pct: 50,
             startup_grace_ms: 60_000,
+            quorum_lease_ms: 30_000,
         }
     }
 

@@ -28,7 +28,9 @@ pub use bench::{bench, BenchConfig, BenchReport};
 pub use report::{RunReport, SweepReport};
 pub use scenario::{ScenarioError, SCENARIOS};
 
+pub use engine::BrokenGate;
 use engine::{RunOptions, Simulation};
+pub use hactl_core::SelfTestGate;
 
 /// Quiet tail at the end of a named scenario after which no host may still
 /// be in a transient state.
@@ -46,7 +48,29 @@ pub fn run_scenario(
         seed,
         timeline,
         settle_ms: SCENARIO_SETTLE_MS,
-        quorum_gate: true,
+        broken: None,
+    };
+    Ok(Simulation::new(&sc, opts).run())
+}
+
+/// Runs a named scenario with one safety mechanism broken on purpose (a
+/// core gate needs a `checker-self-test` build): proves that the invariant
+/// checker catches a core, or BMC driver, without it.
+pub fn run_scenario_with_broken_gate(
+    name: &str,
+    seed: u64,
+    hosts: Option<usize>,
+    broken: BrokenGate,
+) -> Result<RunReport, ScenarioError> {
+    if matches!(broken, BrokenGate::Core(_)) && !cfg!(feature = "checker-self-test") {
+        return Err(ScenarioError::SelfTestUnavailable);
+    }
+    let sc = scenario::named(name, hosts)?;
+    let opts = RunOptions {
+        seed,
+        timeline: true,
+        settle_ms: SCENARIO_SETTLE_MS,
+        broken: Some(broken),
     };
     Ok(Simulation::new(&sc, opts).run())
 }
@@ -68,7 +92,7 @@ pub fn run_scenario_without_quorum_gate(
         seed,
         timeline,
         settle_ms: SCENARIO_SETTLE_MS,
-        quorum_gate: false,
+        broken: Some(BrokenGate::Core(hactl_core::SelfTestGate::Quorum)),
     };
     Ok(Simulation::new(&sc, opts).run())
 }
@@ -80,7 +104,7 @@ pub fn run_random(seed: u64, hosts: usize, timeline: bool) -> RunReport {
         seed,
         timeline,
         settle_ms: scenario::RANDOM_SETTLE_S * 1000,
-        quorum_gate: true,
+        broken: None,
     };
     Simulation::new(&sc, opts).run()
 }

@@ -26,6 +26,8 @@ pub enum Request {
         host: HostIdx,
         op: PowerOp,
         fence: Option<FenceEvidence>,
+        /// The coordinator's epoch: the fencing token the BMC driver checks.
+        epoch: u32,
     },
 }
 
@@ -71,6 +73,9 @@ pub enum Outcome {
     BmcUnreachable,
     /// The BMC accepted the power operation.
     PowerDone,
+    /// The BMC driver refused the power operation: its fencing token is
+    /// older than the current coordinator's.
+    PowerRefused,
 }
 
 /// Everything the core hands back to the engine from one call.

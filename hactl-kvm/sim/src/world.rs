@@ -67,6 +67,27 @@ pub struct Bmc {
     pub extra_latency_ms: u64,
     /// The BMC shares the host's power feed and is dead while it is cut.
     pub powered: bool,
+    /// bmc-lies-off: power reads answer OFF whatever the chassis does.
+    pub lies_off: bool,
+    /// bmc-stale-read: power reads answer this cached state.
+    pub stale: Option<Chassis>,
+    /// lost-power-ack: power operations execute but their answer is lost
+    /// (the driver times out) or arrives after the timeout.
+    pub loses_acks: bool,
+    /// duplicate-power-op: every power operation executes twice (a
+    /// retransmitted command).
+    pub duplicates_ops: bool,
+}
+
+impl Bmc {
+    /// What a power read answers for a chassis in state `chassis`.
+    pub fn read(&self, chassis: Chassis) -> Chassis {
+        if self.lies_off {
+            Chassis::Off
+        } else {
+            self.stale.unwrap_or(chassis)
+        }
+    }
 }
 
 /// How many past writing spells a heartbeat remembers for judging fences
@@ -144,6 +165,10 @@ pub struct Host {
     pub dead_since: Option<SimTime>,
     /// Skew of this host's wall clock (what it writes into its heartbeat file).
     pub wall_offset_ms: i64,
+    /// checker-wrong: as a checker, this host answers the opposite of the
+    /// truth (DEAD for a live host, ALIVE for a dead one) this often, in
+    /// percent.
+    pub checker_wrong_pct: u32,
     pub heartbeat: Heartbeat,
     pub name: String,
 }
@@ -158,6 +183,9 @@ pub struct Cluster {
     pub nfs_ok: bool,
     /// Data-network partition between the coordinator and every host here.
     pub partitioned: bool,
+    /// storage-slow: heartbeat reads take longer than an activity sample
+    /// window (checks time out: cannot tell).
+    pub storage_slow: bool,
 }
 
 /// Everything true about the data center at the current instant.
@@ -165,7 +193,15 @@ pub struct Cluster {
 pub struct World {
     pub hosts: Vec<Host>,
     pub clusters: Vec<Cluster>,
+    /// Ground truth: the coordinator is in the quorate partition.
     pub quorate: bool,
+    /// When it last lost quorum (None while quorate).
+    pub quorum_lost_at: Option<SimTime>,
+    /// The quorum provider reports (false: quorum-provider-dies, silent).
+    pub quorum_provider_alive: bool,
+    /// The highest coordinator epoch the BMC driver has seen on a power
+    /// action: the fencing token; lower ones are refused.
+    pub fencing_token: u32,
     pub heartbeat_period_ms: u64,
     /// Offset of the coordinator's wall clock from virtual time (clock steps).
     pub coordinator_wall_offset_ms: i64,
@@ -187,6 +223,7 @@ impl World {
                 hosts: first..last,
                 nfs_ok: true,
                 partitioned: false,
+                storage_slow: false,
             });
             for h in first..last {
                 hosts.push(Host {
@@ -202,11 +239,16 @@ impl World {
                         reachable: true,
                         extra_latency_ms: 0,
                         powered: true,
+                        lies_off: false,
+                        stale: None,
+                        loses_acks: false,
+                        duplicates_ops: false,
                     },
                     heartbeat: Heartbeat::default(),
                     failure_epoch: 0,
                     dead_since: None,
                     wall_offset_ms: 0,
+                    checker_wrong_pct: 0,
                     feed_cut: false,
                 });
             }
@@ -215,6 +257,9 @@ impl World {
             hosts,
             clusters,
             quorate: true,
+            quorum_lost_at: None,
+            quorum_provider_alive: true,
+            fencing_token: 0,
             heartbeat_period_ms,
             coordinator_wall_offset_ms: 0,
         }
@@ -281,6 +326,21 @@ impl World {
     pub fn agent_answers(&self, h: HostIdx) -> bool {
         let host = &self.hosts[h];
         host.chassis == Chassis::On && host.os == Os::Running && host.agent_up
+    }
+
+    /// Peers of `h` in its cluster that could check its activity now:
+    /// running, agent answering and reachable, storage readable.
+    pub fn possible_checkers(&self, h: HostIdx) -> usize {
+        self.clusters[self.hosts[h].cluster]
+            .hosts
+            .clone()
+            .filter(|&x| {
+                x != h
+                    && self.agent_answers(x)
+                    && self.agent_reachable(x)
+                    && self.can_read_storage(x)
+            })
+            .count()
     }
 
     pub fn bmc_answers(&self, h: HostIdx) -> bool {

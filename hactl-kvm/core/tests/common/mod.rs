@@ -75,7 +75,13 @@ pub struct World {
     pub started_at: Millis,
     /// Outstanding power actions per host: (issued at, timeout).
     pub outstanding: BTreeMap<HostId, (Millis, Millis)>,
+    /// When the quorum provider next repeats "quorate" (renews the lease).
+    next_quorum_renewal: Millis,
 }
+
+/// The quorum provider repeats its report this often (the core's lease is
+/// 30 s).
+pub const QUORUM_RENEWAL_MS: Millis = 10_000;
 
 pub const HB_LAT: Millis = 50;
 
@@ -100,6 +106,7 @@ impl World {
             network_ok: true,
             started_at: 0,
             outstanding: BTreeMap::new(),
+            next_quorum_renewal: QUORUM_RENEWAL_MS,
         };
         let start = w.core.start_actions();
         w.process(start);
@@ -374,7 +381,8 @@ impl World {
             let next_pending = self.pending.iter().map(|p| (p.0, p.1)).min();
             let next_timer = self.core.next_timeout();
             let next_boot = self.hosts.values().filter_map(|h| h.boot_at).min();
-            let next = [next_pending.map(|p| p.0), next_timer, next_boot]
+            let renewal = Some(self.next_quorum_renewal);
+            let next = [next_pending.map(|p| p.0), next_timer, next_boot, renewal]
                 .into_iter()
                 .flatten()
                 .min();
@@ -386,6 +394,16 @@ impl World {
             };
             self.now = next.max(self.now);
             self.step_world();
+            if self.now >= self.next_quorum_renewal {
+                self.next_quorum_renewal = self.now + QUORUM_RENEWAL_MS;
+                if self.quorate {
+                    let a = self
+                        .core
+                        .handle(self.now, Input::QuorumChanged { quorate: true });
+                    self.process(a);
+                }
+                continue;
+            }
             if let Some((at, seq)) = next_pending.filter(|p| p.0 <= self.now) {
                 let idx = self
                     .pending
