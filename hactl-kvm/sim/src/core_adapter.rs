@@ -116,6 +116,7 @@ impl CoreDriver {
             mass_failure_share_pct: (cfg.mass_failure.share * 100.0).round() as u32,
             startup_grace_ms: cfg.startup_grace_ms,
             quorum_lease_ms: cfg.quorum_lease_ms,
+            mass_failure_window_ms: cfg.mass_failure.window_ms,
         }
     }
 

@@ -447,6 +447,9 @@ impl Simulation {
             Ev::QuorumRenewal => {
                 if self.world.quorum_provider_alive {
                     self.feed_quorum(now);
+                    // The superseded instance still hears its provider: it
+                    // is not stopped by losing quorum, only by the token.
+                    self.as_zombie(|s| s.feed_quorum(now));
                 }
                 self.queue
                     .schedule(now.plus_ms(QUORUM_RENEWAL_MS), Ev::QuorumRenewal);
@@ -495,7 +498,6 @@ impl Simulation {
                 // fencing token every power action must now carry.
                 self.world.fencing_token = self.world.fencing_token.max(core.epoch());
                 self.checker.coordinator_started(now);
-                self.checker.clear_guards();
                 self.core = Some(core);
                 self.coordinator_started_at = now;
                 if restart {
@@ -608,6 +610,48 @@ impl Simulation {
         if f.is_disruptive() {
             self.last_disruptive_fault = now;
         }
+        // Hosts whose health the fault can change: their turning unhealthy
+        // is what the mass-failure guard reacts to (judged on ground truth).
+        let affected = self.fault_scope(&f);
+        let was_unhealthy: Vec<bool> = affected.clone().map(|h| self.unhealthy(h)).collect();
+        self.apply_fault_to_world(now, f);
+        for (h, was) in affected.zip(was_unhealthy) {
+            if !was && self.unhealthy(h) {
+                self.checker.note_unhealthy(h, now);
+            }
+        }
+        let view = self.coord_view();
+        let dead = self.dead.clone();
+        self.checker.check_dead_hosts(now, &self.world, &dead, view);
+    }
+
+    /// Ground truth: the host would fail a health check now.
+    fn unhealthy(&self, h: HostIdx) -> bool {
+        let w = &self.world;
+        !(w.agent_answers(h) && w.agent_reachable(h) && w.agent_healthy(h))
+    }
+
+    /// The hosts a fault can touch.
+    fn fault_scope(&self, f: &Fault) -> std::ops::Range<HostIdx> {
+        match *f {
+            Fault::HostCrash { host }
+            | Fault::HostAndBmcLosePower { host }
+            | Fault::PowerFeedRestored { host }
+            | Fault::AgentDown { host }
+            | Fault::AgentUp { host }
+            | Fault::HostNfsDown { host }
+            | Fault::HostNfsUp { host }
+            | Fault::PartitionHost { host }
+            | Fault::HealHost { host } => host..host + 1,
+            Fault::ClusterNfsDown { cluster }
+            | Fault::ClusterNfsUp { cluster }
+            | Fault::PartitionCluster { cluster }
+            | Fault::HealCluster { cluster } => self.world.clusters[cluster].hosts.clone(),
+            _ => 0..0,
+        }
+    }
+
+    fn apply_fault_to_world(&mut self, now: SimTime, f: Fault) {
         let w = &mut self.world;
         let mut touched: Option<HostIdx> = None;
         let mut cluster_touched = None;
@@ -765,9 +809,6 @@ impl Simulation {
                 self.world.refresh_heartbeat(h, now, phase);
             }
         }
-        let view = self.coord_view();
-        let dead = self.dead.clone();
-        self.checker.check_dead_hosts(now, &self.world, &dead, view);
     }
 
     fn chassis_on(&mut self, now: SimTime, host: HostIdx) {
@@ -1072,7 +1113,7 @@ impl Simulation {
                         "mass_failure_cleared"
                     };
                     *self.event_counts.entry(kind).or_default() += 1;
-                    self.checker.set_guard(now, cluster, tripped);
+                    let _ = cluster;
                     self.timeline.line(now, "event", text);
                 }
                 CoreOut::Note { kind, text } => {
@@ -1448,6 +1489,7 @@ impl Simulation {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             coordinator_restarts: self.coordinator_restarts,
+            superseded_power_actions: self.zombie_power_actions,
             journal_bytes: self.disk.len(),
             events: self.events,
             max_queue_len: self.max_queue,

@@ -45,6 +45,10 @@ pub enum Invariant {
     /// A fence was issued within the start-up grace of the coordinator
     /// process that issued it.
     FenceDuringStartupGrace,
+    /// A fence while more than the mass-failure share of its cluster had
+    /// turned unhealthy within the guard's window (and long enough ago for
+    /// the coordinator's health checks to have seen it).
+    FenceDuringMassFailure,
     /// A power action of a superseded coordinator (older epoch than the
     /// newest) reached a chassis.
     SupersededCoordinatorActed,
@@ -79,11 +83,17 @@ pub struct Bounds {
     /// Coordinator start-up grace: no fencing expected this long after a
     /// start, and none allowed.
     pub startup_grace_ms: u64,
+    /// The mass-failure guard's window.
+    pub mass_failure_window_ms: u64,
     /// A "quorate" report counts this long: a fence issued within this time
     /// of the ground-truth loss of quorum is within the lease (the rest of
     /// the cluster waits the lease out before acting on the lost member).
     pub quorum_lease_ms: u64,
 }
+
+/// How long after a host turns unhealthy the coordinator has surely seen
+/// it: a health interval, its timeout, and the answer's collection.
+const OBSERVATION_DELAY_MS: u64 = 15_000;
 
 /// How many "dead" answers per host the checker remembers to verify that a
 /// fence's evidence is made of windows the simulator really answered.
@@ -99,6 +109,11 @@ pub struct HostRecord {
     pub off_evidence_from: Option<SimTime>,
     /// When a fence last turned this host's chassis off.
     pub last_fence_landed: Option<SimTime>,
+    /// When this host last turned unhealthy by a fault.
+    pub unhealthy_since: Option<SimTime>,
+    /// Dead windows of the last fence: a fence on the same evidence is a
+    /// retry within one recovery, not a second fence of the host.
+    pub last_fence_evidence: Option<Vec<(SimTime, SimTime)>>,
     /// Last instant something legitimate held fencing of this dead host back.
     pub death_blocked_at: Option<SimTime>,
     pub death_reported: bool,
@@ -118,11 +133,11 @@ pub struct InvariantChecker {
     /// (or until an operator acknowledges, which the simulator never does).
     cap_stop_until_global: Option<SimTime>,
     cap_stop_until_cluster: std::collections::HashMap<ClusterIdx, SimTime>,
-    /// Clusters whose mass-failure guard the core reports tripped. The guard
-    /// counts hosts that turned SUSPECT within its window, which ground truth
-    /// alone cannot reproduce exactly, so liveness trusts the announcement
-    /// (safety never does).
-    guard_tripped: std::collections::HashSet<ClusterIdx>,
+    /// When each host last turned unhealthy (ground truth): the core's
+    /// mass-failure guard counts hosts turning SUSPECT within its window;
+    /// liveness is excused when enough of a cluster turned unhealthy
+    /// recently enough for the guard to be tripped, judged on these, never
+    /// on the core's announcement.
     pub violations: Vec<Violation>,
     /// When the current coordinator process started (ground truth).
     coordinator_started_at: Option<SimTime>,
@@ -144,7 +159,7 @@ impl InvariantChecker {
             fence_log: VecDeque::new(),
             cap_stop_until_global: None,
             cap_stop_until_cluster: std::collections::HashMap::new(),
-            guard_tripped: std::collections::HashSet::new(),
+
             violations: Vec::new(),
             coordinator_started_at: None,
         }
@@ -327,21 +342,55 @@ impl InvariantChecker {
             }
         }
         // A fence decided on evidence gathered before the previous fence of
-        // this host took effect repeats a decision already carried out.
+        // this host took effect repeats a decision already carried out;
+        // unless it is a retry of that very fence (same evidence: the BMC
+        // did not confirm the off), which the heartbeat check at landing
+        // still judges.
+        let windows = evidence.map(|e| e.dead_windows.clone());
+        let retry = windows.is_some() && windows == self.hosts[host].last_fence_evidence;
+        self.hosts[host].last_fence_evidence = windows;
         let newest_evidence = evidence.and_then(|e| e.dead_windows.iter().map(|w| w.1).max());
-        if let (Some(landed), Some(newest)) = (last_landed, newest_evidence) {
+        if let (Some(landed), Some(newest), false) = (last_landed, newest_evidence, retry) {
             if newest <= landed {
                 self.violate(now, Invariant::DuplicateFence, Some(host), format!(
                     "evidence ends at {newest}, before the previous fence of this host took effect at {landed}"));
             }
         }
         let h = &world.hosts[host];
-        if h.chassis == crate::world::Chassis::Off && last_landed.is_some() && !h.feed_cut {
+        if h.chassis == crate::world::Chassis::Off && last_landed.is_some() && !h.feed_cut && !retry
+        {
             self.violate(
                 now,
                 Invariant::DuplicateFence,
                 Some(host),
                 "fence of a host whose chassis is still OFF from the previous fence".into(),
+            );
+        }
+        let cl = &world.clusters[cluster];
+        let window = self.bounds.mass_failure_window_ms;
+        let failed_recently = cl
+            .hosts
+            .clone()
+            .filter(|&x| {
+                let t = self.hosts[x].unhealthy_since;
+                t.is_some_and(|t| {
+                    let age = now.since(t);
+                    age >= OBSERVATION_DELAY_MS && age < window
+                })
+            })
+            .count();
+        if cl.hosts.len() >= 3
+            && failed_recently * 100 > cl.hosts.len() * self.bounds.mass_failure_share_pct as usize
+        {
+            self.violate(
+                now,
+                Invariant::FenceDuringMassFailure,
+                Some(host),
+                format!(
+                    "{failed_recently} of {} hosts of c{cluster} turned unhealthy within the last {} s",
+                    cl.hosts.len(),
+                    window / 1000
+                ),
             );
         }
         if world.partition_outage(cluster) {
@@ -405,18 +454,31 @@ impl InvariantChecker {
         }
     }
 
-    /// The core announced its mass-failure guard tripped or cleared.
-    pub fn set_guard(&mut self, _now: SimTime, cluster: ClusterIdx, tripped: bool) {
-        if tripped {
-            self.guard_tripped.insert(cluster);
-        } else {
-            self.guard_tripped.remove(&cluster);
-        }
+    /// Host `host` turned unhealthy (stopped answering health checks
+    /// healthily) at `now`, by a fault.
+    pub fn note_unhealthy(&mut self, host: HostIdx, now: SimTime) {
+        self.hosts[host].unhealthy_since = Some(now);
     }
 
-    /// A new coordinator incarnation starts without any guard tripped.
-    pub fn clear_guards(&mut self) {
-        self.guard_tripped.clear();
+    /// Could the mass-failure guard of cluster `c` be tripped now, by
+    /// ground truth? More than the guard's share of the cluster turned
+    /// unhealthy within a span the guard may still remember: its window
+    /// (SUSPECT comes up to a health interval plus timeout after the
+    /// fault), plus the full window it waits before clearing.
+    fn guard_may_be_tripped(&self, now: SimTime, world: &World, c: ClusterIdx) -> bool {
+        let cl = &world.clusters[c];
+        let size = cl.hosts.len();
+        let span = 3 * self.bounds.mass_failure_window_ms + 30_000;
+        let recent = cl
+            .hosts
+            .clone()
+            .filter(|&h| {
+                self.hosts[h]
+                    .unhealthy_since
+                    .is_some_and(|t| now.since(t) <= span)
+            })
+            .count();
+        size >= 3 && recent * 100 > size * self.bounds.mass_failure_share_pct as usize
     }
 
     /// The core declared the host FAILED. That ends the recovery-bound clock
@@ -491,7 +553,13 @@ impl InvariantChecker {
                 .get(&c)
                 .is_some_and(|&t| now < t)
             || self.cap_stop_until_global.is_some_and(|t| now < t)
-            || self.guard_tripped.contains(&c)
+            || self.guard_may_be_tripped(now, world, c)
+            // Faults that make a safe decision impossible for a while:
+            // checks cannot tell, a checker lies, the BMC's reads lie.
+            || cl.storage_slow
+            || cl.hosts.clone().any(|x| world.hosts[x].checker_wrong_pct > 0)
+            || h.bmc.lies_off
+            || h.bmc.stale.is_some()
     }
 
     /// Per-step liveness check for dead hosts (only hosts listed in `dead`).
@@ -591,6 +659,7 @@ mod tests {
             operation_state_bound_ms: 900_000,
             mass_failure_share_pct: 50,
             startup_grace_ms: 60_000,
+            mass_failure_window_ms: 60_000,
             quorum_lease_ms: 30_000,
         }
     }
@@ -725,6 +794,18 @@ mod tests {
             1,
             SimTime(201_000),
             Some(&dead_evidence(80_000, 88_000)),
+        );
+        assert!(
+            !kinds(&c).contains(&Invariant::DuplicateFence),
+            "a retry on the same evidence (BMC did not confirm the off) is not a second fence"
+        );
+        c.on_fence_finished(1);
+        c.on_fence_issued(
+            SimTime(300_000),
+            &w,
+            1,
+            SimTime(301_000),
+            Some(&dead_evidence(79_000, 87_000)),
         );
         assert!(kinds(&c).contains(&Invariant::DuplicateFence));
     }

@@ -67,6 +67,8 @@ pub struct RunReport {
     /// fences, operator alerts ...).
     pub core_events: BTreeMap<String, u64>,
     pub coordinator_restarts: u32,
+    /// Power actions a superseded (zombie) coordinator asked for.
+    pub superseded_power_actions: u64,
     pub journal_bytes: usize,
     /// Events the simulator processed.
     pub events: u64,

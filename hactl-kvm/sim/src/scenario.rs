@@ -35,6 +35,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("coordinator-restart", "hosts crash one after another; the coordinator crashes at its first fence (torn journal tail) and restarts; no duplicate fence, the rate cap is remembered"),
     ("mass-failure", "most hosts of a cluster fail at once; the mass-failure guard trips and nothing is fenced"),
     ("clock-step", "the coordinator's and one host's wall clocks step by hours; nothing is fenced"),
+    ("lost-power-ack", "a host crashes and every power operation on it executes but its answer is lost or late; the OFF read after the timeout confirms the fence, once"),
+    ("duplicate-power-op", "a host crashes and every power operation on it executes twice; one fence, the host comes back AVAILABLE"),
+    ("bmc-lies-off", "a healthy host's BMC reads OFF for 25 s, and a crashed host's BMC lies the same way; the healthy host is never FENCED, the crashed one is fenced by our own power-off"),
+    ("bmc-stale-read", "a host crashes and its BMC answers reads from a stale cache (ON) for 40 s around the fence; the fence is confirmed only when a fresh read says OFF"),
+    ("checker-wrong", "one checker answers the opposite of the truth every time while a host's agent is down with its VMs alive; nothing is fenced"),
+    ("quorum-provider-dies", "the quorum provider goes silent (last word: quorate) as quorum is lost, then a host crashes; nothing is fenced until the provider is back"),
+    ("storage-slow", "heartbeat reads outlast the sample window for 10 min while a host is crashed; checks cannot tell, nothing is fenced until the storage is fast again"),
+    ("zombie-coordinator", "a new coordinator recovers from the journal while the old one keeps running for 10 min; a host crashes; the old one's power actions are refused by their fencing token"),
 ];
 
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -197,6 +205,55 @@ pub fn named(name: &str, hosts: Option<usize>) -> Result<Scenario, ScenarioError
                     delta_ms: -7_200_000,
                 },
             ),
+        ],
+        "lost-power-ack" => vec![
+            (at(t - 30), Fault::PowerAcksLost { host: 1 }),
+            (at(t), Fault::HostCrash { host: 1 }),
+            (at(t + 600), Fault::PowerAcksBack { host: 1 }),
+        ],
+        "duplicate-power-op" => vec![
+            (at(t - 30), Fault::PowerOpsDuplicated { host: 1 }),
+            (at(t), Fault::HostCrash { host: 1 }),
+            (at(t + 600), Fault::PowerOpsSingle { host: 1 }),
+        ],
+        "bmc-lies-off" => vec![
+            (at(t), Fault::BmcLiesOff { host: 2 }),
+            (at(t + 25), Fault::BmcHonest { host: 2 }),
+            (at(t + 100), Fault::HostCrash { host: 1 }),
+            // Around the recovery's power refresh (30-48 s after the crash).
+            (at(t + 125), Fault::BmcLiesOff { host: 1 }),
+            (at(t + 150), Fault::BmcHonest { host: 1 }),
+        ],
+        "bmc-stale-read" => vec![
+            (at(t), Fault::HostCrash { host: 1 }),
+            // Cached ON from just before the fence until after it.
+            (at(t + 25), Fault::BmcStaleRead { host: 1 }),
+            (at(t + 65), Fault::BmcFresh { host: 1 }),
+        ],
+        "checker-wrong" => vec![
+            (at(t - 30), Fault::CheckerWrong { host: 2, pct: 100 }),
+            (at(t), Fault::AgentDown { host: 1 }),
+            (at(t + 600), Fault::AgentUp { host: 1 }),
+            (at(t + 600), Fault::CheckerRight { host: 2 }),
+        ],
+        "quorum-provider-dies" => vec![
+            (at(t - 20), Fault::QuorumProviderDies),
+            (at(t + 40), Fault::HostCrash { host: 1 }),
+            (at(t + 600), Fault::QuorumProviderBack),
+        ],
+        "storage-slow" => vec![
+            (at(t - 10), Fault::StorageSlow { cluster: 0 }),
+            (at(t), Fault::HostCrash { host: 1 }),
+            (at(t + 600), Fault::StorageNormal { cluster: 0 }),
+        ],
+        "zombie-coordinator" => vec![
+            (
+                at(t - 5),
+                Fault::ZombieCoordinator {
+                    zombie_for_ms: 600_000,
+                },
+            ),
+            (at(t), Fault::HostCrash { host: 1 }),
         ],
         other => unreachable!("scenario {other} listed but not built"),
     };

@@ -253,3 +253,141 @@ fn the_checker_catches_a_core_that_fences_without_quorum() {
         r.violations
     );
 }
+
+fn state_entries(r: &RunReport, state: &str) -> u64 {
+    r.state_entries.get(state).copied().unwrap_or(0)
+}
+
+#[test]
+fn lost_power_acks_still_fence_once_and_recover() {
+    let r = run("lost-power-ack");
+    assert_held(&r);
+    assert_eq!(r.fences, 1, "timeline:\n{}", r.timeline.join("\n"));
+    assert_eq!(state(&r, "h1"), "AVAILABLE");
+}
+
+#[test]
+fn duplicated_power_ops_fence_once_and_recover() {
+    let r = run("duplicate-power-op");
+    assert_held(&r);
+    assert_eq!(r.fences, 1);
+    assert_eq!(state(&r, "h1"), "AVAILABLE");
+}
+
+#[test]
+fn a_lying_bmc_never_makes_a_host_fenced_without_our_own_off() {
+    let r = run("bmc-lies-off");
+    assert_held(&r);
+    // Only the crashed h1 entered FENCED (after our power-off); h2, whose
+    // BMC read OFF for 25 s while it ran, never did.
+    assert_eq!(state_entries(&r, "FENCED"), 1, "{}", r.timeline.join("\n"));
+    assert_eq!(r.fences, 1);
+    assert_eq!(r.final_state_counts.get("AVAILABLE"), Some(&6));
+}
+
+#[test]
+fn a_stale_bmc_read_is_retried_never_believed() {
+    let r = run("bmc-stale-read");
+    assert_held(&r);
+    // The off landed, but the cached ON made the core retry (same
+    // evidence) and give up; FENCED only from fresh OFF reads.
+    assert!(r.fences >= 2, "{}", r.timeline.join("\n"));
+    assert_eq!(state(&r, "h1"), "FENCED");
+    assert!(state_entries(&r, "FAILED") >= 1);
+}
+
+#[test]
+fn a_wrong_checker_never_convicts_a_live_host() {
+    let r = run("checker-wrong");
+    assert_held(&r);
+    assert_eq!(r.fences, 0);
+    assert_eq!(state(&r, "h1"), "AVAILABLE");
+}
+
+#[test]
+fn a_silent_quorum_provider_closes_the_gate_when_its_lease_runs_out() {
+    let r = run("quorum-provider-dies");
+    assert_held(&r);
+    assert_eq!(r.fences, 1);
+    assert!(event_count(&r, "fence_deferred") >= 1);
+    // Crash at +40 s, provider back at +600 s: the fence waited for it.
+    let ttr = r.max_time_to_recovery_s.expect("recovered");
+    assert!(ttr > 500.0, "recovered {ttr} s after the crash");
+}
+
+#[test]
+fn slow_storage_holds_fencing_until_checks_can_tell() {
+    let r = run("storage-slow");
+    assert_held(&r);
+    assert_eq!(r.fences, 1);
+    let ttr = r.max_time_to_recovery_s.expect("recovered");
+    assert!(ttr > 590.0, "recovered {ttr} s after the crash");
+}
+
+#[test]
+fn a_zombie_coordinators_power_actions_are_refused() {
+    let r = run("zombie-coordinator");
+    assert_held(&r);
+    assert!(
+        r.superseded_power_actions >= 1,
+        "the old coordinator tried: {}",
+        r.timeline.join("\n")
+    );
+    assert_eq!(r.fences, 1, "only the new coordinator's fence executes");
+    assert_eq!(state(&r, "h1"), "AVAILABLE");
+}
+
+fn caught(r: &RunReport, invariant: &str) -> bool {
+    r.violations
+        .iter()
+        .any(|v| format!("{:?}", v.invariant) == invariant)
+}
+
+/// Every gate, broken on purpose, is caught by the checker on a scenario
+/// that needs it (and the same scenario passes with the gate intact).
+#[test]
+fn the_checker_catches_every_broken_gate() {
+    use hactl_sim::{run_scenario_with_broken_gate, BrokenGate, SelfTestGate};
+    let cases = [
+        (
+            BrokenGate::Core(SelfTestGate::Quorum),
+            "quorum-loss",
+            "FenceWithoutQuorum",
+        ),
+        (
+            BrokenGate::Core(SelfTestGate::RateCap),
+            "coordinator-restart",
+            "RateCapExceeded",
+        ),
+        (
+            BrokenGate::Core(SelfTestGate::Evidence),
+            "agent-down-vms-alive",
+            "FenceWithoutActivityCheck",
+        ),
+        (
+            BrokenGate::Core(SelfTestGate::MassFailure),
+            "mass-failure",
+            "FenceDuringMassFailure",
+        ),
+        (
+            BrokenGate::Core(SelfTestGate::StartupGrace),
+            "zombie-coordinator",
+            "FenceDuringStartupGrace",
+        ),
+        (
+            BrokenGate::FencingToken,
+            "zombie-coordinator",
+            "SupersededCoordinatorActed",
+        ),
+    ];
+    for (gate, scenario, invariant) in cases {
+        assert_held(&run(scenario));
+        let r = run_scenario_with_broken_gate(scenario, 1, None, gate).unwrap();
+        assert!(
+            caught(&r, invariant),
+            "{gate:?} broken on {scenario}: expected {invariant}, got {:?}\n{}",
+            r.violations,
+            r.timeline.join("\n")
+        );
+    }
+}
