@@ -71,6 +71,16 @@ struct SimulateArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(3..=100_000), conflicts_with = "list")]
     hosts: Option<u64>,
 
+    /// With --random: seed S runs on HOSTS + S % (MAX - HOSTS + 1) hosts.
+    #[arg(long, value_name = "MAX", requires = "random",
+          value_parser = clap::value_parser!(u64).range(3..=100_000))]
+    max_hosts: Option<u64>,
+
+    /// Fault classes a random schedule draws from, comma-separated
+    /// (default: all). `--list` names them.
+    #[arg(long, value_name = "LIST", requires = "random", default_value = "all")]
+    faults: String,
+
     /// Virtual hours the benchmark simulates (with --bench).
     #[arg(long, value_name = "H", default_value_t = 24, requires = "bench",
           value_parser = clap::value_parser!(u64).range(1..=720))]
@@ -111,6 +121,11 @@ fn simulate(args: SimulateArgs) -> ExitCode {
         for (name, what) in hactl_sim::SCENARIOS {
             println!("{name:<width$}  {what}");
         }
+        let classes: Vec<&str> = hactl_sim::FAULT_CLASSES.iter().map(|(_, n)| *n).collect();
+        println!(
+            "fault classes for --random --faults LIST: {}",
+            classes.join(", ")
+        );
         return ExitCode::SUCCESS;
     }
     if args.bench {
@@ -135,12 +150,25 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     if args.random {
         let seeds = args.seeds.unwrap_or(1);
         let hosts = hosts.unwrap_or(5);
+        let classes = match hactl_sim::parse_fault_classes(&args.faults) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("hactl-kvm simulate: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let max_hosts = args.max_hosts.map_or(hosts, |m| m as usize);
+        if max_hosts < hosts {
+            eprintln!("hactl-kvm simulate: --max-hosts ({max_hosts}) is below --hosts ({hosts})");
+            return ExitCode::from(2);
+        }
         if seeds == 1 {
             // A single seed is a replay: show it like a named scenario.
-            let rep = hactl_sim::run_random(args.first_seed, hosts, !args.json);
+            let n = hosts + (args.first_seed % (max_hosts - hosts + 1) as u64) as usize;
+            let rep = hactl_sim::run_random_with(args.first_seed, n, &classes, !args.json);
             return report_run(&rep, args.json);
         }
-        let rep = hactl_sim::sweep(args.first_seed, seeds, hosts);
+        let rep = hactl_sim::sweep_with(args.first_seed, seeds, hosts..=max_hosts, &classes);
         if args.json {
             print_json(&rep);
         } else {
@@ -148,7 +176,11 @@ fn simulate(args: SimulateArgs) -> ExitCode {
                 "random sweep: seeds {}..{} on {} hosts: {} fences, {} dead hosts recovered, max time to recovery {}",
                 rep.first_seed,
                 rep.first_seed + rep.seeds,
-                rep.hosts,
+                if rep.max_hosts > rep.hosts {
+                    format!("{}-{}", rep.hosts, rep.max_hosts)
+                } else {
+                    rep.hosts.to_string()
+                },
                 rep.fences,
                 rep.recoveries,
                 rep.max_time_to_recovery_s.map(|v| format!("{v:.1} s")).unwrap_or_else(|| "n/a".into())
@@ -172,7 +204,8 @@ fn simulate(args: SimulateArgs) -> ExitCode {
                     );
                 }
                 println!(
-                    "replay one with: hactl-kvm simulate --random --seeds 1 --first-seed SEED"
+                    "replay one with: hactl-kvm simulate --random --seeds 1 --first-seed SEED \
+                     (with the same --hosts/--max-hosts/--faults)"
                 );
             }
         }

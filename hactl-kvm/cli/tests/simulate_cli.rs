@@ -34,7 +34,51 @@ const REQUIRED_SCENARIOS: &[&str] = &[
     "quorum-loss",
     "coordinator-restart",
     "mass-failure",
+    "lost-power-ack",
+    "duplicate-power-op",
+    "bmc-lies-off",
+    "bmc-stale-read",
+    "checker-wrong",
+    "quorum-provider-dies",
+    "storage-slow",
+    "zombie-coordinator",
 ];
+
+#[test]
+fn faults_selects_fault_classes_and_rejects_unknown_ones() {
+    let o = hactl(&[
+        "simulate",
+        "--random",
+        "--seeds",
+        "20",
+        "--hosts",
+        "6",
+        "--max-hosts",
+        "12",
+        "--faults",
+        "host-crash,bmc-lies-off,zombie-coordinator",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["seeds"], 20);
+    assert_eq!(v["max_hosts"], 12);
+    let o = hactl(&[
+        "simulate",
+        "--random",
+        "--seeds",
+        "2",
+        "--faults",
+        "host-crash,meteor",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown fault class \"meteor\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}
 
 #[test]
 fn list_names_every_required_scenario_one_per_line() {

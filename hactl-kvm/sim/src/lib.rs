@@ -26,7 +26,9 @@ pub mod world;
 
 pub use bench::{bench, BenchConfig, BenchReport};
 pub use report::{RunReport, SweepReport};
-pub use scenario::{ScenarioError, SCENARIOS};
+pub use scenario::{
+    all_fault_classes, parse_fault_classes, FaultClass, ScenarioError, FAULT_CLASSES, SCENARIOS,
+};
 
 pub use engine::BrokenGate;
 use engine::{RunOptions, Simulation};
@@ -97,9 +99,20 @@ pub fn run_scenario_without_quorum_gate(
     Ok(Simulation::new(&sc, opts).run())
 }
 
-/// Runs one seeded random fault schedule on `hosts` hosts.
+/// Runs one seeded random fault schedule on `hosts` hosts drawing from
+/// every fault class.
 pub fn run_random(seed: u64, hosts: usize, timeline: bool) -> RunReport {
-    let sc = scenario::random(seed, hosts);
+    run_random_with(seed, hosts, &scenario::all_fault_classes(), timeline)
+}
+
+/// Runs one seeded random fault schedule drawing from `classes`.
+pub fn run_random_with(
+    seed: u64,
+    hosts: usize,
+    classes: &[FaultClass],
+    timeline: bool,
+) -> RunReport {
+    let sc = scenario::random(seed, hosts, classes);
     let opts = RunOptions {
         seed,
         timeline,
@@ -111,13 +124,32 @@ pub fn run_random(seed: u64, hosts: usize, timeline: bool) -> RunReport {
 
 /// Runs `seeds` random schedules starting at `first_seed` and aggregates them.
 pub fn sweep(first_seed: u64, seeds: u64, hosts: usize) -> SweepReport {
+    sweep_with(
+        first_seed,
+        seeds,
+        hosts..=hosts,
+        &scenario::all_fault_classes(),
+    )
+}
+
+/// Runs `seeds` random schedules drawing from `classes`; seed `s` runs on
+/// `hosts.start() + s % (range length)` hosts, so a sweep covers the sizes.
+pub fn sweep_with(
+    first_seed: u64,
+    seeds: u64,
+    hosts: std::ops::RangeInclusive<usize>,
+    classes: &[FaultClass],
+) -> SweepReport {
+    let (lo, hi) = (*hosts.start(), (*hosts.end()).max(*hosts.start()));
     let mut rep = SweepReport {
         first_seed,
-        hosts,
+        hosts: lo,
+        max_hosts: hi,
         ..SweepReport::default()
     };
     for seed in first_seed..first_seed.saturating_add(seeds) {
-        rep.add(&run_random(seed, hosts, false));
+        let n = lo + (seed % (hi - lo + 1) as u64) as usize;
+        rep.add(&run_random_with(seed, n, classes, false));
     }
     rep
 }

@@ -140,7 +140,9 @@ pub struct FailedSeed {
 pub struct SweepReport {
     pub seeds: u64,
     pub first_seed: u64,
+    /// Hosts per run: from `hosts` to `max_hosts` (seed modulo the range).
     pub hosts: usize,
+    pub max_hosts: usize,
     pub fences: u64,
     pub recoveries: u64,
     /// Every violation of every seed, each tagged with its seed.

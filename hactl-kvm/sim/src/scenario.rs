@@ -60,6 +60,8 @@ pub enum ScenarioError {
         min: usize,
         got: usize,
     },
+    #[error("unknown fault class {0:?}; the classes are: {classes}", classes = FAULT_CLASSES.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", "))]
+    UnknownFaultClass(String),
     #[error(
         "this build cannot switch the quorum gate off: only test builds with the \
          checker-self-test feature can, to prove the invariant checker"
@@ -273,7 +275,95 @@ pub const RANDOM_SETTLE_S: u64 = 1200;
 /// A seeded random fault schedule: a handful of faults of every kind, each
 /// with its repair, all between the start-up grace period and the settle
 /// tail. Same seed, same schedule.
-pub fn random(seed: u64, hosts: usize) -> Scenario {
+/// A class of faults a random schedule draws from (`--faults LIST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultClass {
+    HostCrash,
+    PowerLoss,
+    AgentDown,
+    HostNfs,
+    ClusterNfs,
+    BmcUnreachable,
+    BmcSlow,
+    Flapping,
+    PartitionCluster,
+    PartitionHost,
+    QuorumLoss,
+    CoordinatorCrash,
+    ClockStep,
+    LostPowerAck,
+    DuplicatePowerOp,
+    BmcLiesOff,
+    BmcStaleRead,
+    CheckerWrong,
+    QuorumProviderDies,
+    StorageSlow,
+    ZombieCoordinator,
+}
+
+/// Every fault class with its `--faults` name.
+pub const FAULT_CLASSES: &[(FaultClass, &str)] = &[
+    (FaultClass::HostCrash, "host-crash"),
+    (FaultClass::PowerLoss, "power-loss"),
+    (FaultClass::AgentDown, "agent-down"),
+    (FaultClass::HostNfs, "host-nfs"),
+    (FaultClass::ClusterNfs, "cluster-nfs"),
+    (FaultClass::BmcUnreachable, "bmc-unreachable"),
+    (FaultClass::BmcSlow, "bmc-slow"),
+    (FaultClass::Flapping, "flapping"),
+    (FaultClass::PartitionCluster, "partition-cluster"),
+    (FaultClass::PartitionHost, "partition-host"),
+    (FaultClass::QuorumLoss, "quorum-loss"),
+    (FaultClass::CoordinatorCrash, "coordinator-crash"),
+    (FaultClass::ClockStep, "clock-step"),
+    (FaultClass::LostPowerAck, "lost-power-ack"),
+    (FaultClass::DuplicatePowerOp, "duplicate-power-op"),
+    (FaultClass::BmcLiesOff, "bmc-lies-off"),
+    (FaultClass::BmcStaleRead, "bmc-stale-read"),
+    (FaultClass::CheckerWrong, "checker-wrong"),
+    (FaultClass::QuorumProviderDies, "quorum-provider-dies"),
+    (FaultClass::StorageSlow, "storage-slow"),
+    (FaultClass::ZombieCoordinator, "zombie-coordinator"),
+];
+
+/// Every fault class.
+pub fn all_fault_classes() -> Vec<FaultClass> {
+    FAULT_CLASSES.iter().map(|(c, _)| *c).collect()
+}
+
+/// Parses a comma-separated `--faults` list (`all` for every class).
+pub fn parse_fault_classes(list: &str) -> Result<Vec<FaultClass>, ScenarioError> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if name == "all" {
+            return Ok(all_fault_classes());
+        }
+        let class = FAULT_CLASSES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(c, _)| *c)
+            .ok_or_else(|| ScenarioError::UnknownFaultClass(name.to_string()))?;
+        if !out.contains(&class) {
+            out.push(class);
+        }
+    }
+    if out.is_empty() {
+        return Err(ScenarioError::UnknownFaultClass(list.to_string()));
+    }
+    Ok(out)
+}
+
+/// A BMC that lies or reads stale does so for less than this (the core's
+/// default `fence_confirm_interval_ms`): a reading that stays wrong longer
+/// than two confirming reads apart cannot be told from the truth by reads,
+/// only our own power-off defeats it (see docs/model.md).
+pub const BMC_MISREAD_MAX_MS: u64 = 29_000;
+
+/// A seeded random fault schedule on `hosts` hosts drawing 1-6 faults from
+/// `classes`. At most one checker-wrong and one zombie-coordinator fault per
+/// schedule (the core promises safety against one wrong checker per
+/// partition, not two).
+pub fn random(seed: u64, hosts: usize, classes: &[FaultClass]) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let hosts = hosts.max(3);
     let topo = Topology::new(hosts, SCENARIO_HOSTS_PER_CLUSTER);
@@ -281,6 +371,12 @@ pub fn random(seed: u64, hosts: usize) -> Scenario {
     let first = 200_000u64;
     let last = (RANDOM_DURATION_S - RANDOM_SETTLE_S) * 1000;
     let mut faults = Vec::new();
+    let classes = if classes.is_empty() {
+        all_fault_classes()
+    } else {
+        classes.to_vec()
+    };
+    let mut once_used: Vec<FaultClass> = Vec::new();
     let count = rng.gen_range(1..=6);
     for _ in 0..count {
         let start = rng.gen_range(first..last - 60_000);
@@ -289,34 +385,37 @@ pub fn random(seed: u64, hosts: usize) -> Scenario {
         let host = rng.gen_range(0..hosts);
         let cluster = rng.gen_range(0..clusters);
         let s = SimTime(start);
-        match rng.gen_range(0..14) {
-            0 | 1 => faults.push((s, Fault::HostCrash { host })),
-            2 => {
+        let class = classes[rng.gen_range(0..classes.len())];
+        let misread =
+            |rng: &mut ChaCha8Rng| SimTime(start + rng.gen_range(2_000..BMC_MISREAD_MAX_MS));
+        match class {
+            FaultClass::HostCrash => faults.push((s, Fault::HostCrash { host })),
+            FaultClass::PowerLoss => {
                 faults.push((s, Fault::HostAndBmcLosePower { host }));
                 faults.push((span(&mut rng), Fault::PowerFeedRestored { host }));
             }
-            3 => {
+            FaultClass::AgentDown => {
                 faults.push((s, Fault::AgentDown { host }));
                 faults.push((span(&mut rng), Fault::AgentUp { host }));
             }
-            4 => {
+            FaultClass::HostNfs => {
                 faults.push((s, Fault::HostNfsDown { host }));
                 faults.push((span(&mut rng), Fault::HostNfsUp { host }));
             }
-            5 => {
+            FaultClass::ClusterNfs => {
                 faults.push((s, Fault::ClusterNfsDown { cluster }));
                 faults.push((span(&mut rng), Fault::ClusterNfsUp { cluster }));
             }
-            6 => {
+            FaultClass::BmcUnreachable => {
                 faults.push((s, Fault::BmcUnreachable { host }));
                 faults.push((span(&mut rng), Fault::BmcReachable { host }));
             }
-            7 => {
+            FaultClass::BmcSlow => {
                 let extra_ms = rng.gen_range(1_000..120_000);
                 faults.push((s, Fault::BmcSlow { host, extra_ms }));
                 faults.push((span(&mut rng), Fault::BmcNormal { host }));
             }
-            8 => {
+            FaultClass::Flapping => {
                 let mut t = start;
                 let end = span(&mut rng).0;
                 let half = rng.gen_range(2_000..20_000);
@@ -326,19 +425,19 @@ pub fn random(seed: u64, hosts: usize) -> Scenario {
                     t += 2 * half;
                 }
             }
-            9 => {
+            FaultClass::PartitionCluster => {
                 faults.push((s, Fault::PartitionCluster { cluster }));
                 faults.push((span(&mut rng), Fault::HealCluster { cluster }));
             }
-            10 => {
+            FaultClass::PartitionHost => {
                 faults.push((s, Fault::PartitionHost { host }));
                 faults.push((span(&mut rng), Fault::HealHost { host }));
             }
-            11 => {
+            FaultClass::QuorumLoss => {
                 faults.push((s, Fault::QuorumLost));
                 faults.push((span(&mut rng), Fault::QuorumRegained));
             }
-            12 => {
+            FaultClass::CoordinatorCrash => {
                 let restart_after_ms = rng.gen_range(1_000..60_000);
                 let tear_last_record = rng.gen_bool(0.5);
                 let f = if rng.gen_bool(0.5) {
@@ -354,13 +453,51 @@ pub fn random(seed: u64, hosts: usize) -> Scenario {
                 };
                 faults.push((s, f));
             }
-            _ => {
+            FaultClass::ClockStep => {
                 let delta_ms = rng.gen_range(-7_200_000i64..7_200_000);
                 if rng.gen_bool(0.5) {
                     faults.push((s, Fault::CoordinatorWallClockStep { delta_ms }));
                 } else {
                     faults.push((s, Fault::HostWallClockStep { host, delta_ms }));
                 }
+            }
+            FaultClass::LostPowerAck => {
+                faults.push((s, Fault::PowerAcksLost { host }));
+                faults.push((span(&mut rng), Fault::PowerAcksBack { host }));
+            }
+            FaultClass::DuplicatePowerOp => {
+                faults.push((s, Fault::PowerOpsDuplicated { host }));
+                faults.push((span(&mut rng), Fault::PowerOpsSingle { host }));
+            }
+            FaultClass::BmcLiesOff => {
+                faults.push((s, Fault::BmcLiesOff { host }));
+                faults.push((misread(&mut rng), Fault::BmcHonest { host }));
+            }
+            FaultClass::BmcStaleRead => {
+                faults.push((s, Fault::BmcStaleRead { host }));
+                faults.push((misread(&mut rng), Fault::BmcFresh { host }));
+            }
+            FaultClass::CheckerWrong if !once_used.contains(&class) => {
+                once_used.push(class);
+                let pct = rng.gen_range(10..=100);
+                faults.push((s, Fault::CheckerWrong { host, pct }));
+                faults.push((span(&mut rng), Fault::CheckerRight { host }));
+            }
+            FaultClass::QuorumProviderDies => {
+                faults.push((s, Fault::QuorumProviderDies));
+                faults.push((span(&mut rng), Fault::QuorumProviderBack));
+            }
+            FaultClass::StorageSlow => {
+                faults.push((s, Fault::StorageSlow { cluster }));
+                faults.push((span(&mut rng), Fault::StorageNormal { cluster }));
+            }
+            FaultClass::ZombieCoordinator if !once_used.contains(&class) => {
+                once_used.push(class);
+                let zombie_for_ms = rng.gen_range(10_000..900_000);
+                faults.push((s, Fault::ZombieCoordinator { zombie_for_ms }));
+            }
+            FaultClass::CheckerWrong | FaultClass::ZombieCoordinator => {
+                faults.push((s, Fault::HostCrash { host }))
             }
         }
     }
@@ -401,12 +538,21 @@ mod tests {
     #[test]
     fn random_schedules_are_reproducible_and_leave_a_quiet_tail() {
         for seed in 0..200 {
-            let a = random(seed, 5);
-            let b = random(seed, 5);
+            let a = random(seed, 5, &all_fault_classes());
+            let b = random(seed, 5, &all_fault_classes());
             assert_eq!(a.faults, b.faults);
             let tail = SimTime::from_secs(RANDOM_DURATION_S - RANDOM_SETTLE_S);
             assert!(a.faults.iter().all(|(t, _)| *t < tail), "seed {seed}");
         }
-        assert_ne!(random(1, 5).faults, random(2, 5).faults);
+        assert_ne!(
+            random(1, 5, &all_fault_classes()).faults,
+            random(2, 5, &all_fault_classes()).faults
+        );
+        assert!(parse_fault_classes("host-crash,bmc-lies-off").is_ok());
+        assert!(parse_fault_classes("host-crash,nonsense").is_err());
+        assert_eq!(
+            parse_fault_classes("all").unwrap().len(),
+            FAULT_CLASSES.len()
+        );
     }
 }
