@@ -214,12 +214,84 @@ fn every_fence_is_persisted_before_its_power_off() {
         }
     }
     assert!(saw);
-    // World::process handles actions in order; the FenceIssued record was
-    // appended to the journal before the PowerOff was seen.
+    // World::process handles actions in order and flags a power-off whose
+    // FenceIssued record it has not seen yet.
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
     assert!(w
         .journal
         .iter()
         .any(|r| matches!(r, Record::FenceIssued { host, .. } if *host == HostId(2))));
+}
+
+#[test]
+fn a_silent_quorum_provider_closes_the_gate_when_the_lease_runs_out() {
+    let mut w = World::new(cfg(), 1, 4);
+    w.run_until(T0);
+    // The provider's last word was "quorate"; it says nothing more.
+    w.quorum_provider_silent = true;
+    w.run_until(T0 + cfg().quorum_lease_ms);
+    w.crash(HostId(2));
+    w.run_until(T0 + 400_000);
+    assert!(w.fences.is_empty(), "fenced on an expired lease");
+    assert!(!w
+        .events_of(|e| matches!(
+            e,
+            Event::FenceDeferred {
+                gate: GateBlock::NoQuorum,
+                ..
+            }
+        ))
+        .is_empty());
+    // The provider speaks again: the lease is renewed and the host fenced.
+    w.quorum_provider_silent = false;
+    w.run_until(T0 + 800_000);
+    assert_eq!(w.fence_count(HostId(2)), 1);
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+}
+
+#[test]
+fn one_off_reading_of_a_running_host_is_not_a_fence() {
+    let mut w = World::new(cfg(), 1, 4);
+    w.run_until(T0);
+    let h = HostId(1);
+    // The BMC reads OFF across one power-sync round while the host runs and
+    // passes its health checks: never FENCED.
+    w.hosts.get_mut(&h).unwrap().bmc_lies_off = true;
+    w.run_until(T0 + cfg().power_poll_interval_ms + 5_000);
+    w.hosts.get_mut(&h).unwrap().bmc_lies_off = false;
+    w.run_until(T0 + 600_000);
+    assert!(w
+        .events_of(
+            |e| matches!(e, Event::HaStateChanged { host, to: HaState::Fenced, .. } if *host == h)
+        )
+        .is_empty());
+    assert_eq!(w.ha(h), HaState::Available);
+    // A host that really went off (health failing, OFF read twice, the
+    // confirm interval apart) is FENCED by the routine reads alone.
+    let g = HostId(2);
+    {
+        let x = w.hosts.get_mut(&g).unwrap();
+        x.alive = false;
+        x.power_on = false;
+        x.hb_stopped_at = Some(T0 + 600_000);
+    }
+    w.run_until(T0 + 900_000);
+    let fenced_at = w
+        .events_of(
+            |e| matches!(e, Event::HaStateChanged { host, to: HaState::Fenced, .. } if *host == g),
+        )
+        .first()
+        .map(|(t, _)| *t)
+        .expect("FENCED");
+    let first_off = w
+        .events_of(|e| matches!(e, Event::PowerStateChanged { host, to: PowerState::Off, .. } if *host == g))
+        .first()
+        .map(|(t, _)| *t)
+        .expect("read OFF");
+    assert!(
+        fenced_at >= first_off + cfg().fence_confirm_interval_ms,
+        "FENCED at {fenced_at}, first OFF read at {first_off}"
+    );
 }
 
 #[test]

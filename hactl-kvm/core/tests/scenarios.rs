@@ -475,7 +475,32 @@ fn quiet_period_keeps_a_booting_host_initializing() {
 fn clock_going_backwards_holds_fencing() {
     let mut w = settled(1, 4);
     let a = w.core.handle(T0 - 50_000, Input::Tick);
-    assert!(a
+    let held_until = a
         .iter()
-        .any(|a| matches!(a, Action::Emit(Event::ClockAnomaly { .. }))));
+        .find_map(|a| match a {
+            Action::Emit(Event::ClockAnomaly {
+                fencing_held_until, ..
+            }) => Some(*fencing_held_until),
+            _ => None,
+        })
+        .expect("clock anomaly");
+    // A crash right away would be fenced within ~30 s; the hold delays it
+    // until the grace re-armed by the anomaly is over.
+    w.crash(HostId(1));
+    w.run_until(T0 + 300_000);
+    let fence = w.fences.first().expect("fenced after the hold");
+    assert!(
+        fence.at >= held_until,
+        "fenced at {} while held until {held_until}",
+        fence.at
+    );
+    assert!(!w
+        .events_of(|e| matches!(
+            e,
+            Event::FenceDeferred {
+                gate: GateBlock::StartupGrace { .. },
+                ..
+            }
+        ))
+        .is_empty());
 }

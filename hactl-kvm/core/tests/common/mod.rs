@@ -25,6 +25,8 @@ pub struct SimHost {
     pub resource_state: ResourceState,
     /// The BMC accepts power-on but the chassis stays off.
     pub stuck_off: bool,
+    /// The BMC reads OFF whatever the chassis does.
+    pub bmc_lies_off: bool,
 }
 
 impl SimHost {
@@ -42,6 +44,7 @@ impl SimHost {
             boot_at: None,
             resource_state: ResourceState::Enabled,
             stuck_off: false,
+            bmc_lies_off: false,
         }
     }
 }
@@ -77,6 +80,10 @@ pub struct World {
     pub outstanding: BTreeMap<HostId, (Millis, Millis)>,
     /// When the quorum provider next repeats "quorate" (renews the lease).
     next_quorum_renewal: Millis,
+    /// The quorum provider has gone silent (no more renewals).
+    pub quorum_provider_silent: bool,
+    /// Fences whose FenceIssued record has been persisted.
+    persisted_fences: Vec<FenceId>,
 }
 
 /// The quorum provider repeats its report this often (the core's lease is
@@ -107,6 +114,8 @@ impl World {
             started_at: 0,
             outstanding: BTreeMap::new(),
             next_quorum_renewal: QUORUM_RENEWAL_MS,
+            quorum_provider_silent: false,
+            persisted_fences: Vec::new(),
         };
         let start = w.core.start_actions();
         w.process(start);
@@ -204,7 +213,12 @@ impl World {
             }
             match a {
                 Action::Emit(e) => self.events.push((now, e)),
-                Action::Persist(r) => self.journal.push(r),
+                Action::Persist(r) => {
+                    if let Record::FenceIssued { fence, .. } = &r {
+                        self.persisted_fences.push(*fence);
+                    }
+                    self.journal.push(r)
+                }
                 Action::RunHealthCheck { op, .. } => {
                     let h = &self.hosts[&op.host];
                     if !self.network_ok {
@@ -270,7 +284,7 @@ impl World {
                     }
                     let reading = if !h.bmc_ok {
                         PowerReading::Unreachable
-                    } else if h.power_on {
+                    } else if h.power_on && !h.bmc_lies_off {
                         PowerReading::On
                     } else {
                         PowerReading::Off
@@ -282,7 +296,14 @@ impl World {
                     reason,
                     timeout_ms,
                 } => {
-                    if let PowerOffReason::Fence { evidence, .. } = &reason {
+                    if let PowerOffReason::Fence { evidence, fence } = &reason {
+                        // Write-ahead: the fence's record is durable before
+                        // its power-off is carried out (actions in order).
+                        if !self.persisted_fences.contains(fence) {
+                            self.violations.push(format!(
+                                "{now}: power-off of {fence} before its FenceIssued record"
+                            ));
+                        }
                         if let Some(&(at, t)) = self.outstanding.get(&op.host) {
                             if at + t > now {
                                 self.violations.push(format!(
@@ -295,10 +316,24 @@ impl World {
                             self.violations
                                 .push(format!("{now}: fence during startup grace"));
                         }
+                        // Ground truth, not the core's partition state: the
+                        // partition had the healthy hosts ACTIVE requires.
                         let c = self.hosts[&op.host].cluster;
-                        if self.core.partition(c).map(|p| p.state) != Some(PartitionState::Active) {
-                            self.violations
-                                .push(format!("{now}: fence while partition {c} not ACTIVE"));
+                        let healthy_peers = self
+                            .hosts
+                            .iter()
+                            .filter(|(id, h)| {
+                                **id != op.host
+                                    && h.cluster == c
+                                    && h.alive
+                                    && h.power_on
+                                    && h.agent_ok
+                            })
+                            .count() as u32;
+                        if healthy_peers + 1 < self.cfg.min_available_hosts {
+                            self.violations.push(format!(
+                                "{now}: fence while partition {c} had {healthy_peers} healthy peers"
+                            ));
                         }
                         self.fences.push(FenceSeen {
                             at: now,
@@ -396,7 +431,7 @@ impl World {
             self.step_world();
             if self.now >= self.next_quorum_renewal {
                 self.next_quorum_renewal = self.now + QUORUM_RENEWAL_MS;
-                if self.quorate {
+                if self.quorate && !self.quorum_provider_silent {
                     let a = self
                         .core
                         .handle(self.now, Input::QuorumChanged { quorate: true });
