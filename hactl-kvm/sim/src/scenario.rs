@@ -39,7 +39,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("duplicate-power-op", "a host crashes and every power operation on it executes twice; one fence, the host comes back AVAILABLE"),
     ("bmc-lies-off", "a healthy host's BMC reads OFF for 25 s, and a crashed host's BMC lies the same way; the healthy host is never FENCED, the crashed one is fenced by our own power-off"),
     ("bmc-stale-read", "a host crashes and its BMC answers reads from a stale cache (ON) for 40 s around the fence; the fence is confirmed only when a fresh read says OFF"),
-    ("checker-wrong", "one checker answers the opposite of the truth every time while a host's agent is down with its VMs alive; nothing is fenced"),
+    ("checker-wrong", "the only peer left to check a host whose agent is down (VMs alive) answers the opposite of the truth every time; one checker never convicts alone: nothing is fenced"),
     ("quorum-provider-dies", "the quorum provider goes silent (last word: quorate) as quorum is lost, then a host crashes; nothing is fenced until the provider is back"),
     ("storage-slow", "heartbeat reads outlast the sample window for 10 min while a host is crashed; checks cannot tell, nothing is fenced until the storage is fast again"),
     ("zombie-coordinator", "a new coordinator recovers from the journal while the old one keeps running for 10 min; a host crashes; the old one's power actions are refused by their fencing token"),
@@ -86,6 +86,7 @@ pub fn named(name: &str, hosts: Option<usize>) -> Result<Scenario, ScenarioError
     let (default_hosts, min_hosts) = match *key {
         "coordinator-restart" => (10, 6),
         "mass-failure" => (6, 4),
+        "checker-wrong" => (4, 4),
         _ => (6, 3),
     };
     let n = hosts.unwrap_or(default_hosts);
@@ -232,11 +233,17 @@ pub fn named(name: &str, hosts: Option<usize>) -> Result<Scenario, ScenarioError
             (at(t + 25), Fault::BmcStaleRead { host: 1 }),
             (at(t + 65), Fault::BmcFresh { host: 1 }),
         ],
+        // h0 and h3 leave AVAILABLE (BMC unreachable: INELIGIBLE, still
+        // healthy), so the lying h2 is the only peer left to check h1.
         "checker-wrong" => vec![
+            (at(t - 90), Fault::BmcUnreachable { host: 0 }),
+            (at(t - 90), Fault::BmcUnreachable { host: 3 }),
             (at(t - 30), Fault::CheckerWrong { host: 2, pct: 100 }),
             (at(t), Fault::AgentDown { host: 1 }),
             (at(t + 600), Fault::AgentUp { host: 1 }),
             (at(t + 600), Fault::CheckerRight { host: 2 }),
+            (at(t + 600), Fault::BmcReachable { host: 0 }),
+            (at(t + 600), Fault::BmcReachable { host: 3 }),
         ],
         "quorum-provider-dies" => vec![
             (at(t - 20), Fault::QuorumProviderDies),
