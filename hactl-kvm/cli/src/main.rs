@@ -173,7 +173,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             print_json(&rep);
         } else {
             println!(
-                "random sweep: seeds {}..{} on {} hosts: {} fences, {} dead hosts recovered, max time to recovery {}",
+                "random sweep: seeds {}..{} on {} hosts: {} fences ({} raced a host resuming after the last look), {} dead hosts recovered, max time to recovery {}",
                 rep.first_seed,
                 rep.first_seed + rep.seeds,
                 if rep.max_hosts > rep.hosts {
@@ -182,6 +182,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
                     rep.hosts.to_string()
                 },
                 rep.fences,
+                rep.fence_races,
                 rep.recoveries,
                 rep.max_time_to_recovery_s.map(|v| format!("{v:.1} s")).unwrap_or_else(|| "n/a".into())
             );

@@ -117,6 +117,7 @@ impl CoreDriver {
             startup_grace_ms: cfg.startup_grace_ms,
             quorum_lease_ms: cfg.quorum_lease_ms,
             mass_failure_window_ms: cfg.mass_failure.window_ms,
+            power_op_timeout_ms: cfg.power_op_timeout_ms,
         }
     }
 

@@ -615,6 +615,20 @@ impl Simulation {
         let affected = self.fault_scope(&f);
         let was_unhealthy: Vec<bool> = affected.clone().map(|h| self.unhealthy(h)).collect();
         self.apply_fault_to_world(now, f);
+        let mut clusters: Vec<usize> = affected
+            .clone()
+            .map(|h| self.world.hosts[h].cluster)
+            .collect();
+        clusters.dedup();
+        for c in clusters {
+            let out = self.world.partition_outage(c);
+            let since = &mut self.world.clusters[c].outage_since;
+            match (out, since.is_some()) {
+                (true, false) => *since = Some(now),
+                (false, true) => *since = None,
+                _ => {}
+            }
+        }
         for (h, was) in affected.zip(was_unhealthy) {
             if !was && self.unhealthy(h) {
                 self.checker.note_unhealthy(h, now);
@@ -1490,6 +1504,7 @@ impl Simulation {
                 .collect(),
             coordinator_restarts: self.coordinator_restarts,
             superseded_power_actions: self.zombie_power_actions,
+            fence_races: self.checker.fence_races,
             journal_bytes: self.disk.len(),
             events: self.events,
             max_queue_len: self.max_queue,

@@ -85,6 +85,8 @@ pub struct Bounds {
     pub startup_grace_ms: u64,
     /// The mass-failure guard's window.
     pub mass_failure_window_ms: u64,
+    /// The core's power operation time bound.
+    pub power_op_timeout_ms: u64,
     /// A "quorate" report counts this long: a fence issued within this time
     /// of the ground-truth loss of quorum is within the lease (the rest of
     /// the cluster waits the lease out before acting on the lost member).
@@ -107,6 +109,11 @@ pub struct HostRecord {
     /// Start of the oldest dead window of the power-off in flight: the
     /// heartbeat must not advance from there until the off lands.
     pub off_evidence_from: Option<SimTime>,
+    /// When that power-off was issued.
+    pub off_issued_at: Option<SimTime>,
+    /// End of the newest dead window of that power-off (the core's last
+    /// observation of the host).
+    pub off_evidence_to: Option<SimTime>,
     /// When a fence last turned this host's chassis off.
     pub last_fence_landed: Option<SimTime>,
     /// When this host last turned unhealthy by a fault.
@@ -139,6 +146,9 @@ pub struct InvariantChecker {
     /// recently enough for the guard to be tripped, judged on these, never
     /// on the core's announcement.
     pub violations: Vec<Violation>,
+    /// Power-offs that landed on a host which resumed writing after the
+    /// core's last observation of it (see `on_fence_landed`).
+    pub fence_races: u64,
     /// When the current coordinator process started (ground truth).
     coordinator_started_at: Option<SimTime>,
 }
@@ -161,6 +171,7 @@ impl InvariantChecker {
             cap_stop_until_cluster: std::collections::HashMap::new(),
 
             violations: Vec::new(),
+            fence_races: 0,
             coordinator_started_at: None,
         }
     }
@@ -393,7 +404,12 @@ impl InvariantChecker {
                 ),
             );
         }
-        if world.partition_outage(cluster) {
+        // An outage that began after the core's last chance to see it (a
+        // health round) is a race, not a decision against the rules.
+        let outage_seen = world.clusters[cluster]
+            .outage_since
+            .is_some_and(|t| now.since(t) >= OBSERVATION_DELAY_MS);
+        if world.partition_outage(cluster) && outage_seen {
             self.violate(
                 now,
                 Invariant::FenceDuringPartitionOutage,
@@ -404,6 +420,9 @@ impl InvariantChecker {
         self.hosts[host].fence_in_flight_until = Some(in_flight_until);
         self.hosts[host].off_evidence_from =
             evidence.and_then(|e| e.dead_windows.iter().map(|w| w.0).min());
+        self.hosts[host].off_issued_at = Some(now);
+        self.hosts[host].off_evidence_to =
+            evidence.and_then(|e| e.dead_windows.iter().map(|w| w.1).max());
         self.fence_log.push_back((now, cluster));
         let stop = now.plus_ms(self.bounds.fence_window_ms);
         if in_cluster + 1 >= self.bounds.fence_cap_per_cluster {
@@ -440,15 +459,33 @@ impl InvariantChecker {
     pub fn on_fence_landed(&mut self, host: HostIdx, at: SimTime, world: &World) {
         self.hosts[host].last_fence_landed = Some(at);
         if let Some(from) = self.hosts[host].off_evidence_from.take() {
-            if world.hosts[host]
-                .heartbeat
-                .advanced_between(from, at, world.heartbeat_period_ms)
+            let hb = &world.hosts[host].heartbeat;
+            let period = world.heartbeat_period_ms;
+            let issued = self.hosts[host].off_issued_at.unwrap_or(at);
+            let last_seen = self.hosts[host].off_evidence_to.unwrap_or(from);
+            // A host that resumes after the core's last look at it and
+            // before the off lands is a race no coordinator can win, as
+            // long as the core acted at once: it issued the off within one
+            // power operation of its last observation (the power refresh
+            // in between), and the off itself is bounded by the same time.
+            // Issued later (a retry, a deferred decision), the evidence was
+            // stale: that is judged.
+            let acted_at_once = issued.since(last_seen) <= self.bounds.power_op_timeout_ms;
+            if acted_at_once
+                && hb.advanced_between(last_seen, at, period)
+                && !hb.advanced_between(from, last_seen, period)
             {
+                self.fence_races += 1;
+            } else if hb.advanced_between(from, at, period) {
+                let before_issue = hb.advanced_between(from, issued, period);
                 self.violate(
                     at,
                     Invariant::HeartbeatAdvancedBeforeOffLanded,
                     Some(host),
-                    format!("heartbeat advanced between the evidence start {from} and the power-off landing at {at}"),
+                    format!(
+                        "heartbeat advanced between the evidence start {from} and the power-off landing at {at} ({} the off was issued at {issued})",
+                        if before_issue { "before" } else { "only after" }
+                    ),
                 );
             }
         }
@@ -540,6 +577,7 @@ impl InvariantChecker {
             })
             .count();
         !world.quorate
+            || !world.quorum_provider_alive
             || !coord.up
             || now.since(coord.started_at)
                 < self.bounds.startup_grace_ms + self.bounds.recovery_bound_ms
@@ -660,6 +698,7 @@ mod tests {
             mass_failure_share_pct: 50,
             startup_grace_ms: 60_000,
             mass_failure_window_ms: 60_000,
+            power_op_timeout_ms: 10_000,
             quorum_lease_ms: 30_000,
         }
     }
@@ -815,11 +854,20 @@ mod tests {
         let mut c = InvariantChecker::new(bounds(), 6);
         let mut w = world();
         w.clusters[0].nfs_ok = false;
+        // Begun just now: the core could not have seen it (a race).
+        w.clusters[0].outage_since = Some(SimTime(95_000));
+        clean_fence(&mut c, &mut w, 1, 100_000);
+        assert!(!kinds(&c).contains(&Invariant::FenceDuringPartitionOutage));
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.clusters[0].nfs_ok = false;
+        w.clusters[0].outage_since = Some(SimTime(60_000));
         clean_fence(&mut c, &mut w, 1, 100_000);
         assert!(kinds(&c).contains(&Invariant::FenceDuringPartitionOutage));
         let mut c = InvariantChecker::new(bounds(), 6);
         let mut w = world();
         w.clusters[0].partitioned = true;
+        w.clusters[0].outage_since = Some(SimTime(60_000));
         clean_fence(&mut c, &mut w, 1, 100_000);
         assert!(kinds(&c).contains(&Invariant::FenceDuringPartitionOutage));
     }
@@ -872,6 +920,26 @@ mod tests {
         w.hosts[2].os = Os::Running;
         w.refresh_heartbeat(2, SimTime(200_100), 0);
         c.on_fence_landed(2, SimTime(206_000), &w);
+        // The evidence ended 12 s before the off was issued: stale, judged.
         assert_eq!(kinds(&c), vec![Invariant::HeartbeatAdvancedBeforeOffLanded]);
+        // Issued 0.5 s after the last dead sample, the host resuming in
+        // between is a race: counted, not a violation.
+        let mut c = InvariantChecker::new(bounds(), 6);
+        let mut w = world();
+        w.hosts[3].os = Os::Crashed;
+        w.refresh_heartbeat(3, SimTime(260_000), 0);
+        c.record_dead_answer(3, SimTime(291_500), SimTime(299_500));
+        c.on_fence_issued(
+            SimTime(300_000),
+            &w,
+            3,
+            SimTime(301_000),
+            Some(&dead_evidence(291_500, 299_500)),
+        );
+        w.hosts[3].os = Os::Running;
+        w.refresh_heartbeat(3, SimTime(300_100), 0);
+        c.on_fence_landed(3, SimTime(300_800), &w);
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        assert_eq!(c.fence_races, 1);
     }
 }

@@ -69,6 +69,10 @@ pub struct RunReport {
     pub coordinator_restarts: u32,
     /// Power actions a superseded (zombie) coordinator asked for.
     pub superseded_power_actions: u64,
+    /// Fences that landed on a host which resumed writing its heartbeat
+    /// after the core's last observation and before the off landed, the
+    /// core having acted at once: a race no coordinator can win, counted.
+    pub fence_races: u64,
     pub journal_bytes: usize,
     /// Events the simulator processed.
     pub events: u64,
@@ -144,6 +148,8 @@ pub struct SweepReport {
     pub hosts: usize,
     pub max_hosts: usize,
     pub fences: u64,
+    /// See [`RunReport::fence_races`].
+    pub fence_races: u64,
     pub recoveries: u64,
     /// Every violation of every seed, each tagged with its seed.
     pub violations: Vec<SeedViolation>,
@@ -164,6 +170,7 @@ impl SweepReport {
     pub fn add(&mut self, r: &RunReport) {
         self.seeds += 1;
         self.fences += r.fences;
+        self.fence_races += r.fence_races;
         self.recoveries += r.recoveries;
         self.events += r.events;
         if !r.violations.is_empty() {

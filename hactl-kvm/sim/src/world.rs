@@ -186,6 +186,8 @@ pub struct Cluster {
     /// storage-slow: heartbeat reads take longer than an activity sample
     /// window (checks time out: cannot tell).
     pub storage_slow: bool,
+    /// Since when a whole-partition outage has been in force.
+    pub outage_since: Option<SimTime>,
 }
 
 /// Everything true about the data center at the current instant.
@@ -224,6 +226,7 @@ impl World {
                 nfs_ok: true,
                 partitioned: false,
                 storage_slow: false,
+                outage_since: None,
             });
             for h in first..last {
                 hosts.push(Host {
