@@ -26,7 +26,14 @@
 //!   returns the coordinator and its start-up actions. A fresh coordinator's
 //!   start-up actions come from [`Coordinator::start_actions`].
 //! * The core starts **not quorate**: send [`Input::QuorumChanged`] first,
-//!   then the [`Input::Inventory`].
+//!   then the [`Input::Inventory`]. Quorum is a lease: a "quorate" report
+//!   opens the power gates for [`Config::quorum_lease_ms`] (30 s), so the
+//!   driver repeats `QuorumChanged { quorate: true }` (e.g. every 10 s)
+//!   while it stays quorate; a silent provider closes the gates.
+//! * Every [`OpRef`]'s id carries the coordinator's epoch
+//!   ([`OpId::epoch`]): the fencing token. A driver that knows the current
+//!   epoch (it holds the journal) refuses power actions of an older one, so
+//!   a superseded coordinator that still runs cannot act.
 //! * Inputs arriving at the same time may be fed together with
 //!   [`Coordinator::handle_batch`]; [`Coordinator::handle_into`] avoids
 //!   allocating a new action vector per call.
@@ -39,8 +46,10 @@
 //! Shipped defaults (see [`Config`]): health check every 10 s (3 s timeout),
 //! activity samples of 8 s, 3 of 4 dead, power operations 10 s, 3 recovery
 //! attempts, startup grace 60 s, 3 fences per hour per partition and
-//! globally, mass-failure share 50 % within 60 s. A crashed host is
-//! confirmed off in about 30-48 s.
+//! globally, mass-failure share 50 % within 60 s, quorum lease 30 s, two
+//! OFF reads 30 s apart to call a host FENCED without our own power-off
+//! (the full table: `hactl-kvm/docs/model.md` §5a, tested against
+//! [`Config::default`]). A crashed host is confirmed off in about 30-48 s.
 //!
 //! The model (states, transitions, events, deviations from the design and
 //! the mapping onto CloudStack's `hostha.hastate`) is documented in

@@ -381,3 +381,74 @@ fn batched_inputs_reach_the_same_decisions() {
         PartitionState::Active
     );
 }
+
+/// Gates are evaluated where the power-off is emitted, after every earlier
+/// input of the batch: health failures that trip the mass-failure guard,
+/// arriving in the same batch as (and before) the power refresh that would
+/// issue a fence, stop that fence.
+#[test]
+fn a_batchs_earlier_health_failures_stop_its_fence() {
+    let mut c = cfg();
+    // The refresh must still be pending when the next health round answers.
+    c.power_op_timeout_ms = 30_000;
+    let mut w = World::new(c, 1, 6);
+    w.run_until(T0);
+    w.crash(HostId(1));
+    let recovering = w.run_until_cond(T0 + 120_000, |w| w.ha(HostId(1)) == HaState::Recovering);
+    assert!(recovering);
+    // The power refresh is in flight: hold it, and the next results.
+    w.hold_results();
+    let refresh: Vec<Input> = std::mem::take(&mut w.held)
+        .into_iter()
+        .filter(|i| matches!(i, Input::PowerReadResult { op, .. } if op.host == HostId(1)))
+        .collect();
+    assert_eq!(refresh.len(), 1, "the refresh read is in flight");
+    // Four of six agents die (their hosts answer: unreachable agent).
+    for h in 2..6 {
+        w.hosts.get_mut(&HostId(h)).unwrap().agent_ok = false;
+    }
+    // Until the next health round has answered (well within its timeout).
+    let limit = w.now + cfg().health_check_interval_ms + 1_000;
+    let answered = w.run_until_cond(limit, |w| {
+        w.held
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i,
+                    Input::HealthResult {
+                        outcome: HealthOutcome::AgentUnreachable,
+                        ..
+                    }
+                )
+            })
+            .count()
+            == 4
+    });
+    assert!(answered);
+    let failures: Vec<Input> = w
+        .held
+        .drain(..)
+        .filter(|i| {
+            matches!(
+                i,
+                Input::HealthResult {
+                    outcome: HealthOutcome::AgentUnreachable,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(failures.len(), 4, "one health round answered");
+    assert_eq!(w.ha(HostId(1)), HaState::Recovering);
+    // One batch: the failures first, then the refresh reading ON.
+    let mut actions = Vec::new();
+    let batch = failures.into_iter().chain(refresh);
+    w.core.handle_batch(w.now, batch, &mut actions);
+    assert!(
+        !actions.iter().any(|a| a.is_fence()),
+        "a power-off left in the batch that tripped the guard: {actions:?}"
+    );
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Emit(Event::MassFailureDetected { .. }))));
+}

@@ -84,6 +84,9 @@ pub struct World {
     pub quorum_provider_silent: bool,
     /// Fences whose FenceIssued record has been persisted.
     persisted_fences: Vec<FenceId>,
+    /// Results are held instead of delivered (see `hold_results`).
+    pub hold: bool,
+    pub held: Vec<Input>,
 }
 
 /// The quorum provider repeats its report this often (the core's lease is
@@ -116,6 +119,8 @@ impl World {
             next_quorum_renewal: QUORUM_RENEWAL_MS,
             quorum_provider_silent: false,
             persisted_fences: Vec::new(),
+            hold: false,
+            held: Vec::new(),
         };
         let start = w.core.start_actions();
         w.process(start);
@@ -185,8 +190,21 @@ impl World {
     }
 
     fn later(&mut self, at: Millis, input: Input) {
+        if self.hold {
+            self.held.push(input);
+            return;
+        }
         self.pending_seq += 1;
         self.pending.push((at, self.pending_seq, input));
+    }
+
+    /// Holds every result in flight, and every later one, in `held` (to be
+    /// fed as one batch by the test).
+    pub fn hold_results(&mut self) {
+        self.hold = true;
+        self.pending.sort_by_key(|p| (p.0, p.1));
+        let drained: Vec<Input> = self.pending.drain(..).map(|p| p.2).collect();
+        self.held.extend(drained);
     }
 
     pub fn crash(&mut self, id: HostId) {
