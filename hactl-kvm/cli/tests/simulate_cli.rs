@@ -42,6 +42,7 @@ const REQUIRED_SCENARIOS: &[&str] = &[
     "quorum-provider-dies",
     "storage-slow",
     "zombie-coordinator",
+    "api-stale-inventory",
 ];
 
 #[test]

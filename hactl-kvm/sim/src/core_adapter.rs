@@ -4,9 +4,9 @@
 
 use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, Cluster, ClusterId, Config, Coordinator, Event,
-    HealthOutcome, Host, HostId, HostOverrides, Input, Inventory, OffConfirmation, OpRef, Pod,
-    PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, Record, ResourceState,
-    Window, Zone, ZoneId,
+    HealthOutcome, Host, HostId, HostOverrides, Input, Inventory, InventoryChange, OffConfirmation,
+    OpRef, Pod, PodId, PowerActionOutcome, PowerFailure, PowerOffReason, PowerReading, Record,
+    ResourceState, Window, Zone, ZoneId,
 };
 
 use crate::clock::SimTime;
@@ -93,7 +93,11 @@ pub fn inventory(world: &World) -> Inventory {
         inv.hosts.push(Host {
             id: host_id(i),
             cluster: ClusterId(h.cluster as u32),
-            resource_state: ResourceState::Enabled,
+            resource_state: if h.api_maintenance {
+                ResourceState::Maintenance
+            } else {
+                ResourceState::Enabled
+            },
             oobm_enabled: true,
             has_vms: h.vms > 0,
             overrides: HostOverrides::default(),
@@ -227,6 +231,19 @@ impl CoreDriver {
 
     pub fn tick(&mut self, now: SimTime, _wall_ms: i64) -> Vec<CoreOut<Tag>> {
         self.handle(now, Input::Tick)
+    }
+
+    /// The API's (possibly stale) view of host `h` reaches the core.
+    pub fn host_update(&mut self, now: SimTime, world: &World, h: HostIdx) -> Vec<CoreOut<Tag>> {
+        let host = inventory(world)
+            .hosts
+            .into_iter()
+            .nth(h)
+            .expect("host in the inventory");
+        self.handle(
+            now,
+            Input::InventoryChange(InventoryChange::UpsertHost(host)),
+        )
     }
 
     pub fn quorum(&mut self, now: SimTime, _wall_ms: i64, quorate: bool) -> Vec<CoreOut<Tag>> {

@@ -113,6 +113,11 @@ enum Ev {
     },
     /// The quorum provider repeats its report.
     QuorumRenewal,
+    /// The API's inventory catches up with a host's maintenance state.
+    ApiReports {
+        host: HostIdx,
+        maintenance: bool,
+    },
     /// The superseded coordinator finally stops.
     ZombieStops,
     ChassisBackOn {
@@ -454,6 +459,17 @@ impl Simulation {
                 self.queue
                     .schedule(now.plus_ms(QUORUM_RENEWAL_MS), Ev::QuorumRenewal);
             }
+            Ev::ApiReports { host, maintenance } => {
+                self.world.hosts[host].api_maintenance = maintenance;
+                self.timeline.line(now, "world", || {
+                    format!("the API now reports h{host} maintenance={maintenance}")
+                });
+                if let Some(core) = self.core.as_mut() {
+                    let outs = core.host_update(now, &self.world, host);
+                    self.core_calls += 1;
+                    self.handle_outs(now, outs);
+                }
+            }
             Ev::ZombieStops => {
                 if self.zombie.take().is_some() {
                     self.timeline.line(now, "coord", || {
@@ -777,6 +793,22 @@ impl Simulation {
             Fault::PowerOpsSingle { host } => w.hosts[host].bmc.duplicates_ops = false,
             Fault::CheckerWrong { host, pct } => w.hosts[host].checker_wrong_pct = pct,
             Fault::CheckerRight { host } => w.hosts[host].checker_wrong_pct = 0,
+            Fault::MaintenanceStarted { host, api_lag_ms } => {
+                w.hosts[host].maintenance = true;
+                let ev = Ev::ApiReports {
+                    host,
+                    maintenance: true,
+                };
+                self.queue.schedule(now.plus_ms(api_lag_ms), ev);
+            }
+            Fault::MaintenanceEnded { host, api_lag_ms } => {
+                w.hosts[host].maintenance = false;
+                let ev = Ev::ApiReports {
+                    host,
+                    maintenance: false,
+                };
+                self.queue.schedule(now.plus_ms(api_lag_ms), ev);
+            }
             Fault::StorageSlow { cluster } => w.clusters[cluster].storage_slow = true,
             Fault::StorageNormal { cluster } => w.clusters[cluster].storage_slow = false,
             Fault::ZombieCoordinator { zombie_for_ms } => {
@@ -1505,6 +1537,7 @@ impl Simulation {
             coordinator_restarts: self.coordinator_restarts,
             superseded_power_actions: self.zombie_power_actions,
             fence_races: self.checker.fence_races,
+            stale_inventory_fences: self.checker.stale_inventory_fences,
             journal_bytes: self.disk.len(),
             events: self.events,
             max_queue_len: self.max_queue,

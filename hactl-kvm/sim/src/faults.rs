@@ -141,6 +141,16 @@ pub enum Fault {
     StorageNormal {
         cluster: ClusterIdx,
     },
+    /// An operator puts the host into maintenance at once; the API reports
+    /// it `api_lag_ms` later (a stale inventory).
+    MaintenanceStarted {
+        host: HostIdx,
+        api_lag_ms: u64,
+    },
+    MaintenanceEnded {
+        host: HostIdx,
+        api_lag_ms: u64,
+    },
     /// The coordinator is superseded: a new instance recovers from its
     /// journal and takes over while the old one keeps running and acting
     /// (it stops after `zombie_for_ms`).
@@ -171,6 +181,7 @@ impl Fault {
                 | Fault::CheckerRight { .. }
                 | Fault::QuorumProviderBack
                 | Fault::StorageNormal { .. }
+                | Fault::MaintenanceEnded { .. }
         )
     }
 }
@@ -267,6 +278,16 @@ impl fmt::Display for Fault {
                 )
             }
             Fault::StorageNormal { cluster } => write!(f, "storage of c{cluster} normal again"),
+            Fault::MaintenanceStarted { host, api_lag_ms } => write!(
+                f,
+                "h{host} put into maintenance (the API reports it {} s later)",
+                api_lag_ms / 1000
+            ),
+            Fault::MaintenanceEnded { host, api_lag_ms } => write!(
+                f,
+                "h{host} out of maintenance (the API reports it {} s later)",
+                api_lag_ms / 1000
+            ),
             Fault::ZombieCoordinator { zombie_for_ms } => write!(
                 f,
                 "a new coordinator takes over from the journal; the old one keeps running for {} s",

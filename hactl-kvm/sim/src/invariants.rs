@@ -49,6 +49,9 @@ pub enum Invariant {
     /// turned unhealthy within the guard's window (and long enough ago for
     /// the coordinator's health checks to have seen it).
     FenceDuringMassFailure,
+    /// A fence of a host in maintenance that the API already reported as
+    /// such (the core had been told).
+    FenceInMaintenance,
     /// A power action of a superseded coordinator (older epoch than the
     /// newest) reached a chassis.
     SupersededCoordinatorActed,
@@ -149,6 +152,8 @@ pub struct InvariantChecker {
     /// Power-offs that landed on a host which resumed writing after the
     /// core's last observation of it (see `on_fence_landed`).
     pub fence_races: u64,
+    /// Fences of a host in maintenance the API had not reported yet.
+    pub stale_inventory_fences: u64,
     /// When the current coordinator process started (ground truth).
     coordinator_started_at: Option<SimTime>,
 }
@@ -172,6 +177,7 @@ impl InvariantChecker {
 
             violations: Vec::new(),
             fence_races: 0,
+            stale_inventory_fences: 0,
             coordinator_started_at: None,
         }
     }
@@ -234,6 +240,18 @@ impl InvariantChecker {
                     self.bounds.quorum_lease_ms / 1000
                 ),
             );
+        }
+        let h = &world.hosts[host];
+        if h.maintenance && h.api_maintenance {
+            self.violate(
+                now,
+                Invariant::FenceInMaintenance,
+                Some(host),
+                "fence of a host in maintenance, as the API reported".into(),
+            );
+        } else if h.maintenance {
+            // The inventory was stale: the core could not know.
+            self.stale_inventory_fences += 1;
         }
         if let Some(started) = self.coordinator_started_at {
             if now.since(started) < self.bounds.startup_grace_ms {
@@ -570,6 +588,8 @@ impl InvariantChecker {
                 // A peer counts toward an ACTIVE partition only if it could be
                 // AVAILABLE: healthy, reachable, and its power state readable.
                 x != host
+                    && !world.hosts[x].maintenance
+                    && !world.hosts[x].api_maintenance
                     && world.agent_healthy(x)
                     && world.agent_reachable(x)
                     && world.bmc_answers(x)
@@ -598,6 +618,8 @@ impl InvariantChecker {
             || cl.hosts.clone().any(|x| world.hosts[x].checker_wrong_pct > 0)
             || h.bmc.lies_off
             || h.bmc.stale.is_some()
+            || h.maintenance
+            || h.api_maintenance
     }
 
     /// Per-step liveness check for dead hosts (only hosts listed in `dead`).

@@ -73,6 +73,9 @@ pub struct RunReport {
     /// after the core's last observation and before the off landed, the
     /// core having acted at once: a race no coordinator can win, counted.
     pub fence_races: u64,
+    /// Fences of a host whose maintenance the API had not reported yet
+    /// (a stale inventory: the core could not know).
+    pub stale_inventory_fences: u64,
     pub journal_bytes: usize,
     /// Events the simulator processed.
     pub events: u64,

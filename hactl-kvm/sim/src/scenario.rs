@@ -42,6 +42,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("checker-wrong", "the only peer left to check a host whose agent is down (VMs alive) answers the opposite of the truth every time; one checker never convicts alone: nothing is fenced"),
     ("quorum-provider-dies", "the quorum provider goes silent (last word: quorate) as quorum is lost, then a host crashes; nothing is fenced until the provider is back"),
     ("storage-slow", "heartbeat reads outlast the sample window for 10 min while a host is crashed; checks cannot tell, nothing is fenced until the storage is fast again"),
+    ("api-stale-inventory", "a host goes into maintenance and then hangs; the API reports the maintenance 20 s late: the host is never fenced while in maintenance, and is recovered once the API reports it back"),
     ("zombie-coordinator", "a new coordinator recovers from the journal while the old one keeps running for 10 min; a host crashes; the old one's power actions are refused by their fencing token"),
 ];
 
@@ -255,6 +256,23 @@ pub fn named(name: &str, hosts: Option<usize>) -> Result<Scenario, ScenarioError
             (at(t), Fault::HostCrash { host: 1 }),
             (at(t + 600), Fault::StorageNormal { cluster: 0 }),
         ],
+        "api-stale-inventory" => vec![
+            (
+                at(t),
+                Fault::MaintenanceStarted {
+                    host: 1,
+                    api_lag_ms: 20_000,
+                },
+            ),
+            (at(t + 30), Fault::HostCrash { host: 1 }),
+            (
+                at(t + 600),
+                Fault::MaintenanceEnded {
+                    host: 1,
+                    api_lag_ms: 30_000,
+                },
+            ),
+        ],
         "zombie-coordinator" => vec![
             (
                 at(t - 5),
@@ -306,6 +324,7 @@ pub enum FaultClass {
     QuorumProviderDies,
     StorageSlow,
     ZombieCoordinator,
+    ApiStaleInventory,
 }
 
 /// Every fault class with its `--faults` name.
@@ -331,6 +350,7 @@ pub const FAULT_CLASSES: &[(FaultClass, &str)] = &[
     (FaultClass::QuorumProviderDies, "quorum-provider-dies"),
     (FaultClass::StorageSlow, "storage-slow"),
     (FaultClass::ZombieCoordinator, "zombie-coordinator"),
+    (FaultClass::ApiStaleInventory, "api-stale-inventory"),
 ];
 
 /// Every fault class.
@@ -502,6 +522,12 @@ pub fn random(seed: u64, hosts: usize, classes: &[FaultClass]) -> Scenario {
                 once_used.push(class);
                 let zombie_for_ms = rng.gen_range(10_000..900_000);
                 faults.push((s, Fault::ZombieCoordinator { zombie_for_ms }));
+            }
+            FaultClass::ApiStaleInventory => {
+                let api_lag_ms = rng.gen_range(1_000..120_000);
+                faults.push((s, Fault::MaintenanceStarted { host, api_lag_ms }));
+                let api_lag_ms = rng.gen_range(1_000..120_000);
+                faults.push((span(&mut rng), Fault::MaintenanceEnded { host, api_lag_ms }));
             }
             FaultClass::CheckerWrong | FaultClass::ZombieCoordinator => {
                 faults.push((s, Fault::HostCrash { host }))

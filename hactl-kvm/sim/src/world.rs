@@ -169,6 +169,12 @@ pub struct Host {
     /// truth (DEAD for a live host, ALIVE for a dead one) this often, in
     /// percent.
     pub checker_wrong_pct: u32,
+    /// Ground truth: an operator put the host into maintenance (it may be
+    /// worked on; it must not be fenced).
+    pub maintenance: bool,
+    /// What the CloudStack API reports (lags `maintenance`: a stale
+    /// inventory); the core is told this.
+    pub api_maintenance: bool,
     pub heartbeat: Heartbeat,
     pub name: String,
 }
@@ -252,6 +258,8 @@ impl World {
                     dead_since: None,
                     wall_offset_ms: 0,
                     checker_wrong_pct: 0,
+                    maintenance: false,
+                    api_maintenance: false,
                     feed_cut: false,
                 });
             }
@@ -339,6 +347,8 @@ impl World {
             .clone()
             .filter(|&x| {
                 x != h
+                    && !self.hosts[x].maintenance
+                    && !self.hosts[x].api_maintenance
                     && self.agent_answers(x)
                     && self.agent_reachable(x)
                     && self.can_read_storage(x)

@@ -44,6 +44,7 @@ fn small_clusters_and_single_fault_classes_hold() {
         "quorum-provider-dies",
         "storage-slow",
         "zombie-coordinator",
+        "api-stale-inventory",
     ] {
         let classes = parse_fault_classes(&format!("host-crash,{class}")).unwrap();
         let rep = sweep_with(20_000, 100, 6..=20, &classes);

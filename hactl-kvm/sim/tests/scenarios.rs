@@ -391,3 +391,16 @@ fn the_checker_catches_every_broken_gate() {
         );
     }
 }
+
+#[test]
+fn a_host_in_maintenance_is_not_fenced_and_is_recovered_once_the_api_says_so() {
+    let r = run("api-stale-inventory");
+    assert_held(&r);
+    assert_eq!(r.fences, 1);
+    assert_eq!(r.stale_inventory_fences, 0);
+    // Crash at +30 s inside the maintenance; fenced only after the API
+    // reported its end (+630 s).
+    let ttr = r.max_time_to_recovery_s.expect("recovered");
+    assert!(ttr > 600.0, "recovered {ttr} s after the crash");
+    assert_eq!(state(&r, "h1"), "AVAILABLE");
+}
