@@ -8,6 +8,7 @@ use crate::event::{
 };
 use crate::fsm::{
     self, HaContext, HaState, HaTrigger, Outcome, PartitionState, PartitionTrigger, PowerState,
+    RecoveryPhase, RecoveryStep,
 };
 use crate::gates::{
     ActivityEvidence, Backoff, ConcurrencyLimit, FenceRateCap, GuardChange, MassFailureGuard,
@@ -116,15 +117,6 @@ struct Round {
     op: Option<(PendingOp, HostId)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RecoveryPhase {
-    /// Waiting until `next_step_at` to start an attempt (refresh power).
-    Waiting,
-    Refreshing,
-    PoweringOff,
-    Confirming,
-}
-
 #[derive(Debug, Clone)]
 struct Recovery {
     budget: RetryBudget,
@@ -140,10 +132,16 @@ struct Recovery {
 
 impl Recovery {
     fn committed(&self) -> bool {
-        matches!(
-            self.phase,
-            RecoveryPhase::PoweringOff | RecoveryPhase::Confirming
-        )
+        self.phase.committed()
+    }
+
+    /// Applies a step of the recovery phase machine (`fsm::recovery_transition`).
+    fn step(&mut self, step: RecoveryStep) {
+        match fsm::recovery_transition(self.phase, step) {
+            Outcome::Goto(p) => self.phase = p,
+            Outcome::Stay => {}
+            Outcome::Ignored => debug_assert!(false, "{step:?} in {:?}", self.phase),
+        }
     }
 }
 
@@ -2060,13 +2058,13 @@ impl Coordinator {
             // One power operation per host at a time: start when it ends
             // (its result marks the host; its deadline bounds the wait).
             if let Some(r) = self.hosts[i].recovery.as_mut() {
-                r.phase = RecoveryPhase::Waiting;
+                r.step(RecoveryStep::PowerChannelBusy);
                 r.next_step_at = busy.op.deadline.max(now + 1);
             }
             return;
         }
         if let Some(r) = self.hosts[i].recovery.as_mut() {
-            r.phase = RecoveryPhase::Refreshing;
+            r.step(RecoveryStep::AttemptStarted);
             if !std::mem::take(&mut r.reread_off) {
                 r.budget.start_attempt();
             }
@@ -2090,7 +2088,7 @@ impl Coordinator {
         r.last_failure = Some(failure);
         let attempt = r.budget.used();
         let will_retry = r.budget.attempts_left();
-        r.phase = RecoveryPhase::Waiting;
+        r.step(RecoveryStep::AttemptFailed);
         r.next_step_at = now + self.cfg.recovery_retry_delay_ms;
         out.push(Action::Emit(Event::RecoveryAttemptFailed {
             host: self.hosts[i].host.id,
@@ -2206,7 +2204,7 @@ impl Coordinator {
         let Some(r) = self.hosts[i].recovery.as_mut() else {
             return;
         };
-        r.phase = RecoveryPhase::PoweringOff;
+        r.step(RecoveryStep::PowerOffIssued);
         r.fence = Some(fence);
         let attempt = r.budget.used();
         let evidence = r.evidence.clone();
@@ -2361,7 +2359,7 @@ impl Coordinator {
                         // before believing it (no attempt spent).
                         let first = self.hosts[i].first_off_read_at.unwrap_or(now);
                         if let Some(r) = self.hosts[i].recovery.as_mut() {
-                            r.phase = RecoveryPhase::Waiting;
+                            r.step(RecoveryStep::OffNeedsConfirmation);
                             r.reread_off = true;
                             r.next_step_at = first + self.cfg.fence_confirm_interval_ms;
                         }
@@ -2468,7 +2466,7 @@ impl Coordinator {
                 // Accepted or not, only a chassis OFF read counts: read now.
                 if let Some(r) = self.hosts[i].recovery.as_mut() {
                     if r.fence == Some(fence) {
-                        r.phase = RecoveryPhase::Confirming;
+                        r.step(RecoveryStep::PowerOffAnswered);
                     }
                 }
                 let _ = outcome;

@@ -275,6 +275,81 @@ pub enum Outcome<S> {
     Ignored,
 }
 
+/// Phase of one recovery flow while its host is RECOVERING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecoveryPhase {
+    /// Waiting to start an attempt (or the confirming re-read of an OFF
+    /// reading, or for the host's power channel to be free).
+    Waiting,
+    /// Reading the chassis power right before the power-off.
+    Refreshing,
+    /// The fence's power-off is issued.
+    PoweringOff,
+    /// Reading the chassis power after the power-off.
+    Confirming,
+}
+
+impl RecoveryPhase {
+    /// Every phase.
+    pub const ALL: [RecoveryPhase; 4] = [
+        RecoveryPhase::Waiting,
+        RecoveryPhase::Refreshing,
+        RecoveryPhase::PoweringOff,
+        RecoveryPhase::Confirming,
+    ];
+    /// A power-off has been issued in this attempt (leaving the flow must
+    /// not forget it).
+    pub fn committed(self) -> bool {
+        matches!(self, RecoveryPhase::PoweringOff | RecoveryPhase::Confirming)
+    }
+}
+
+/// What happens to a recovery flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecoveryStep {
+    /// An attempt starts: the power refresh is read.
+    AttemptStarted,
+    /// Another power operation of the host is still pending: wait for it.
+    PowerChannelBusy,
+    /// The refresh read ON and every gate allowed it: the power-off left.
+    PowerOffIssued,
+    /// The refresh read OFF without confirmation: read again after
+    /// `fence_confirm_interval_ms` (no attempt spent).
+    OffNeedsConfirmation,
+    /// The power-off was answered (or timed out): confirm with a read.
+    PowerOffAnswered,
+    /// The attempt failed (power unknown, still ON, unreadable).
+    AttemptFailed,
+}
+
+impl RecoveryStep {
+    /// Every step.
+    pub const ALL: [RecoveryStep; 6] = [
+        RecoveryStep::AttemptStarted,
+        RecoveryStep::PowerChannelBusy,
+        RecoveryStep::PowerOffIssued,
+        RecoveryStep::OffNeedsConfirmation,
+        RecoveryStep::PowerOffAnswered,
+        RecoveryStep::AttemptFailed,
+    ];
+}
+
+/// The recovery phase machine: off is issued only from a refresh, confirmed
+/// only after an issued off, and every failure goes back to waiting.
+pub fn recovery_transition(phase: RecoveryPhase, step: RecoveryStep) -> Outcome<RecoveryPhase> {
+    use RecoveryPhase as P;
+    use RecoveryStep as E;
+    match (phase, step) {
+        (P::Waiting, E::AttemptStarted) => Outcome::Goto(P::Refreshing),
+        (P::Waiting, E::PowerChannelBusy) => Outcome::Stay,
+        (P::Refreshing, E::PowerOffIssued) => Outcome::Goto(P::PoweringOff),
+        (P::Refreshing, E::OffNeedsConfirmation) => Outcome::Goto(P::Waiting),
+        (P::PoweringOff, E::PowerOffAnswered) => Outcome::Goto(P::Confirming),
+        (P::Refreshing | P::Confirming, E::AttemptFailed) => Outcome::Goto(P::Waiting),
+        _ => Outcome::Ignored,
+    }
+}
+
 /// The per-host HA transition function.
 pub fn ha_transition(state: HaState, trigger: HaTrigger, ctx: HaContext) -> Outcome<HaState> {
     use HaState as S;

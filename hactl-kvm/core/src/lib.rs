@@ -75,6 +75,7 @@ pub use event::{
 };
 pub use fsm::{
     HaContext, HaState, HaTrigger, Outcome, PartitionState, PartitionTrigger, PowerState,
+    RecoveryPhase, RecoveryStep,
 };
 pub use ids::{ClusterId, FenceId, HostId, Millis, OpId, OpRef, PodId, StateVersion, ZoneId};
 pub use inventory::{

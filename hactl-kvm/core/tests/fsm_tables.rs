@@ -290,3 +290,58 @@ fn model_document_matches_the_code() {
         );
     }
 }
+
+/// The recovery phase machine, every (phase, step) pair: the table as the
+/// code must keep it.
+#[test]
+fn every_recovery_pair_is_as_specified() {
+    use RecoveryPhase as P;
+    use RecoveryStep as E;
+    let expected = |p: P, e: E| -> Outcome<P> {
+        match (p, e) {
+            (P::Waiting, E::AttemptStarted) => Outcome::Goto(P::Refreshing),
+            (P::Waiting, E::PowerChannelBusy) => Outcome::Stay,
+            (P::Refreshing, E::PowerOffIssued) => Outcome::Goto(P::PoweringOff),
+            (P::Refreshing, E::OffNeedsConfirmation) => Outcome::Goto(P::Waiting),
+            (P::PoweringOff, E::PowerOffAnswered) => Outcome::Goto(P::Confirming),
+            (P::Refreshing, E::AttemptFailed) | (P::Confirming, E::AttemptFailed) => {
+                Outcome::Goto(P::Waiting)
+            }
+            _ => Outcome::Ignored,
+        }
+    };
+    let mut pairs = 0;
+    for p in RecoveryPhase::ALL {
+        for e in RecoveryStep::ALL {
+            let got = recovery_transition(p, e);
+            assert_eq!(got, expected(p, e), "{p:?} --{e:?}-->");
+            if let Outcome::Goto(to) = got {
+                assert_ne!(to, p, "{p:?} --{e:?}--> {to:?} must be Stay");
+            }
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, 4 * 6);
+}
+
+/// A power-off is only ever issued from a refresh, and committed phases are
+/// exactly those after an issued power-off.
+#[test]
+fn recovery_power_off_only_after_a_refresh_and_commitment_follows_it() {
+    for p in RecoveryPhase::ALL {
+        for e in RecoveryStep::ALL {
+            if let Outcome::Goto(to) = recovery_transition(p, e) {
+                if to == RecoveryPhase::PoweringOff {
+                    assert_eq!(p, RecoveryPhase::Refreshing);
+                }
+                if to.committed() && !p.committed() {
+                    assert_eq!(e, RecoveryStep::PowerOffIssued);
+                }
+            }
+        }
+    }
+    assert!(!RecoveryPhase::Waiting.committed());
+    assert!(!RecoveryPhase::Refreshing.committed());
+    assert!(RecoveryPhase::PoweringOff.committed());
+    assert!(RecoveryPhase::Confirming.committed());
+}
