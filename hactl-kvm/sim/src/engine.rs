@@ -110,6 +110,9 @@ enum Ev {
         fence: bool,
         /// The issuing coordinator's epoch (fencing token).
         epoch: u32,
+        /// The newest epoch when it was issued: an operation issued by the
+        /// then-current coordinator may still land after a takeover.
+        token_at_issue: u32,
     },
     /// The quorum provider repeats its report.
     QuorumRenewal,
@@ -435,12 +438,13 @@ impl Simulation {
                 op,
                 fence,
                 epoch,
+                token_at_issue,
             } => {
-                if epoch < self.world.fencing_token {
+                if epoch < token_at_issue {
                     // Only a BMC driver without the token check lets this
-                    // through: a superseded coordinator acted.
+                    // through: an already superseded coordinator acted.
                     self.checker
-                        .superseded_acted(now, host, epoch, self.world.fencing_token);
+                        .superseded_acted(now, host, epoch, token_at_issue);
                     let line = format!(
                         "power {op:?} of h{host} from superseded epoch {epoch} lands (token {})",
                         self.world.fencing_token
@@ -1378,6 +1382,7 @@ impl Simulation {
                             op,
                             fence,
                             epoch,
+                            token_at_issue: self.world.fencing_token,
                         };
                         self.queue.schedule(now.plus_ms(l), lands);
                         let bmc = &self.world.hosts[host].bmc;
@@ -1389,6 +1394,7 @@ impl Simulation {
                                 op,
                                 fence,
                                 epoch,
+                                token_at_issue: self.world.fencing_token,
                             };
                             self.queue.schedule(now.plus_ms(again), lands);
                         }
