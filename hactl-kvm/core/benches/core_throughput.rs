@@ -64,6 +64,8 @@ fn main() {
     core.handle_into(0, Input::QuorumChanged { quorate: true }, &mut out);
     core.handle_into(0, Input::Inventory(inv), &mut out);
     let mut next_crash = 600_000u64;
+    // The quorum provider renews the core's 30 s quorum lease.
+    let mut next_quorum = 10_000u64;
     let mut crash_n = 0u32;
     loop {
         // Dispatch actions.
@@ -146,7 +148,7 @@ fn main() {
         }
         let t_queue = queue.peek().map(|Reverse((t, _, _))| *t);
         let t_timer = core.next_timeout();
-        let next = [t_queue, t_timer, Some(next_crash)]
+        let next = [t_queue, t_timer, Some(next_crash), Some(next_quorum)]
             .into_iter()
             .flatten()
             .min()
@@ -155,6 +157,12 @@ fn main() {
             break;
         }
         now = next;
+        if now == next_quorum {
+            next_quorum += 10_000;
+            core.handle_into(now, Input::QuorumChanged { quorate: true }, &mut out);
+            handled += 1;
+            continue;
+        }
         if now == next_crash {
             dead.insert(HostId((crash_n * 7919) % (clusters * per)));
             crash_n += 1;
