@@ -43,6 +43,7 @@ const REQUIRED_SCENARIOS: &[&str] = &[
     "storage-slow",
     "zombie-coordinator",
     "api-stale-inventory",
+    "clock-skew",
 ];
 
 #[test]

@@ -42,6 +42,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("checker-wrong", "the only peer left to check a host whose agent is down (VMs alive) answers the opposite of the truth every time; one checker never convicts alone: nothing is fenced"),
     ("quorum-provider-dies", "the quorum provider goes silent (last word: quorate) as quorum is lost, then a host crashes; nothing is fenced until the provider is back"),
     ("storage-slow", "heartbeat reads outlast the sample window for 10 min while a host is crashed; checks cannot tell, nothing is fenced until the storage is fast again"),
+    ("clock-skew", "the coordinator's and the hosts' wall clocks differ by minutes and step during activity rounds of a crashed host and of a live host whose agent is down; the crashed one is fenced once, the live one never (the heartbeat check compares counters, not clocks)"),
     ("api-stale-inventory", "a host goes into maintenance and then hangs; the API reports the maintenance 20 s late: the host is never fenced while in maintenance, and is recovered once the API reports it back"),
     ("zombie-coordinator", "a new coordinator recovers from the journal while the old one keeps running for 10 min; a host crashes; the old one's power actions are refused by their fencing token"),
 ];
@@ -256,6 +257,45 @@ pub fn named(name: &str, hosts: Option<usize>) -> Result<Scenario, ScenarioError
             (at(t), Fault::HostCrash { host: 1 }),
             (at(t + 600), Fault::StorageNormal { cluster: 0 }),
         ],
+        "clock-skew" => {
+            let mut v = vec![(
+                at(t - 200),
+                Fault::CoordinatorWallClockStep { delta_ms: 420_000 },
+            )];
+            for (h, d) in [
+                (0, -180_000i64),
+                (1, 300_000),
+                (2, -600_000),
+                (3, 90_000),
+                (4, 240_000),
+            ] {
+                v.push((
+                    at(t - 200),
+                    Fault::HostWallClockStep {
+                        host: h,
+                        delta_ms: d,
+                    },
+                ));
+            }
+            v.push((at(t), Fault::HostCrash { host: 1 }));
+            v.push((at(t), Fault::AgentDown { host: 3 }));
+            // Mid-round steps: checkers, the suspects and the coordinator.
+            for (k, h) in [(15, 2), (20, 3), (25, 0), (40, 3)] {
+                v.push((
+                    at(t + k),
+                    Fault::HostWallClockStep {
+                        host: h,
+                        delta_ms: -300_000,
+                    },
+                ));
+                v.push((
+                    at(t + k),
+                    Fault::CoordinatorWallClockStep { delta_ms: 180_000 },
+                ));
+            }
+            v.push((at(t + 600), Fault::AgentUp { host: 3 }));
+            v
+        }
         "api-stale-inventory" => vec![
             (
                 at(t),
@@ -325,6 +365,7 @@ pub enum FaultClass {
     StorageSlow,
     ZombieCoordinator,
     ApiStaleInventory,
+    ClockSkew,
 }
 
 /// Every fault class with its `--faults` name.
@@ -351,6 +392,7 @@ pub const FAULT_CLASSES: &[(FaultClass, &str)] = &[
     (FaultClass::StorageSlow, "storage-slow"),
     (FaultClass::ZombieCoordinator, "zombie-coordinator"),
     (FaultClass::ApiStaleInventory, "api-stale-inventory"),
+    (FaultClass::ClockSkew, "clock-skew"),
 ];
 
 /// Every fault class.
@@ -528,6 +570,23 @@ pub fn random(seed: u64, hosts: usize, classes: &[FaultClass]) -> Scenario {
                 faults.push((s, Fault::MaintenanceStarted { host, api_lag_ms }));
                 let api_lag_ms = rng.gen_range(1_000..120_000);
                 faults.push((span(&mut rng), Fault::MaintenanceEnded { host, api_lag_ms }));
+            }
+            FaultClass::ClockSkew => {
+                // Minutes of skew between the coordinator and the hosts of
+                // a cluster, then steps a few seconds apart (mid-round).
+                let first_host = cluster * SCENARIO_HOSTS_PER_CLUSTER;
+                let last_host = (first_host + SCENARIO_HOSTS_PER_CLUSTER).min(hosts);
+                for h in first_host..last_host {
+                    let delta_ms = rng.gen_range(-600_000i64..600_000);
+                    faults.push((s, Fault::HostWallClockStep { host: h, delta_ms }));
+                }
+                for k in 1..=3u64 {
+                    let at = SimTime(start + k * rng.gen_range(2_000..8_000));
+                    let delta_ms = rng.gen_range(-300_000i64..300_000);
+                    faults.push((at, Fault::CoordinatorWallClockStep { delta_ms }));
+                    let delta_ms = rng.gen_range(-300_000i64..300_000);
+                    faults.push((at, Fault::HostWallClockStep { host, delta_ms }));
+                }
             }
             FaultClass::CheckerWrong | FaultClass::ZombieCoordinator => {
                 faults.push((s, Fault::HostCrash { host }))

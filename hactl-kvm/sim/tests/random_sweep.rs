@@ -45,6 +45,7 @@ fn small_clusters_and_single_fault_classes_hold() {
         "storage-slow",
         "zombie-coordinator",
         "api-stale-inventory",
+        "clock-skew",
     ] {
         let classes = parse_fault_classes(&format!("host-crash,{class}")).unwrap();
         let rep = sweep_with(20_000, 100, 6..=20, &classes);

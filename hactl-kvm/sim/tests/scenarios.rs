@@ -404,3 +404,18 @@ fn a_host_in_maintenance_is_not_fenced_and_is_recovered_once_the_api_says_so() {
     assert!(ttr > 600.0, "recovered {ttr} s after the crash");
     assert_eq!(state(&r, "h1"), "AVAILABLE");
 }
+
+#[test]
+fn clock_skew_and_steps_mid_round_change_no_decision() {
+    let r = run("clock-skew");
+    assert_held(&r);
+    assert_eq!(
+        r.fences,
+        1,
+        "only the crashed h1: {}",
+        r.timeline.join("\n")
+    );
+    assert_eq!(state(&r, "h3"), "AVAILABLE");
+    let ttr = r.max_time_to_recovery_s.expect("h1 recovered");
+    assert!(ttr <= 60.0, "{ttr} s");
+}
