@@ -225,10 +225,21 @@ impl Client {
         );
         let names: Vec<&str> = params.pairs().iter().map(|(n, _)| n.as_str()).collect();
         tracing::debug!(command, params = ?names, "CloudStack request");
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            command: command.to_string(),
-            timed_out: e.is_timeout(),
-            source: e.without_url(),
+        let unreachable = |e: reqwest::Error| {
+            let e = e.without_url();
+            let mut detail = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                detail.push_str(": ");
+                detail.push_str(&c.to_string());
+                cause = c.source();
+            }
+            Error::Unreachable {
+                command: command.to_string(),
+                timed_out: e.is_timeout(),
+                detail,
+                source: e,
+            }
         };
         let resp = self.http.get(url).send().await.map_err(unreachable)?;
         let status = resp.status().as_u16();

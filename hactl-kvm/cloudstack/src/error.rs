@@ -20,12 +20,15 @@ pub enum Error {
     },
     /// No answer: connection refused or dropped, DNS, TLS handshake or
     /// certificate verification failure, or the request timed out.
-    #[error("CloudStack API unreachable for {command}{}: {source}", if *.timed_out { " (timed out)" } else { "" })]
+    #[error("CloudStack API unreachable for {command}{}: {detail}", if *.timed_out { " (timed out)" } else { "" })]
     Unreachable {
         /// The command.
         command: String,
         /// True when the request timed out.
         timed_out: bool,
+        /// The transport error with its causes (e.g. the TLS verification
+        /// failure), without the URL.
+        detail: String,
         /// The transport error (its URL stripped).
         #[source]
         source: reqwest::Error,

@@ -488,3 +488,162 @@ fn bad_configuration_is_refused() {
     cfg.ca_file = Some(junk);
     assert!(matches!(Client::new(cfg).unwrap_err(), Error::Config(_)));
 }
+
+/// `openssl s_server` with a certificate from a test CA, stopped by PID.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    ca: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill(); // by PID: the child we started
+        let _ = self.child.wait();
+    }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let st = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is needed for the HTTPS test (Debian package openssl)");
+    assert!(st.success(), "openssl {args:?}");
+}
+
+fn tls_server() -> TlsServer {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hactl test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = std::process::Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "srv.pem",
+            "-key",
+            "srv.key",
+            "-www",
+            "-quiet",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let server = TlsServer {
+        child,
+        port,
+        ca: d.join("ca.pem"),
+        _dir: dir,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+#[tokio::test]
+async fn https_verifies_the_server_certificate() {
+    let tls = tls_server();
+    let endpoint = format!("https://127.0.0.1:{}/client/api", tls.port);
+    // Not signed by a CA we trust: refused, and the error says why.
+    let mut cfg = ClientConfig::new(endpoint.clone(), Credentials::new("k", "s"));
+    cfg.read_retries = 0;
+    let err = Client::new(cfg.clone())
+        .unwrap()
+        .list_zones()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unreachable {
+                timed_out: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // With the CA file the handshake succeeds; s_server's HTML status page is
+    // then (correctly) not a CloudStack answer.
+    cfg.ca_file = Some(tls.ca.clone());
+    let err = Client::new(cfg).unwrap().list_zones().await.unwrap_err();
+    assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
+}
