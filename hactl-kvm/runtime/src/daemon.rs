@@ -517,6 +517,7 @@ impl Daemon {
                     );
                     self.handoffs.apply(&rec);
                     self.handoff_running.remove(&host);
+                    self.reconcile_handoffs()?;
                     self.resume_handoffs();
                 }
             }
@@ -526,6 +527,8 @@ impl Daemon {
             self.core.handle_batch(now_ms(), inputs, &mut out);
             self.execute(out)?;
         }
+        self.reconcile_handoffs()?;
+        self.resume_handoffs();
         Ok(())
     }
 
@@ -698,6 +701,33 @@ impl Daemon {
         Ok(())
     }
 
+    /// A host declared degraded that is already AVAILABLE again (it came
+    /// back while the declare was running, or before a restart) owes its
+    /// cancel now.
+    fn reconcile_handoffs(&mut self) -> Result<(), DaemonError> {
+        let declared: Vec<String> = self
+            .handoffs
+            .hosts
+            .iter()
+            .filter(|(_, s)| **s == HandoffState::Declared)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for uuid in declared {
+            let available = self
+                .ids
+                .host_id(&uuid)
+                .and_then(|id| self.core.host(id))
+                .is_some_and(|v| v.ha == HaState::Available);
+            if available {
+                if let Some(rec) = self.handoffs.on_available(&uuid) {
+                    self.handoff_journal.append(&rec)?;
+                    self.handoffs.apply(&rec);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Starts a task for every owed hand-off step that has none running.
     fn resume_handoffs(&mut self) {
         if self.stopping {
@@ -800,8 +830,12 @@ impl Daemon {
             })
             .await
             .unwrap_or_else(|e| Err(PowerError::Rejected(format!("driver panicked: {e}"))));
-            if let Ok(a) = &r {
-                tracing::info!("power {:?} of {}: {:?}", kind, op.host, a);
+            match (&r, kind) {
+                (Ok(a), PowerOp::Status) => {
+                    tracing::debug!("power {:?} of {}: {:?}", kind, op.host, a)
+                }
+                (Ok(a), _) => tracing::info!("power {:?} of {}: {:?}", kind, op.host, a),
+                _ => {}
             }
             let _ = tx.send(Msg::Input(answer(r)));
             in_flight.fetch_sub(1, Ordering::SeqCst);

@@ -1,0 +1,391 @@
+//! End-to-end tests of `hactl-kvm run` on loopback: the real daemon binary
+//! against the CloudStack API double, one `ipmi_sim` BMC per host and
+//! kvm-host heartbeat records written on a temporary directory (the primary
+//! storage), with the `local` activity check. Each test asserts the BMCs'
+//! power event logs and the API double's call record (ground truth), never
+//! the daemon's own view.
+//!
+//! They live in the cli crate because only its tests get the path of the
+//! `hactl-kvm` binary from cargo (`CARGO_BIN_EXE_hactl-kvm`).
+
+use kvm_host::heartbeat::{write_heartbeat, HeartbeatRecord};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use test_support::cloudstack::{CloudStackDouble, DoubleHost};
+use test_support::peers::wait_until;
+use test_support::{IpmiSim, PowerEvent};
+
+/// A kvm-host heartbeat writer for one host (kvm-host's own write code,
+/// interval 1 s), stoppable.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(storage: &Path, host: &str, first_counter: u64) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, storage, host) = (stop.clone(), storage.to_path_buf(), host.to_string());
+        let thread = std::thread::spawn(move || {
+            let mut counter = first_counter;
+            while !s.load(Ordering::SeqCst) {
+                counter += 1;
+                let rec = HeartbeatRecord {
+                    format: 1,
+                    host: host.clone(),
+                    counter,
+                    incarnation: format!("test-{host}"),
+                    written_unix_ms: 0,
+                    interval_secs: 1,
+                };
+                // Errors only once the test tears the directory down.
+                let _ = write_heartbeat(&storage, "KVMHA", false, &rec);
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        });
+        Writer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Host {
+    name: String,
+    uuid: String,
+    bmc: IpmiSim,
+    writer: Option<Writer>,
+}
+
+/// The world around one daemon.
+struct World {
+    dir: tempfile::TempDir,
+    cs: CloudStackDouble,
+    hosts: Vec<Host>,
+    daemon: Option<Child>,
+}
+
+const CORE: &str = r#"
+[core]
+health_check_interval_ms = 1000
+health_check_timeout_ms = 800
+power_poll_interval_ms = 2000
+power_op_timeout_ms = 5000
+activity_sample_window_ms = 2500
+activity_check_timeout_ms = 6000
+activity_backoff_initial_ms = 1000
+activity_backoff_max_ms = 4000
+recovery_retry_delay_ms = 1000
+quiet_period_ms = 2000
+startup_grace_ms = 1000
+min_available_hosts = 2
+[core.evidence]
+dead_required = 2
+max_samples = 3
+[core.fence_rate]
+per_partition = 3
+global = 3
+window_ms = 3600000
+[core.mass_failure]
+share = 0.5
+window_ms = 60000
+cliff_drop_share = 0.5
+min_hosts = 3
+"#;
+
+impl World {
+    /// `n` healthy hosts with BMCs and heartbeats, BMC password `password`.
+    fn new(n: usize, password: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("storage")).unwrap();
+        let cs = CloudStackDouble::start().expect("API double starts");
+        let z = cs.add_zone("z1");
+        let p = cs.add_pod("p1", &z);
+        let c = cs.add_cluster("c1", &p);
+        let mut hosts = Vec::new();
+        for i in 0..n {
+            let name = format!("kvm{}", i + 1);
+            let bmc = IpmiSim::start();
+            let mut h = DoubleHost::kvm(&name, &format!("127.0.0.{}", i + 10), &c);
+            h.oobm_address = "127.0.0.1".into();
+            h.oobm_port = bmc.port().to_string();
+            let uuid = cs.add_host(h);
+            let writer = Some(Writer::start(&dir.path().join("storage"), &name, 0));
+            hosts.push(Host {
+                name,
+                uuid,
+                bmc,
+                writer,
+            });
+        }
+        let w = World {
+            dir,
+            cs,
+            hosts,
+            daemon: None,
+        };
+        w.write_config(password, 0o600);
+        w
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("hactl.toml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    fn write_config(&self, password: &str, secrets_mode: u32) {
+        let d = self.dir.path();
+        let secrets = d.join("secrets.toml");
+        fs::write(
+            &secrets,
+            format!(
+                "[cloudstack]\nsecret_key = \"{}\"\n[bmc]\npassword = \"{password}\"\n",
+                self.cs.secret_key()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&secrets, fs::Permissions::from_mode(secrets_mode)).unwrap();
+        let cfg = format!(
+            r#"
+[daemon]
+journal_dir = "{journal}"
+secrets_file = "{secrets}"
+inventory_interval_ms = 1000
+shutdown_timeout_ms = 10000
+[cloudstack]
+url = "{url}"
+api_key = "{key}"
+request_timeout_ms = 2000
+degrade_wait_ms = 30000
+handoff_retry_ms = 500
+[activity]
+mode = "local"
+read_timeout_ms = 1000
+[activity.mounts]
+primary = "{storage}"
+[power]
+username = "admin"
+retransmit_ms = 300
+{CORE}"#,
+            journal = d.join("journal").display(),
+            secrets = secrets.display(),
+            url = self.cs.endpoint(),
+            key = self.cs.api_key(),
+            storage = d.join("storage").display(),
+        );
+        fs::write(self.config_path(), cfg).unwrap();
+    }
+
+    fn spawn_daemon(&self) -> Child {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+            .arg("run")
+            .arg("--config")
+            .arg(self.config_path())
+            .env("HACTL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts")
+    }
+
+    fn start_daemon(&mut self) {
+        self.daemon = Some(self.spawn_daemon());
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Waits until the daemon reports `n` hosts AVAILABLE (ever).
+    fn wait_available(&self, n: usize) {
+        assert!(
+            wait_until(Duration::from_secs(30), || self
+                .count(r#""to":"AVAILABLE""#)
+                >= n),
+            "hosts never became AVAILABLE; daemon log:\n{}",
+            self.log()
+        );
+    }
+
+    fn stop_daemon(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("daemon running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < until, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn calls(&self, command: &str, host: &str) -> usize {
+        self.cs
+            .calls_of(command)
+            .iter()
+            .filter(|c| c.params.get("id").map(String::as_str) == Some(host))
+            .count()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Agent disconnects and heartbeat stops: powered off, confirmed off,
+/// declared degraded, powered on, and back after the agent reconnects
+/// (cancel seen); the BMC log shows exactly off then on.
+#[test]
+fn crashed_host_is_fenced_handed_off_and_comes_back() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    // Crash: heartbeat stops, CloudStack loses the agent.
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name}; daemon log:\n{}",
+        w.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || w
+            .calls("declareHostAsDegraded", &uuid)
+            == 1),
+        "no declareHostAsDegraded for {name}; calls: {:?}\nlog:\n{}",
+        w.cs.calls().iter().map(|c| &c.command).collect::<Vec<_>>(),
+        w.log()
+    );
+    assert_eq!(w.cs.host(&uuid).unwrap().resourcestate, "Degraded");
+    // The host boots, its agent reconnects, its heartbeat resumes.
+    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
+    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    assert!(
+        wait_until(Duration::from_secs(30), || w
+            .calls("cancelHostAsDegraded", &uuid)
+            == 1),
+        "no cancelHostAsDegraded for {name}; log:\n{}",
+        w.log()
+    );
+    assert_eq!(w.cs.host(&uuid).unwrap().resourcestate, "Enabled");
+    // Nothing else was powered, nothing declared twice, the other hosts untouched.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.hosts[0].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert_eq!(w.calls("declareHostAsDegraded", &uuid), 1);
+    for h in &w.hosts[1..] {
+        assert!(
+            h.bmc.events().is_empty(),
+            "{} was powered: {:?}",
+            h.name,
+            h.bmc.events()
+        );
+    }
+    assert!(w.stop_daemon().success(), "SIGTERM: exit 0");
+}
+
+/// Agent disconnects but the heartbeat goes on: never powered off.
+#[test]
+fn disconnected_agent_with_live_heartbeat_is_never_fenced() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    let uuid = w.hosts[0].uuid.clone();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    // The activity check ran and saw it alive (the test is not vacuous) ...
+    assert!(
+        wait_until(Duration::from_secs(30), || w.count("(local): Alive") >= 2),
+        "no activity check saw the heartbeat; log:\n{}",
+        w.log()
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    // ... and no BMC saw any power command, CloudStack no hand-off.
+    for h in &w.hosts {
+        assert!(
+            h.bmc.events().is_empty(),
+            "{} was powered: {:?}",
+            h.name,
+            h.bmc.events()
+        );
+    }
+    assert_eq!(w.cs.calls_of("declareHostAsDegraded").len(), 0);
+    assert!(w.stop_daemon().success());
+}
+
+/// A second daemon on the same journal directory refuses to start and
+/// names the holder; a secrets file with mode 0644 is refused.
+#[test]
+fn second_daemon_and_open_secrets_are_refused() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(1);
+    let first = w.daemon.as_ref().unwrap().id();
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .arg("run")
+        .arg("--config")
+        .arg(w.config_path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("PID {first}")), "{err}");
+    assert!(w.stop_daemon().success());
+
+    w.write_config("secret", 0o644);
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .arg("run")
+        .arg("--config")
+        .arg(w.config_path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("mode 0644") && err.contains("0600"), "{err}");
+    assert!(!err.contains("secret\""), "no secret in the error: {err}");
+}
