@@ -458,6 +458,7 @@ fn default_configurations() -> BTreeMap<String, String> {
 
 fn serve_connection(shared: &Shared, conn: TcpStream) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+    let _ = conn.set_nodelay(true);
     let Ok(write_half) = conn.try_clone() else {
         return;
     };
@@ -493,7 +494,10 @@ fn serve_connection(shared: &Shared, conn: TcpStream) {
             body.len(),
             if req.close { "Connection: close\r\n" } else { "" }
         );
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(body.as_bytes()).is_err() {
+        // One write: a separate small head would wait on Nagle + delayed ACK.
+        let mut answer = head.into_bytes();
+        answer.extend_from_slice(body.as_bytes());
+        if out.write_all(&answer).is_err() {
             return;
         }
         if req.close {
@@ -853,6 +857,13 @@ fn run(st: &mut State, command: &str, p: &BTreeMap<String, String>) -> CmdResult
             let items = st
                 .hosts
                 .iter()
+                // Cheap filters first: a cluster round must not render every host.
+                .filter(|h| {
+                    filter("id", &h.id)
+                        && filter("clusterid", &h.clusterid)
+                        && filter("type", &h.host_type)
+                        && filter("hypervisor", &h.hypervisor)
+                })
                 .map(|h| host_json(st, h))
                 .filter(|h| {
                     [
