@@ -647,3 +647,16 @@ async fn https_verifies_the_server_certificate() {
     let err = Client::new(cfg).unwrap().list_zones().await.unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
 }
+
+/// The defaults README.md and API.md state.
+#[test]
+fn documented_defaults() {
+    let cfg = ClientConfig::new("http://127.0.0.1/client/api", Credentials::new("k", "s"));
+    assert_eq!(cfg.request_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.read_retries, 2);
+    assert_eq!(cfg.page_size, 500);
+    assert_eq!(cfg.job_poll_interval, Duration::from_secs(1));
+    assert_eq!(cfg.job_timeout, Duration::from_secs(300));
+    assert_eq!(cfg.expires_after, Duration::from_secs(300));
+    assert!(cfg.ca_file.is_none());
+}
