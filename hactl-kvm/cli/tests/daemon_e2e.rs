@@ -106,7 +106,7 @@ global = 3
 window_ms = 3600000
 [core.mass_failure]
 share = 0.5
-window_ms = 60000
+window_ms = 10000
 cliff_drop_share = 0.5
 min_hosts = 3
 "#;
@@ -186,7 +186,7 @@ read_timeout_ms = 1000
 primary = "{storage}"
 [power]
 username = "admin"
-retransmit_ms = 300
+retransmit_ms = 2500
 {CORE}"#,
             journal = d.join("journal").display(),
             secrets = secrets.display(),
@@ -207,7 +207,10 @@ retransmit_ms = 300
             .arg("run")
             .arg("--config")
             .arg(self.config_path())
-            .env("HACTL_LOG", "info")
+            .env(
+                "HACTL_LOG",
+                std::env::var("HACTL_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -388,4 +391,171 @@ fn second_daemon_and_open_secrets_are_refused() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("mode 0644") && err.contains("0600"), "{err}");
     assert!(!err.contains("secret\""), "no secret in the error: {err}");
+}
+
+/// Every heartbeat stops at once (storage outage), then one agent
+/// disconnects too: the heartbeat cliff holds fencing, zero power actions.
+#[test]
+fn storage_outage_causes_zero_power_actions() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    // Steady state first: a couple of heartbeat censuses (one per activity window).
+    std::thread::sleep(Duration::from_secs(7));
+    for h in &mut w.hosts {
+        h.writer.as_mut().unwrap().stop();
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || w
+            .count(r#""kind":"heartbeat_cliff""#)
+            >= 1),
+        "the heartbeat cliff was not detected; log:\n{}",
+        w.log()
+    );
+    let uuid = w.hosts[0].uuid.clone();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    // Twice the time a crashed host takes to be fenced without the outage.
+    std::thread::sleep(Duration::from_secs(14));
+    for h in &w.hosts {
+        assert!(
+            h.bmc.events().is_empty(),
+            "{} was powered: {:?}\nlog:\n{}",
+            h.name,
+            h.bmc.events(),
+            w.log()
+        );
+    }
+    assert_eq!(w.cs.calls_of("declareHostAsDegraded").len(), 0);
+    assert!(w.stop_daemon().success());
+}
+
+/// A wrong BMC password: a clear error naming the cause, and no fence.
+#[test]
+fn wrong_bmc_password_is_reported_and_never_fences() {
+    let mut w = World::new(3, "not-the-password");
+    w.start_daemon();
+    assert!(
+        wait_until(Duration::from_secs(20), || w
+            .log()
+            .contains("BMC refused the credentials")),
+        "no clear credentials error; log:\n{}",
+        w.log()
+    );
+    assert!(!w.log().contains("not-the-password"), "password in the log");
+    let uuid = w.hosts[0].uuid.clone();
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    std::thread::sleep(Duration::from_secs(12));
+    for h in &w.hosts {
+        assert!(
+            h.bmc.events().is_empty(),
+            "{} was powered: {:?}",
+            h.name,
+            h.bmc.events()
+        );
+    }
+    assert_eq!(w.cs.calls_of("declareHostAsDegraded").len(), 0);
+    assert!(w.stop_daemon().success());
+}
+
+/// The API unreachable: a crashed host is not fenced while it is; once
+/// the API answers again the fence happens (so it was the API that held it).
+#[test]
+fn unreachable_api_means_no_fencing_at_all() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    w.cs.set_unreachable(true);
+    let uuid = w.hosts[0].uuid.clone();
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(20), || w
+            .log()
+            .contains("fencing suspended")),
+        "no notice of the suspended fencing; log:\n{}",
+        w.log()
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    for h in &w.hosts {
+        assert!(
+            h.bmc.events().is_empty(),
+            "{} was powered: {:?}",
+            h.name,
+            h.bmc.events()
+        );
+    }
+    w.cs.set_unreachable(false);
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "log:\n{}",
+        w.log()
+    );
+    assert!(w.stop_daemon().success());
+}
+
+/// SIGKILL between power-off and power-on, restart on the same journal:
+/// the fence is not repeated, the rate cap still counts it, the host ends
+/// powered on and AVAILABLE.
+#[test]
+fn sigkill_between_off_and_on_neither_repeats_nor_forgets() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    // A slow chassis: each power command takes 1.5 s, leaving a window after the off.
+    w.hosts[0]
+        .bmc
+        .set_chassis_delay(Duration::from_millis(1500));
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(60), || w.hosts[0].bmc.events().first()
+            == Some(&PowerEvent::Off)),
+        "never powered off; log:\n{}",
+        w.log()
+    );
+    let mut first = w.daemon.take().unwrap();
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let offset = w.log().len();
+    w.hosts[0].bmc.set_chassis_delay(Duration::ZERO);
+    w.start_daemon();
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "log:\n{}",
+        w.log()
+    );
+    // The host boots and its agent reconnects.
+    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
+    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    let after = |w: &World| w.log()[offset..].to_string();
+    assert!(
+        wait_until(Duration::from_secs(30), || after(&w)
+            .matches(r#""to":"AVAILABLE""#)
+            .count()
+            >= 3),
+        "not every host AVAILABLE after the restart; log:\n{}",
+        after(&w)
+    );
+    let log = after(&w);
+    assert!(
+        log.contains(r#""recovered":true"#) && log.contains(r#""fences_in_window":1"#),
+        "the restarted coordinator does not count the fence; log:\n{log}"
+    );
+    assert_eq!(
+        log.matches(r#""event":"fence_issued""#).count(),
+        0,
+        "fence repeated:\n{log}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.hosts[0].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert!(w.stop_daemon().success());
 }

@@ -43,7 +43,8 @@ pub struct LocalCheck {
     pub cloudstack_hb_ip: Option<String>,
 }
 
-fn reader_command(reader: &Option<PathBuf>) -> Command {
+/// The command that reads one heartbeat file (`read-heartbeat`).
+pub fn reader_command(reader: &Option<PathBuf>) -> Command {
     match reader {
         Some(p) => Command::new(p),
         None => {

@@ -85,6 +85,10 @@ enum Msg {
         result: Result<Vec<HostInfo>, String>,
     },
     Handoff(HandoffRecord),
+    Census {
+        cluster: ClusterId,
+        samples: Vec<(HostId, Option<(u64, String)>)>,
+    },
 }
 
 struct Listing {
@@ -269,6 +273,10 @@ pub struct Daemon {
     drivers: Arc<Drivers>,
     in_flight_power: Arc<AtomicUsize>,
     stopping: bool,
+    /// Last heartbeat census per cluster: when, and each host's last
+    /// (counter, incarnation).
+    census: HashMap<ClusterId, (u64, HashMap<HostId, (u64, String)>)>,
+    census_running: HashSet<ClusterId>,
     notifier: Notifier,
     _lock: DirLock,
 }
@@ -330,6 +338,8 @@ impl Daemon {
             rx,
             in_flight_power: Arc::new(AtomicUsize::new(0)),
             stopping: false,
+            census: HashMap::new(),
+            census_running: HashSet::new(),
             notifier: Notifier::from_env(),
             _lock: lock,
         };
@@ -478,9 +488,18 @@ impl Daemon {
                         }
                     }
                 }
+                Msg::Census { cluster, samples } => {
+                    self.census_running.remove(&cluster);
+                    if let Some(i) = self.note_census(cluster, samples) {
+                        inputs.push(i);
+                    }
+                }
                 Msg::HealthRound { ops, result } => match result {
                     Ok(hosts) => {
                         self.set_api_ok(true, &mut inputs);
+                        if let Some(c) = ops.first().and_then(|op| self.core.host(op.host)) {
+                            self.spawn_census(c.cluster);
+                        }
                         let by_uuid: HashMap<&str, &HostInfo> =
                             hosts.iter().map(|h| (h.id.as_str(), h)).collect();
                         for op in ops {
@@ -530,6 +549,108 @@ impl Daemon {
         self.reconcile_handoffs()?;
         self.resume_handoffs();
         Ok(())
+    }
+
+    /// Starts a heartbeat census of a `local`-mode cluster when the last
+    /// one is at least one activity window old: every host's heartbeat read
+    /// on the coordinator's mounts (abandonable reads).
+    fn spawn_census(&mut self, cluster: ClusterId) {
+        if self.stopping || self.census_running.contains(&cluster) {
+            return;
+        }
+        let now = now_ms();
+        if let Some((at, _)) = self.census.get(&cluster) {
+            if now.saturating_sub(*at) < self.cfg.core.activity_sample_window_ms {
+                return;
+            }
+        }
+        let members: Vec<(HostId, &HostEntry)> = self
+            .hosts
+            .iter()
+            .filter(|(id, _)| self.core.host(**id).is_some_and(|v| v.cluster == cluster))
+            .map(|(id, e)| (*id, e))
+            .collect();
+        let Some((_, first)) = members.first() else {
+            return;
+        };
+        let (mode, mounts) = self.mounts_for(&first.cluster_uuid, &first.cluster_name);
+        if mode != ActivityMode::Local || mounts.is_empty() {
+            return;
+        }
+        let mount = mounts[0].clone();
+        let requests: Vec<(HostId, kvm_host::reader::ReadRequest)> = members
+            .iter()
+            .map(|(id, e)| {
+                (
+                    *id,
+                    kvm_host::reader::ReadRequest {
+                        file: kvm_host::heartbeat::heartbeat_path(
+                            &mount,
+                            &self.cfg.activity.heartbeat_dir,
+                            &e.name,
+                        ),
+                        require_mount_of: None,
+                    },
+                )
+            })
+            .collect();
+        let reader = (!self.cfg.activity.reader.is_empty())
+            .then(|| PathBuf::from(&self.cfg.activity.reader));
+        let timeout = Duration::from_millis(self.cfg.activity.read_timeout_ms);
+        self.census_running.insert(cluster);
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let reqs: Vec<_> = requests.iter().map(|(_, r)| r.clone()).collect();
+            let results = kvm_host::reader::read_all_with(&reqs, Instant::now() + timeout, &|| {
+                activity::reader_command(&reader)
+            });
+            let samples = requests
+                .iter()
+                .zip(results)
+                .map(|((id, _), r)| {
+                    let rec = match r {
+                        kvm_host::reader::ReadResult::Report(
+                            kvm_host::reader::ReadReport::Record { record },
+                        ) => Some((record.counter, record.incarnation)),
+                        _ => None,
+                    };
+                    (*id, rec)
+                })
+                .collect();
+            let _ = tx.send(Msg::Census { cluster, samples });
+        });
+    }
+
+    /// Compares a census with the previous one: a host is fresh when its
+    /// heartbeat changed. No census is reported when nothing could be read
+    /// (our own mount failing is not a cliff of the hosts).
+    fn note_census(
+        &mut self,
+        cluster: ClusterId,
+        samples: Vec<(HostId, Option<(u64, String)>)>,
+    ) -> Option<Input> {
+        let now = now_ms();
+        let readable: HashMap<HostId, (u64, String)> = samples
+            .iter()
+            .filter_map(|(id, r)| r.clone().map(|r| (*id, r)))
+            .collect();
+        if readable.is_empty() {
+            tracing::warn!("heartbeat census of {cluster}: nothing readable on this coordinator's mount; not counted");
+            return None;
+        }
+        let previous = self.census.insert(cluster, (now, readable.clone()));
+        let (_, prev) = previous?;
+        let total = samples.len() as u32;
+        let fresh = readable
+            .iter()
+            .filter(|(id, r)| prev.get(id).is_some_and(|p| p != *r))
+            .count() as u32;
+        tracing::debug!("heartbeat census of {cluster}: {fresh} of {total} fresh");
+        Some(Input::HeartbeatCensus {
+            cluster,
+            fresh,
+            total,
+        })
     }
 
     fn set_api_ok(&mut self, ok: bool, inputs: &mut Vec<Input>) {
