@@ -559,3 +559,51 @@ fn sigkill_between_off_and_on_neither_repeats_nor_forgets() {
     );
     assert!(w.stop_daemon().success());
 }
+
+/// check-config: every peer reachable -> a table and exit 0; one BMC with a
+/// wrong password -> its row says why, exit 1; never a power change.
+#[test]
+fn check_config_reaches_the_api_and_every_bmc_once() {
+    let w = World::new(2, "secret");
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(w.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("CloudStack API: OK (2 KVM hosts)"), "{text}");
+    assert_eq!(text.matches(" On\n").count(), 2, "{text}");
+    w.write_config("wrong", 0o600);
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(w.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAILED: BMC refused the credentials"),
+        "{text}"
+    );
+    for h in &w.hosts {
+        assert!(h.bmc.events().is_empty());
+    }
+    w.cs.set_unreachable(true);
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(w.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("CloudStack API: FAILED"), "{text}");
+}
