@@ -98,6 +98,9 @@ struct Listing {
     hosts: Vec<HostInfo>,
 }
 
+/// Each host's last heartbeat (counter, incarnation) seen by a census.
+type CensusSample = HashMap<HostId, (u64, String)>;
+
 /// A mapped host as the loop knows it.
 #[derive(Debug, Clone)]
 struct HostEntry {
@@ -275,7 +278,7 @@ pub struct Daemon {
     stopping: bool,
     /// Last heartbeat census per cluster: when, and each host's last
     /// (counter, incarnation).
-    census: HashMap<ClusterId, (u64, HashMap<HostId, (u64, String)>)>,
+    census: HashMap<ClusterId, (u64, CensusSample)>,
     census_running: HashSet<ClusterId>,
     notifier: Notifier,
     _lock: DirLock,
