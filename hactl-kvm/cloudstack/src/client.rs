@@ -362,8 +362,8 @@ impl Client {
             .await
     }
 
-    /// `listHosts type=Routing hypervisor=KVM` [`clusterid`]: one paged call
-    /// per cluster round.
+    /// `listHosts type=Routing hypervisor=KVM`, with `clusterid` when given: one
+    /// paged call per cluster round.
     pub async fn list_kvm_hosts(&self, cluster_id: Option<&str>) -> Result<Vec<HostInfo>, Error> {
         let mut p = Params::new()
             .with("type", "Routing")
