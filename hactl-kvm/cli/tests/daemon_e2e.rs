@@ -77,6 +77,8 @@ struct Host {
 
 /// The world around one daemon.
 struct World {
+    /// The `[activity]` part of the configuration.
+    activity: String,
     dir: tempfile::TempDir,
     cs: CloudStackDouble,
     hosts: Vec<Host>,
@@ -114,6 +116,12 @@ min_hosts = 3
 impl World {
     /// `n` healthy hosts with BMCs and heartbeats, BMC password `password`.
     fn new(n: usize, password: &str) -> World {
+        Self::with_activity(n, password, None)
+    }
+
+    /// With `sshd`: `peer` activity checks over SSH to the hosts (all on
+    /// 127.0.0.1, reaching that sshd); without: `local` checks.
+    fn with_activity(n: usize, password: &str, sshd: Option<&test_support::Sshd>) -> World {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("storage")).unwrap();
         let cs = CloudStackDouble::start().expect("API double starts");
@@ -124,7 +132,11 @@ impl World {
         for i in 0..n {
             let name = format!("kvm{}", i + 1);
             let bmc = IpmiSim::start();
-            let mut h = DoubleHost::kvm(&name, &format!("127.0.0.{}", i + 10), &c);
+            let ip = match sshd {
+                Some(_) => "127.0.0.1".to_string(),
+                None => format!("127.0.0.{}", i + 10),
+            };
+            let mut h = DoubleHost::kvm(&name, &ip, &c);
             h.oobm_address = "127.0.0.1".into();
             h.oobm_port = bmc.port().to_string();
             let uuid = cs.add_host(h);
@@ -136,7 +148,31 @@ impl World {
                 writer,
             });
         }
+        let storage = dir.path().join("storage");
+        let activity = match sshd {
+            None => format!(
+                "[activity]\nmode = \"local\"\nrequire_mount = false\nread_timeout_ms = 1000\n[activity.mounts]\nprimary = \"{}\"\n",
+                storage.display()
+            ),
+            Some(s) => {
+                let kvm_host = Path::new(env!("CARGO_BIN_EXE_hactl-kvm")).with_file_name("kvm-host");
+                assert!(
+                    kvm_host.is_file(),
+                    "{} is missing: build it first (cargo build -p kvm-host; tests/run builds the workspace)",
+                    kvm_host.display()
+                );
+                format!(
+                    "[activity]\nmode = \"peer\"\nrequire_mount = false\n[activity.mounts]\nprimary = \"{}\"\n[activity.ssh]\nport = {}\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nkvm_host = \"{}\"\n",
+                    storage.display(),
+                    s.port(),
+                    s.client_key().display(),
+                    s.known_hosts().display(),
+                    kvm_host.display()
+                )
+            }
+        };
         let w = World {
+            activity,
             dir,
             cs,
             hosts,
@@ -179,11 +215,7 @@ api_key = "{key}"
 request_timeout_ms = 2000
 degrade_wait_ms = 30000
 handoff_retry_ms = 500
-[activity]
-mode = "local"
-read_timeout_ms = 1000
-[activity.mounts]
-primary = "{storage}"
+{activity}
 [power]
 username = "admin"
 retransmit_ms = 2500
@@ -192,7 +224,7 @@ retransmit_ms = 2500
             secrets = secrets.display(),
             url = self.cs.endpoint(),
             key = self.cs.api_key(),
-            storage = d.join("storage").display(),
+            activity = self.activity,
         );
         fs::write(self.config_path(), cfg).unwrap();
     }
@@ -606,4 +638,46 @@ fn check_config_reaches_the_api_and_every_bmc_once() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("CloudStack API: FAILED"), "{text}");
+}
+
+/// `peer` activity checks over SSH (the real ssh client to a real sshd,
+/// running kvm-host check-peer): a crashed host is fenced on the checkers'
+/// DEAD verdicts; a disconnected one whose heartbeat goes on is not.
+#[test]
+fn peer_checks_over_ssh_fence_the_dead_and_only_the_dead() {
+    let sshd = test_support::Sshd::start();
+    // Four hosts: two suspects of three would trip the mass-failure guard.
+    let mut w = World::with_activity(4, "secret", Some(&sshd));
+    w.start_daemon();
+    w.wait_available(4);
+    let (dead, live) = (w.hosts[0].uuid.clone(), w.hosts[1].uuid.clone());
+    w.cs.update_host(&live, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(30), || w
+            .log()
+            .contains("): Alive: check-peer on 127.0.0.1 exited Some(0)")),
+        "no ALIVE answer over ssh; log:\n{}\nsshd log:\n{}",
+        w.log(),
+        sshd.log()
+    );
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&dead, |h| h.state = "Disconnected".into());
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "log:\n{}",
+        w.log()
+    );
+    assert!(
+        w.log().contains("(peer host-"),
+        "checks ran over ssh:\n{}",
+        w.log()
+    );
+    assert!(
+        w.hosts[1].bmc.events().is_empty(),
+        "live host powered:\n{}",
+        w.log()
+    );
+    assert!(w.stop_daemon().success());
 }

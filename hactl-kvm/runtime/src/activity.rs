@@ -41,6 +41,8 @@ pub struct LocalCheck {
     pub reader: Option<PathBuf>,
     /// Read CloudStack's `hb-<ip>` file too.
     pub cloudstack_hb_ip: Option<String>,
+    /// Each mount must be a mount point.
+    pub require_mount: bool,
 }
 
 /// The command that reads one heartbeat file (`read-heartbeat`).
@@ -106,7 +108,7 @@ pub fn run_local(check: &LocalCheck) -> (ActivityVerdict, String) {
             heartbeat_dir: check.heartbeat_dir.clone(),
             window: Some(check.window),
             io_timeout: check.io_timeout,
-            require_mount: false,
+            require_mount: check.require_mount,
         },
         &move || reader_command(&reader),
     );
@@ -145,6 +147,8 @@ pub struct PeerSshCheck {
     pub deadline: Duration,
     /// SSH settings.
     pub ssh: SshConfig,
+    /// Each storage must be a mount point on the checker.
+    pub require_mount: bool,
 }
 
 /// The ssh command line of a peer check (no secret in it: key auth only).
@@ -181,6 +185,9 @@ pub fn peer_command(c: &PeerSshCheck) -> tokio::process::Command {
         .arg("--window")
         .arg(c.window.as_secs().max(1).to_string())
         .arg("--json");
+    if !c.require_mount {
+        cmd.arg("--no-require-mount");
+    }
     for m in &c.mounts {
         cmd.arg("--storage").arg(m);
     }

@@ -175,6 +175,9 @@ pub struct ActivityConfig {
     pub cloudstack_heartbeat: bool,
     /// Time bound of one heartbeat read (local mode).
     pub read_timeout_ms: u64,
+    /// Require each storage path to be a mount point (a path that is not
+    /// mounted gives CANNOT-TELL, never DEAD from an empty directory).
+    pub require_mount: bool,
     /// Program that reads one heartbeat file for `local` mode
     /// (`<program> read-heartbeat --file F`); empty = this binary.
     pub reader: String,
@@ -192,6 +195,7 @@ impl Default for ActivityConfig {
             heartbeat_dir: "KVMHA".into(),
             cloudstack_heartbeat: false,
             read_timeout_ms: 2_000,
+            require_mount: true,
             reader: String::new(),
             mounts: BTreeMap::new(),
             ssh: SshConfig::default(),

@@ -592,7 +592,7 @@ impl Daemon {
                             &self.cfg.activity.heartbeat_dir,
                             &e.name,
                         ),
-                        require_mount_of: None,
+                        require_mount_of: self.cfg.activity.require_mount.then(|| mount.clone()),
                     },
                 )
             })
@@ -1020,6 +1020,7 @@ impl Daemon {
                         .cloudstack_heartbeat
                         .then(|| suspect.ip.clone())
                         .flatten(),
+                    require_mount: self.cfg.activity.require_mount,
                 };
                 tokio::spawn(async move {
                     let _permit = sem.acquire_owned().await;
@@ -1056,6 +1057,7 @@ impl Daemon {
                     window,
                     deadline,
                     ssh: self.cfg.activity.ssh.clone(),
+                    require_mount: self.cfg.activity.require_mount,
                 };
                 tokio::spawn(async move {
                     let _permit = sem.acquire_owned().await;

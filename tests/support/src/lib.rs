@@ -10,7 +10,9 @@ pub mod cloudstack;
 pub mod ipmi_sim;
 pub mod pacemaker;
 pub mod peers;
+pub mod sshd;
 
 pub use ipmi_sim::{IpmiSim, IpmiSimBuilder, PowerEvent, SimUser};
 pub use pacemaker::Cluster;
 pub use peers::require;
+pub use sshd::Sshd;
