@@ -681,3 +681,82 @@ fn peer_checks_over_ssh_fence_the_dead_and_only_the_dead() {
     );
     assert!(w.stop_daemon().success());
 }
+
+/// systemd notification: READY=1 once started, WATCHDOG=1 at half of
+/// WATCHDOG_USEC, STOPPING=1 on SIGTERM. SIGHUP with an invalid
+/// configuration is refused and the daemon keeps running; a valid one is
+/// loaded.
+#[test]
+fn sd_notify_and_sighup_reload() {
+    use std::os::unix::net::UnixDatagram;
+    let mut w = World::new(3, "secret");
+    let sock_path = w.dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let log = fs::File::create(w.log_path()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .arg("run")
+        .arg("--config")
+        .arg(w.config_path())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    w.daemon = Some(child);
+    let mut buf = [0u8; 256];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    assert_eq!(recv(), "READY=1");
+    let t = Instant::now();
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert_eq!(recv(), "WATCHDOG=1");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    w.wait_available(3);
+    // An invalid configuration: refused, still running.
+    let good = fs::read_to_string(w.config_path()).unwrap();
+    fs::write(
+        w.config_path(),
+        format!("{good}\n[core.evidence]\nbogus = 1\n"),
+    )
+    .unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || w
+            .log()
+            .contains("reload refused")),
+        "log:\n{}",
+        w.log()
+    );
+    assert!(
+        w.daemon.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "daemon died"
+    );
+    fs::write(w.config_path(), &good).unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || w
+            .log()
+            .contains("configuration reloaded")),
+        "log:\n{}",
+        w.log()
+    );
+    assert!(w.stop_daemon().success());
+    let mut last = String::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        last = String::from_utf8_lossy(&buf[..n]).to_string();
+        if last == "STOPPING=1" {
+            break;
+        }
+    }
+    assert_eq!(last, "STOPPING=1");
+}
