@@ -4,6 +4,10 @@
 //! endpoint and keys, then serves until killed.
 //!
 //! `cloudstack-double [--hosts N] [--clusters N] [--bmc-base-port P]`
+//!
+//! Standard input takes commands, one per line: `state HOSTNAME STATE`
+//! sets a host's agent state (e.g. `state kvm0000 Disconnected`), for the
+//! daemon benchmark's crash.
 
 use std::io::Write;
 use test_support::cloudstack::{CloudStackDouble, DoubleHost};
@@ -42,6 +46,7 @@ fn main() {
     let cluster_ids: Vec<String> = (0..clusters)
         .map(|c| cs.add_cluster(&format!("cluster{c}"), &pod))
         .collect();
+    let mut by_name = std::collections::HashMap::new();
     for h in 0..hosts {
         let ip = format!("127.{}.{}.{}", 1 + h / 65536, (h / 256) % 256, h % 256);
         let mut host = DoubleHost::kvm(
@@ -51,13 +56,27 @@ fn main() {
         );
         host.oobm_address = "127.0.0.1".into();
         host.oobm_port = (bmc_base_port + h).to_string();
-        cs.add_host(host);
+        let name = host.name.clone();
+        by_name.insert(name, cs.add_host(host));
     }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "endpoint={}", cs.endpoint());
     let _ = writeln!(out, "apikey={}", cs.api_key());
     let _ = writeln!(out, "secretkey={}", cs.secret_key());
     let _ = out.flush();
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["state", name, state] => match by_name.get(*name) {
+                Some(uuid) => cs.update_host(uuid, |h| h.state = state.to_string()),
+                None => eprintln!("cloudstack-double: no host {name:?}"),
+            },
+            [] => {}
+            _ => eprintln!("cloudstack-double: unknown command {line:?}"),
+        }
+    }
+    // Standard input closed: keep serving until killed.
     loop {
         std::thread::park();
     }
