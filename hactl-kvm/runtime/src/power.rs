@@ -278,17 +278,39 @@ fn run_with_stdin(
         let _ = stdin.write_all(stdin_text.as_bytes());
     }
     let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         if let Some(out) = stdout.as_mut() {
             let _ = std::io::Read::read_to_string(out, &mut s);
         }
-        s
+        let mut e = String::new();
+        if let Some(err) = stderr.as_mut() {
+            let _ = std::io::Read::read_to_string(err, &mut e);
+        }
+        // stdout, then the last meaningful stderr line (the agent's cause).
+        let cause = e
+            .lines()
+            .rev()
+            .find(|l| {
+                !l.trim().is_empty()
+                    && !l.contains("Warning")
+                    && !l.trim_start().starts_with("from ")
+            })
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        (s, cause)
     });
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
-                let out = reader.join().unwrap_or_default();
+                let (out, cause) = reader.join().unwrap_or_default();
+                let out = if status.success() {
+                    out
+                } else {
+                    format!("{out}{cause}")
+                };
                 return Ok((status.code().unwrap_or(1), out));
             }
             Ok(None) if Instant::now() >= deadline => {
