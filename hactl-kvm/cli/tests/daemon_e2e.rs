@@ -91,7 +91,7 @@ health_check_interval_ms = 1000
 health_check_timeout_ms = 800
 power_poll_interval_ms = 2000
 power_op_timeout_ms = 5000
-activity_sample_window_ms = 2500
+activity_sample_window_ms = 3500
 activity_check_timeout_ms = 6000
 activity_backoff_initial_ms = 1000
 activity_backoff_max_ms = 4000
@@ -433,7 +433,7 @@ fn storage_outage_causes_zero_power_actions() {
     w.start_daemon();
     w.wait_available(3);
     // Steady state first: a couple of heartbeat censuses (one per activity window).
-    std::thread::sleep(Duration::from_secs(7));
+    std::thread::sleep(Duration::from_secs(10));
     for h in &mut w.hosts {
         h.writer.as_mut().unwrap().stop();
     }
