@@ -85,6 +85,12 @@ struct World {
     daemon: Option<Child>,
 }
 
+thread_local! {
+    /// Set by a test before building its World: also accept CloudStack's
+    /// own `KVMHA/hb-<ip>` heartbeat as evidence.
+    static CS_HB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 const CORE: &str = r#"
 [core]
 health_check_interval_ms = 1000
@@ -151,7 +157,8 @@ impl World {
         let storage = dir.path().join("storage");
         let activity = match sshd {
             None => format!(
-                "[activity]\nmode = \"local\"\nrequire_mount = false\nread_timeout_ms = 1000\n[activity.mounts]\nprimary = \"{}\"\n",
+                "[activity]\nmode = \"local\"\nrequire_mount = false\nread_timeout_ms = 1000\ncloudstack_heartbeat = {}\n[activity.mounts]\nprimary = \"{}\"\n",
+                CS_HB.with(|c| c.get()),
                 storage.display()
             ),
             Some(s) => {
@@ -759,4 +766,51 @@ fn sd_notify_and_sighup_reload() {
         }
     }
     assert_eq!(last, "STOPPING=1");
+}
+
+/// With `cloudstack_heartbeat = true`, CloudStack's own heartbeat file
+/// (`KVMHA/hb-<ip>`, as the stock agent writes it) that keeps changing is
+/// evidence of life: the host whose kvm-host heartbeat stopped is not fenced.
+#[test]
+fn cloudstack_heartbeat_file_counts_as_evidence_of_life() {
+    CS_HB.with(|c| c.set(true));
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    let uuid = w.hosts[0].uuid.clone();
+    let hb = w.dir.path().join("storage/KVMHA/hb-127.0.0.10");
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let writer = std::thread::spawn(move || {
+        while !s.load(Ordering::SeqCst) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let _ = fs::write(&hb, format!("{now}\n"));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(30), || w
+            .log()
+            .contains("CloudStack heartbeat")),
+        "the CloudStack heartbeat was never used; log:\n{}",
+        w.log()
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    for h in &w.hosts {
+        assert!(
+            h.bmc.events().is_empty(),
+            "{} was powered: {:?}\nlog:\n{}",
+            h.name,
+            h.bmc.events(),
+            w.log()
+        );
+    }
+    assert!(w.stop_daemon().success());
 }
