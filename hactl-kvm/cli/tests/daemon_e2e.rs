@@ -216,6 +216,8 @@ journal_dir = "{journal}"
 secrets_file = "{secrets}"
 inventory_interval_ms = 1000
 shutdown_timeout_ms = 10000
+# Compact after nearly every batch: every test also runs (and restarts) on compacted journals.
+journal_compact_bytes = 500
 [cloudstack]
 url = "{url}"
 api_key = "{key}"
@@ -590,6 +592,10 @@ fn sigkill_between_off_and_on_neither_repeats_nor_forgets() {
         log.matches(r#""event":"fence_issued""#).count(),
         0,
         "fence repeated:\n{log}"
+    );
+    assert!(
+        w.log().contains("journal compacted"),
+        "the journal was never compacted"
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(

@@ -115,6 +115,9 @@ pub struct DaemonConfig {
     pub activity_concurrency: usize,
     /// On SIGTERM, wait at most this long for in-flight operations.
     pub shutdown_timeout_ms: u64,
+    /// Rewrite the journal with only the records that rebuild the current
+    /// state (`Coordinator::compact_records`) when it grows beyond this.
+    pub journal_compact_bytes: u64,
 }
 
 impl Default for DaemonConfig {
@@ -127,6 +130,7 @@ impl Default for DaemonConfig {
             power_concurrency: 32,
             activity_concurrency: 32,
             shutdown_timeout_ms: 30_000,
+            journal_compact_bytes: 16 << 20,
         }
     }
 }

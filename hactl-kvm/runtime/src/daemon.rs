@@ -551,6 +551,24 @@ impl Daemon {
         }
         self.reconcile_handoffs()?;
         self.resume_handoffs();
+        self.maybe_compact()
+    }
+
+    /// Rewrites the journal with the core's compact records once it is
+    /// larger than configured. Only after an inventory was applied: the
+    /// core's hosts (and so their restored states) come with it.
+    fn maybe_compact(&mut self) -> Result<(), DaemonError> {
+        if self.inventory.is_none() || self.journal.len() <= self.cfg.daemon.journal_compact_bytes {
+            return Ok(());
+        }
+        let before = self.journal.len();
+        let records = self.core.compact_records(now_ms());
+        self.journal.rewrite(&records)?;
+        tracing::info!(
+            "journal compacted: {before} -> {} bytes ({} records)",
+            self.journal.len(),
+            records.len()
+        );
         Ok(())
     }
 
