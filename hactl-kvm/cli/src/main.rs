@@ -1,105 +1,30 @@
 //! hactl-kvm: the KVM host HA coordinator's command line.
 //!
 //! A thin shell over the library crates: it parses arguments, calls
-//! `hactl_sim`, prints, and maps the outcome to an exit status
-//! (0 all invariants held, 1 an invariant was violated, 2 bad arguments).
+//! `hactl_sim` / `hactl_runtime`, prints, and maps the outcome to an exit
+//! status (simulate: 0 all invariants held, 1 an invariant was violated,
+//! 2 bad arguments).
 
+use clap::Parser;
+use hactl_kvm_cli::{Cli, Command, SimulateArgs};
 use std::process::ExitCode;
-
-use clap::{ArgGroup, Parser, Subcommand};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "hactl-kvm",
-    version,
-    about = "KVM host HA and fencing coordinator",
-    long_about = "KVM host HA and fencing coordinator.\n\n\
-        The `simulate` command runs the real decision core against a simulated data \
-        center on a virtual clock and checks its safety invariants."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run the decision core against a deterministic simulated data center.
-    ///
-    /// Exit status: 0 when every invariant held, 1 when any was violated,
-    /// 2 on bad arguments.
-    #[command(group(
-        ArgGroup::new("mode")
-            .required(true)
-            .args(["scenario", "random", "list", "bench"])
-    ))]
-    Simulate(SimulateArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct SimulateArgs {
-    /// Run one built-in scenario (see --list).
-    #[arg(long, value_name = "NAME")]
-    scenario: Option<String>,
-
-    /// Run a sweep of seeded random fault schedules.
-    #[arg(long, requires = "seeds")]
-    random: bool,
-
-    /// Name every built-in scenario with a one-line description.
-    #[arg(long)]
-    list: bool,
-
-    /// Run the large benchmark (10,000 hosts, 500 clusters, 24 h virtual,
-    /// background faults) and print wall time, peak RSS and events/s.
-    #[arg(long)]
-    bench: bool,
-
-    /// Seed of the run (same seed, same run).
-    #[arg(long, default_value_t = 1, conflicts_with_all = ["random", "list"])]
-    seed: u64,
-
-    /// Number of random seeds to run (with --random).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    seeds: Option<u64>,
-
-    /// First seed of a random sweep (with --random).
-    #[arg(long, value_name = "S", default_value_t = 0, requires = "random")]
-    first_seed: u64,
-
-    /// Number of hosts (scenario default when omitted; 5 for --random).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(3..=100_000), conflicts_with = "list")]
-    hosts: Option<u64>,
-
-    /// With --random: seed S runs on HOSTS + S % (MAX - HOSTS + 1) hosts.
-    #[arg(long, value_name = "MAX", requires = "random",
-          value_parser = clap::value_parser!(u64).range(3..=100_000))]
-    max_hosts: Option<u64>,
-
-    /// Fault classes a random schedule draws from, comma-separated
-    /// (default: all). `--list` names them.
-    #[arg(long, value_name = "LIST", requires = "random", default_value = "all")]
-    faults: String,
-
-    /// Virtual hours the benchmark simulates (with --bench).
-    #[arg(long, value_name = "H", default_value_t = 24, requires = "bench",
-          value_parser = clap::value_parser!(u64).range(1..=720))]
-    virtual_hours: u64,
-
-    /// Print a JSON summary instead of the timeline.
-    #[arg(long, conflicts_with = "list")]
-    json: bool,
-
-    /// UNSAFE, for demonstrating the invariant checker only: run the core
-    /// with its quorum gate switched off.
-    #[arg(long, hide = true, requires = "scenario")]
-    no_quorum_gate: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => simulate(args),
+        Command::Run(args) => run(&args.config),
+        Command::CheckConfig(args) => check_config(&args.config),
+        Command::ReadHeartbeat {
+            file,
+            require_mount_of,
+        } => {
+            println!(
+                "{}",
+                hactl_runtime::read_heartbeat_report(&file, require_mount_of.as_deref())
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -246,5 +171,58 @@ fn report_run(rep: &hactl_sim::RunReport, json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HACTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts")
+}
+
+fn run(config: &std::path::Path) -> ExitCode {
+    init_logging();
+    let daemon = match hactl_runtime::Daemon::start(config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hactl-kvm run: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime().block_on(daemon.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hactl-kvm run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(config: &std::path::Path) -> ExitCode {
+    match runtime().block_on(hactl_runtime::check::check_config(config)) {
+        Ok(report) => {
+            print!("{report}");
+            if report.all_reachable() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("hactl-kvm check-config: {e}");
+            ExitCode::from(1)
+        }
     }
 }

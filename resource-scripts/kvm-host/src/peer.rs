@@ -4,7 +4,7 @@
 //! never anybody's clock.
 
 use crate::heartbeat::{heartbeat_path, HeartbeatRecord};
-use crate::reader::{read_all, ReadReport, ReadRequest, ReadResult};
+use crate::reader::{read_all_with, ReadReport, ReadRequest, ReadResult};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -169,6 +169,15 @@ pub fn combine(verdicts: &[Verdict]) -> Verdict {
 
 /// Runs the check: sample, wait the window, sample again.
 pub fn check_peer(check: &PeerCheck) -> PeerReport {
+    check_peer_with(check, &crate::child::self_command)
+}
+
+/// [`check_peer`] reading through another reader program (see
+/// [`crate::reader::read_all_with`]).
+pub fn check_peer_with(
+    check: &PeerCheck,
+    reader: &dyn Fn() -> std::process::Command,
+) -> PeerReport {
     let requests: Vec<ReadRequest> = check
         .storage
         .iter()
@@ -177,7 +186,7 @@ pub fn check_peer(check: &PeerCheck) -> PeerReport {
             require_mount_of: check.require_mount.then(|| s.clone()),
         })
         .collect();
-    let first = read_all(&requests, Instant::now() + check.io_timeout);
+    let first = read_all_with(&requests, Instant::now() + check.io_timeout, reader);
     // The window counts from the end of the first sample to the start of the
     // second: the least time the peer certainly had to write.
     let first_done = Instant::now();
@@ -195,7 +204,7 @@ pub fn check_peer(check: &PeerCheck) -> PeerReport {
         std::thread::sleep(window);
         let observed = first_done.elapsed();
         (
-            read_all(&requests, Instant::now() + check.io_timeout),
+            read_all_with(&requests, Instant::now() + check.io_timeout, reader),
             observed,
         )
     } else {

@@ -94,10 +94,21 @@ pub struct ReadRequest {
 /// Reads all files concurrently in child processes; each must finish by
 /// `deadline`, or it is abandoned and reported as timed out.
 pub fn read_all(requests: &[ReadRequest], deadline: Instant) -> Vec<ReadResult> {
+    read_all_with(requests, deadline, &child::self_command)
+}
+
+/// [`read_all`] with another reader program: `reader()` must give a command
+/// that understands `read-heartbeat --file F [--require-mount-of M]` and
+/// prints a [`ReadReport`] (the coordinator runs its own binary this way).
+pub fn read_all_with(
+    requests: &[ReadRequest],
+    deadline: Instant,
+    reader: &dyn Fn() -> std::process::Command,
+) -> Vec<ReadResult> {
     let commands = requests
         .iter()
         .map(|r| {
-            let mut c = child::self_command();
+            let mut c = reader();
             c.arg(READ_SUBCOMMAND).arg("--file").arg(&r.file);
             if let Some(m) = &r.require_mount_of {
                 c.arg("--require-mount-of").arg(m);
