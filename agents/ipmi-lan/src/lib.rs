@@ -235,11 +235,16 @@ pub struct ConnectOptions {
     pub privilege: Privilege,
     /// RMCP+ cipher suite: 0, 1, 2, 3 or 17 (ignored for IPMI 1.5).
     pub cipher_suite: u8,
-    /// Cipher suite 0 authenticates nothing (any password works): refused
-    /// unless this is set.
-    pub allow_cipher_zero: bool,
-    /// IPMI 1.5 authentication type; `None` = the strongest the BMC offers
-    /// (MD5, then straight password, then none).
+    /// Allow sessions whose answers cannot be authenticated: cipher suite 0
+    /// (no authentication at all: any password works) and 1 (no integrity
+    /// after login), IPMI 1.5 with per-message authentication disabled, and
+    /// IPMI 1.5 authentication type none chosen without being asked for.
+    /// Without it these are refused ([`IpmiError::CipherZeroRefused`],
+    /// [`IpmiError::UnauthenticatedSessionRefused`]).
+    pub allow_unauthenticated: bool,
+    /// IPMI 1.5 authentication type; `None` = MD5 if the BMC offers it
+    /// (none only with `allow_unauthenticated`; straight password, which
+    /// sends the password in clear, only when asked for).
     pub auth_type: Option<AuthType>,
     /// Wait this long for a reply before sending a request again.
     pub retransmit_interval: Duration,
@@ -262,7 +267,7 @@ impl ConnectOptions {
             kg: None,
             privilege: Privilege::Administrator,
             cipher_suite: 3,
-            allow_cipher_zero: false,
+            allow_unauthenticated: false,
             auth_type: None,
             retransmit_interval: Duration::from_secs(1),
             target: None,

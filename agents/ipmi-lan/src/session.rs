@@ -87,6 +87,19 @@ impl IpmiExchange {
                 Err(e) => Verdict::Ignore(e),
                 Ok(m) => match decode_response(&m) {
                     Err(e) => Verdict::Ignore(e),
+                    // Outside a session nothing is authenticated: a refusal
+                    // may be forged, so it ends the step only at the deadline.
+                    Ok(r)
+                        if r.answers(msg, rq_seq)
+                            && r.completion_code != 0
+                            && matches!(framing, Framing::Plain) =>
+                    {
+                        Verdict::Unverified(IpmiError::CommandRefused {
+                            step,
+                            code: r.completion_code,
+                            meaning: step_completion_code_meaning(step, r.completion_code),
+                        })
+                    }
                     Ok(r) if r.answers(msg, rq_seq) => Verdict::Accept(r),
                     Ok(r) => Verdict::Ignore(format!(
                         "reply to another request (seq {}, cmd 0x{:02x})",
@@ -237,8 +250,18 @@ fn validate(opts: &ConnectOptions) -> Result<Option<CipherSuite>, IpmiError> {
                 }
             }
             let suite = CipherSuite::from_id(opts.cipher_suite)?;
-            if suite.id == 0 && !opts.allow_cipher_zero {
+            if suite.id == 0 && !opts.allow_unauthenticated {
                 return Err(IpmiError::CipherZeroRefused);
+            }
+            if suite.integrity == crate::crypto::IntegrityAlgorithm::None
+                && !opts.allow_unauthenticated
+            {
+                return Err(IpmiError::UnauthenticatedSessionRefused {
+                    detail: format!(
+                        "cipher suite {} has no integrity algorithm: every answer after login could be forged",
+                        suite.id
+                    ),
+                });
             }
             Ok(Some(suite))
         }

@@ -18,6 +18,9 @@ pub(crate) struct V20State {
     pub console_id: u32,
     pub bmc_id: u32,
     seq: Cell<u32>,
+    /// Highest session sequence number of an authenticated reply so far: a
+    /// reply must carry a higher one (replays and stale copies are dropped).
+    last_inbound: Cell<u32>,
     k1: Vec<u8>,
     k2: Vec<u8>,
 }
@@ -83,9 +86,18 @@ impl V20State {
                 return Err("unauthenticated packet in an integrity-protected session".into());
             }
             let mac = self.suite.integrity.mac(&self.k1, d.integrity_data);
-            if mac != d.auth_code {
+            if !crypto::ct_eq(&mac, d.auth_code) {
                 return Err("integrity check failed".into());
             }
+            // Only an authenticated sequence number can move the window.
+            if d.seq <= self.last_inbound.get() {
+                return Err(format!(
+                    "replayed or stale session sequence number {} (last {})",
+                    d.seq,
+                    self.last_inbound.get()
+                ));
+            }
+            self.last_inbound.set(d.seq);
         }
         if self.suite.confidentiality == ConfidentialityAlgorithm::AesCbc128 {
             if !d.encrypted {
@@ -179,18 +191,30 @@ pub(crate) fn handshake(
                 return Verdict::Ignore("open session reply for another console id".into());
             }
             if d[1] != 0 {
-                return Verdict::Fail(status_error(Step::OpenSession, d[1], opts));
+                return Verdict::Unverified(status_error(Step::OpenSession, d[1], opts));
             }
+            // Nothing in this reply is authenticated: a malformed one is
+            // dropped, a mismatching proposal reported only if nothing
+            // better comes before the deadline.
             if d.len() < 36 {
-                return Verdict::Fail(IpmiError::Protocol {
-                    step: Step::OpenSession,
-                    detail: format!("Open Session response of {} bytes", d.len()),
-                });
+                return Verdict::Ignore(format!("Open Session response of {} bytes", d.len()));
             }
             if d[12] != 0x00 || d[20] != 0x01 || d[28] != 0x02 {
-                return Verdict::Fail(IpmiError::Protocol {
-                    step: Step::OpenSession,
-                    detail: "malformed algorithm payloads".into(),
+                return Verdict::Ignore("malformed algorithm payloads".into());
+            }
+            let (auth, integ, conf) = (d[16] & 0x3f, d[24] & 0x3f, d[32] & 0x3f);
+            if auth != suite.auth.code()
+                || integ != suite.integrity.code()
+                || conf != suite.confidentiality.code()
+            {
+                return Verdict::Unverified(IpmiError::CipherSuiteUnsupported {
+                    suite: suite.id,
+                    detail: format!(
+                        "BMC proposed algorithms {auth}/{integ}/{conf} instead of {}/{}/{}",
+                        suite.auth.code(),
+                        suite.integrity.code(),
+                        suite.confidentiality.code()
+                    ),
                 });
             }
             Verdict::Accept(d.to_vec())
@@ -205,21 +229,6 @@ pub(crate) fn handshake(
         }
         other => other?,
     };
-    let (auth, integ, conf) = (open[16] & 0x3f, open[24] & 0x3f, open[32] & 0x3f);
-    if auth != suite.auth.code()
-        || integ != suite.integrity.code()
-        || conf != suite.confidentiality.code()
-    {
-        return Err(IpmiError::CipherSuiteUnsupported {
-            suite: suite.id,
-            detail: format!(
-                "BMC proposed algorithms {auth}/{integ}/{conf} instead of {}/{}/{}",
-                suite.auth.code(),
-                suite.integrity.code(),
-                suite.confidentiality.code()
-            ),
-        });
-    }
     let bmc_id = u32::from_le_bytes(open[8..12].try_into().unwrap());
     tracing::debug!(
         suite = suite.id,
@@ -264,13 +273,13 @@ pub(crate) fn handshake(
                 return Verdict::Ignore("RAKP 2 for another console id".into());
             }
             if d[1] != 0 {
-                return Verdict::Fail(status_error(Step::Rakp1, d[1], opts));
+                return Verdict::Unverified(status_error(Step::Rakp1, d[1], opts));
             }
             if d.len() != 40 + suite.auth.hmac_len() {
                 return Verdict::Ignore(format!("RAKP 2 of {} bytes", d.len()));
             }
             let expected = crypto::rakp2_auth_code(suite.auth, &password.0, &inputs_for(d));
-            if expected != d[40..] {
+            if !crypto::ct_eq(&expected, &d[40..]) {
                 return Verdict::Suspect(IpmiError::WrongPassword {
                     username: opts.username.clone(),
                     detail: "RAKP 2 key exchange code does not match our password",
@@ -323,9 +332,9 @@ pub(crate) fn handshake(
                 return Verdict::Ignore("RAKP 4 for another console id".into());
             }
             if d[1] != 0 {
-                return Verdict::Fail(status_error(Step::Rakp3, d[1], opts));
+                return Verdict::Unverified(status_error(Step::Rakp3, d[1], opts));
             }
-            if d[8..] != expected_icv[..] {
+            if !crypto::ct_eq(&d[8..], &expected_icv) {
                 return Verdict::Suspect(if opts.kg.is_some() {
                     IpmiError::WrongKg {
                         detail: "RAKP 4 integrity check value does not match our BMC key",
@@ -345,6 +354,7 @@ pub(crate) fn handshake(
         console_id,
         bmc_id,
         seq: Cell::new(0),
+        last_inbound: Cell::new(0),
         k1,
         k2,
     })
@@ -362,6 +372,7 @@ mod tests {
             console_id: 0x1234_5678,
             bmc_id: 0x1234_5678,
             seq: Cell::new(0),
+            last_inbound: Cell::new(0),
             k1: vec![0x11; 32],
             k2: vec![0x22; 32],
         }
