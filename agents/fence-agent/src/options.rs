@@ -127,6 +127,16 @@ pub struct Options {
     timeouts_disabled: bool,
 }
 
+impl Drop for Options {
+    /// The values include the password and keys as given: zero them.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in self.values.values_mut() {
+            v.zeroize();
+        }
+    }
+}
+
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown: BTreeMap<&str, &str> = self
@@ -227,7 +237,7 @@ pub fn classify(
     };
 
     let explicit: BTreeSet<&'static str> = parsed.values.keys().copied().collect();
-    let mut values = parsed.values;
+    let mut values = std::mem::take(&mut parsed.values);
     for p in params {
         if let Some(d) = p.default {
             values.entry(p.name).or_insert_with(|| d.to_string());

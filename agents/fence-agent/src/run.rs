@@ -456,6 +456,10 @@ pub fn resolve_password(options: &Options) -> Result<Option<Secret>, PasswordScr
     if let Some(logger) = logging::logger() {
         let lossy = zeroize::Zeroizing::new(String::from_utf8_lossy(&stdout).into_owned());
         logger.add_secret(lossy.trim_end());
+        // Each valid stretch of non-UTF-8 output too: stderr may echo any part of it.
+        for part in lossy.split('\u{FFFD}') {
+            logger.add_secret(part.trim());
+        }
         if let Ok(pw) = std::str::from_utf8(&stdout) {
             logger.add_secret(pw.trim_end());
         }

@@ -288,9 +288,12 @@ impl FenceAgent for IpmiAgent {
             .and_then(|a| a.parse::<ipmi_lan::AuthType>().ok());
         let kg = match options.get("hexadecimal_kg").filter(|k| !k.is_empty()) {
             None => None,
-            Some(hex) => match decode_hex(hex) {
+            Some(hex) => match decode_hex(hex).map(zeroize::Zeroizing::new) {
                 // Kept as the hexadecimal text; decoded again when the session is opened.
-                Some(bytes) if bytes.len() <= 20 => Some(Secret::new(hex.to_string())),
+                Some(bytes) if bytes.len() <= 20 => {
+                    register_kg_spellings(hex, &bytes);
+                    Some(Secret::new(hex.to_string()))
+                }
                 _ => {
                     fail("The value you have entered for --hexadecimal-kg is not a hexadecimal key of at most 20 bytes (40 hex digits)".into());
                     None
@@ -459,6 +462,27 @@ pub fn open_first_accepted<S>(
                 .collect::<Vec<_>>()
                 .join("; then ")
         ))),
+    }
+}
+
+/// Registers with the logger every spelling of the Kg a log line could carry: as given, without
+/// its `0x`, in lower and upper case, and the decoded bytes when they are text.
+fn register_kg_spellings(given: &str, decoded: &[u8]) {
+    let Some(logger) = fence_agent::logging::logger() else {
+        return;
+    };
+    let t = given.trim();
+    let bare = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    for s in [given, t, bare] {
+        logger.add_secret(s);
+        logger.add_secret(&zeroize::Zeroizing::new(s.to_ascii_lowercase()));
+        logger.add_secret(&zeroize::Zeroizing::new(s.to_ascii_uppercase()));
+    }
+    if let Ok(text) = std::str::from_utf8(decoded) {
+        logger.add_secret(text);
     }
 }
 
