@@ -529,3 +529,37 @@ fn bad_options_are_refused_before_any_packet() {
     ));
     assert!(sim.events().is_empty());
 }
+
+#[test]
+fn wrong_password_and_wrong_kg_are_reported_within_half_a_second() {
+    // fence_ipmilan takes 0.3 s; waiting out a whole 2 s retransmit interval for a genuine
+    // RAKP 2 / RAKP 4 after a mismatching one is far too slow. The short grace that remains
+    // (see hostile_bmc.rs for the forged-early-RAKP-2 case) must stay well under 0.5 s.
+    let kg: Vec<u8> = (1..=16).collect();
+    let sim = IpmiSim::builder()
+        .bmc_key("0102030405060708090a0b0c0d0e0f10")
+        .start();
+    let slow = |password: &str, kg: Option<Vec<u8>>| {
+        let mut o = lanplus(&sim, "admin", password, 3);
+        o.retransmit_interval = Duration::from_secs(2);
+        o.kg = kg.map(Secret::new);
+        o
+    };
+    // Warm up (first contact with a fresh simulator).
+    Session::open(&slow("secret", Some(kg.clone())), secs(10))
+        .unwrap()
+        .close()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = Session::open(&slow("wrong-one", Some(kg.clone())), secs(10)).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, IpmiError::WrongPassword { .. }), "{err:?}");
+    assert!(took < Duration::from_millis(500), "wrong password took {took:?}");
+    let mut wrong = kg.clone();
+    wrong[0] ^= 0xff;
+    let started = std::time::Instant::now();
+    let err = Session::open(&slow("secret", Some(wrong)), secs(10)).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, IpmiError::WrongKg { .. }), "{err:?}");
+    assert!(took < Duration::from_millis(500), "wrong Kg took {took:?}");
+}
