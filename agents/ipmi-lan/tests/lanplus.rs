@@ -554,7 +554,10 @@ fn wrong_password_and_wrong_kg_are_reported_within_half_a_second() {
     let err = Session::open(&slow("wrong-one", Some(kg.clone())), secs(10)).unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, IpmiError::WrongPassword { .. }), "{err:?}");
-    assert!(took < Duration::from_millis(500), "wrong password took {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "wrong password took {took:?}"
+    );
     let mut wrong = kg.clone();
     wrong[0] ^= 0xff;
     let started = std::time::Instant::now();
