@@ -62,7 +62,9 @@ impl V15State {
         encode_v15(self.auth.code(), seq, self.session_id, code.as_ref(), msg)
     }
 
-    pub fn unwrap(&self, p: &[u8]) -> Result<Vec<u8>, String> {
+    /// Checks and opens a reply; returns the message and the session sequence
+    /// number to [`V15State::commit`] if the reply is the one accepted.
+    pub fn unwrap(&self, p: &[u8]) -> Result<(Vec<u8>, Option<u32>), String> {
         let d = decode_v15(p)?;
         if d.session_id != self.session_id {
             return Err(format!("packet for another session 0x{:08x}", d.session_id));
@@ -70,7 +72,7 @@ impl V15State {
         if self.auth == AuthType::None {
             // Unauthenticated by the operator's explicit choice (auth=none or
             // allow_unauthenticated): nothing to check.
-            return Ok(d.msg.to_vec());
+            return Ok((d.msg.to_vec(), None));
         }
         // Inside an authenticated session (Activate Session included) every
         // reply carries our auth type and a valid code: an unauthenticated or
@@ -88,17 +90,22 @@ impl V15State {
         if !bool::from(code.ct_eq(&mine)) {
             return Err("reply auth code does not match our password".into());
         }
-        if !self.fixed_seq {
-            if d.seq <= self.last_inbound.get() {
-                return Err(format!(
-                    "replayed or stale session sequence number {} (last {})",
-                    d.seq,
-                    self.last_inbound.get()
-                ));
-            }
-            self.last_inbound.set(d.seq);
+        if self.fixed_seq {
+            return Ok((d.msg.to_vec(), None));
         }
-        Ok(d.msg.to_vec())
+        if d.seq <= self.last_inbound.get() {
+            return Err(format!(
+                "replayed or stale session sequence number {} (last {})",
+                d.seq,
+                self.last_inbound.get()
+            ));
+        }
+        Ok((d.msg.to_vec(), Some(d.seq)))
+    }
+
+    /// Moves the replay window past the accepted reply's sequence number.
+    pub fn commit(&self, seq: u32) {
+        self.last_inbound.set(self.last_inbound.get().max(seq));
     }
 }
 

@@ -72,8 +72,10 @@ impl V20State {
         v
     }
 
-    /// Checks and opens an RMCP+ packet from the BMC; returns the IPMI message.
-    pub fn unwrap(&self, p: &[u8]) -> Result<Vec<u8>, String> {
+    /// Checks and opens an RMCP+ packet from the BMC; returns the IPMI message
+    /// and the session sequence number to [`V20State::commit`] if the reply is
+    /// the one accepted (only authenticated packets move the replay window).
+    pub fn unwrap(&self, p: &[u8]) -> Result<(Vec<u8>, Option<u32>), String> {
         let d = decode_v20(p, self.suite.integrity.mac_len())?;
         if d.payload_type != payload::IPMI {
             return Err(format!("unexpected payload type 0x{:02x}", d.payload_type));
@@ -89,7 +91,6 @@ impl V20State {
             if !crypto::ct_eq(&mac, d.auth_code) {
                 return Err("integrity check failed".into());
             }
-            // Only an authenticated sequence number can move the window.
             if d.seq <= self.last_inbound.get() {
                 return Err(format!(
                     "replayed or stale session sequence number {} (last {})",
@@ -97,16 +98,23 @@ impl V20State {
                     self.last_inbound.get()
                 ));
             }
-            self.last_inbound.set(d.seq);
         }
+        let commit = (self.suite.integrity != IntegrityAlgorithm::None).then_some(d.seq);
         if self.suite.confidentiality == ConfidentialityAlgorithm::AesCbc128 {
             if !d.encrypted {
                 return Err("clear-text packet in an encrypted session".into());
             }
-            crypto::aes_cbc_decrypt(&self.k2, d.payload).map_err(str::to_string)
+            crypto::aes_cbc_decrypt(&self.k2, d.payload)
+                .map(|m| (m, commit))
+                .map_err(str::to_string)
         } else {
-            Ok(d.payload.to_vec())
+            Ok((d.payload.to_vec(), commit))
         }
+    }
+
+    /// Moves the replay window past the accepted reply's sequence number.
+    pub fn commit(&self, seq: u32) {
+        self.last_inbound.set(self.last_inbound.get().max(seq));
     }
 }
 
@@ -399,7 +407,7 @@ mod tests {
                     p[5] & 0x80 != 0,
                     s.confidentiality != ConfidentialityAlgorithm::None
                 );
-                assert_eq!(st.unwrap(&p).unwrap(), msg, "suite {suite} len {len}");
+                assert_eq!(st.unwrap(&p).unwrap().0, msg, "suite {suite} len {len}");
                 // Any flipped bit is caught by the MAC (suites with integrity).
                 if s.integrity != IntegrityAlgorithm::None {
                     for i in RMCP_HEADER.len()..p.len() {

@@ -1,14 +1,17 @@
 //! Starts and stops the real peers the tests run against: OpenIPMI `ipmi_sim` BMCs and a
-//! single-node Pacemaker/Corosync cluster on loopback.
+//! single-node Pacemaker/Corosync cluster on loopback; and a programmable hostile fake BMC
+//! ([`FakeBmc`]) that sends exactly the bytes a test asks for.
 //!
 //! Every peer is a process this crate started itself; it is stopped by its PID when the handle
 //! is dropped (never by name). A missing peer binary is a test failure that says which Debian
 //! package to install, never a silent skip.
 
+pub mod fake_bmc;
 pub mod ipmi_sim;
 pub mod pacemaker;
 pub mod peers;
 
+pub use fake_bmc::FakeBmc;
 pub use ipmi_sim::{IpmiSim, IpmiSimBuilder, PowerEvent, SimUser};
 pub use pacemaker::Cluster;
 pub use peers::require;
