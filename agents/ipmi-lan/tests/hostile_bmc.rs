@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use ipmi_lan::crypto::{self, AuthAlgorithm, CipherSuite, RakpInputs};
 use ipmi_lan::{AuthType, ChassisControl, ConnectOptions, Interface, IpmiError, PowerState};
-use md5::{Digest, Md5};
 use test_support::fake_bmc::{
-    ipmi_response, v15_packet, v20_add_trailer, v20_packet, Datagram, FakeBmc, IpmiRequest,
-    RMCP_ASF,
+    caps_data, ipmi_response, v15_packet, v20_add_trailer, v20_packet, Datagram, FakeBmc,
+    IpmiRequest, Lan15Bmc, RMCP_ASF,
 };
 
 const PASSWORD: &str = "hostile-test-pw";
@@ -35,115 +34,10 @@ fn deadline(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
 }
 
-fn padded16(pw: &str) -> [u8; 16] {
-    let mut p = [0u8; 16];
-    p[..pw.len()].copy_from_slice(pw.as_bytes());
-    p
-}
-
-fn md5_code(pw: &[u8; 16], session_id: u32, seq: u32, msg: &[u8]) -> [u8; 16] {
-    let mut h = Md5::new();
-    h.update(pw);
-    h.update(session_id.to_le_bytes());
-    h.update(msg);
-    h.update(seq.to_le_bytes());
-    h.update(pw);
-    h.finalize().into()
-}
-
-/// Channel authentication capabilities: `mask` of auth types (0x01 none, 0x04 MD5, 0x10
-/// straight), per-message authentication on or off.
-fn caps_data(mask: u8, per_message: bool) -> Vec<u8> {
-    vec![
-        0x01,
-        mask,
-        if per_message { 0 } else { 0x10 },
-        0,
-        0,
-        0,
-        0,
-        0,
-    ]
-}
-
-/// An honest IPMI 1.5 BMC with MD5 and per-message authentication, power as given.
-struct Lan15Bmc {
-    pw: [u8; 16],
-    temp_id: u32,
-    session_id: u32,
-    out_seq: u32,
-    power_on: bool,
-    /// Chassis controls it accepted.
-    controls: Vec<u8>,
-}
-
-impl Lan15Bmc {
-    fn new(power_on: bool) -> Lan15Bmc {
-        Lan15Bmc {
-            pw: padded16(PASSWORD),
-            temp_id: 0x1111_2222,
-            session_id: 0x3333_4444,
-            out_seq: 0,
-            power_on,
-            controls: Vec::new(),
-        }
-    }
-
-    /// The request inside a client datagram.
-    fn request(d: &Datagram) -> Option<(u32, IpmiRequest)> {
-        let (_, _, id, _, msg) = d.v15()?;
-        Some((id, IpmiRequest::parse(&msg)?))
-    }
-
-    /// A reply inside the session, authenticated with `seq`.
-    fn session_reply(&self, seq: u32, msg: &[u8]) -> Vec<u8> {
-        let code = md5_code(&self.pw, self.session_id, seq, msg);
-        v15_packet(2, seq, self.session_id, Some(&code), msg)
-    }
-
-    /// The genuine answer to `d`.
-    fn answer(&mut self, d: &Datagram) -> Option<Vec<u8>> {
-        let (_, r) = Self::request(d)?;
-        Some(match (r.netfn, r.cmd) {
-            (0x06, 0x38) => v15_packet(0, 0, 0, None, &r.response(0, &caps_data(0x15, true))),
-            (0x06, 0x39) => {
-                let mut data = self.temp_id.to_le_bytes().to_vec();
-                data.extend_from_slice(&[0x5a; 16]);
-                v15_packet(0, 0, 0, None, &r.response(0, &data))
-            }
-            (0x06, 0x3A) => {
-                // Our outbound sequence starts where the console asked.
-                self.out_seq = u32::from_le_bytes(r.data[18..22].try_into().unwrap());
-                let mut data = vec![2];
-                data.extend_from_slice(&self.session_id.to_le_bytes());
-                data.extend_from_slice(&1u32.to_le_bytes());
-                data.push(4);
-                let msg = r.response(0, &data);
-                let code = md5_code(&self.pw, self.temp_id, 0, &msg);
-                v15_packet(2, 0, self.temp_id, Some(&code), &msg)
-            }
-            _ => {
-                let data = match (r.netfn, r.cmd) {
-                    (0x06, 0x3B) => vec![r.data[0]],
-                    (0x00, 0x01) => vec![u8::from(self.power_on), 0, 0],
-                    (0x00, 0x02) => {
-                        self.controls.push(r.data[0]);
-                        self.power_on = r.data[0] == 1;
-                        vec![]
-                    }
-                    _ => vec![],
-                };
-                self.out_seq += 1;
-                self.session_reply(self.out_seq, &r.response(0, &data))
-            }
-        })
-    }
-}
-
 #[test]
 fn ipmi15_genuine_session_survives_garbage_wrong_lengths_and_other_ports() {
     let (port, bmc) = FakeBmc::spawn(|b| {
-        let mut lan = Lan15Bmc::new(false);
+        let mut lan = Lan15Bmc::new(PASSWORD, false);
         while let Some(d) = b.recv(WAIT) {
             let Some(genuine) = lan.answer(&d) else {
                 continue;
@@ -192,7 +86,7 @@ fn ipmi15_genuine_session_survives_garbage_wrong_lengths_and_other_ports() {
 #[test]
 fn ipmi15_replayed_or_stale_sequence_numbers_are_dropped() {
     let (port, bmc) = FakeBmc::spawn(|b| {
-        let mut lan = Lan15Bmc::new(false);
+        let mut lan = Lan15Bmc::new(PASSWORD, false);
         while let Some(d) = b.recv(WAIT) {
             let Some(genuine) = lan.answer(&d) else {
                 continue;
@@ -326,7 +220,7 @@ fn ipmi15_downgrade_attacks_end_in_refusal_or_timeout_never_success() {
 fn ipmi15_forged_refusals_before_the_session_wait_for_the_deadline() {
     // A forged "unknown user" for the challenge, then the genuine challenge: the session works.
     let (port, bmc) = FakeBmc::spawn(|b| {
-        let mut lan = Lan15Bmc::new(true);
+        let mut lan = Lan15Bmc::new(PASSWORD, true);
         while let Some(d) = b.recv(WAIT) {
             let Some(genuine) = lan.answer(&d) else {
                 continue;

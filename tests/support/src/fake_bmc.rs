@@ -2,9 +2,10 @@
 //! client's datagrams and sends exactly the bytes a test asks for, when it asks — genuine
 //! answers, forged ones, garbage, replays, or answers from another source port.
 //!
-//! It knows RMCP / IPMI 1.5 / RMCP+ framing and the IPMI message layout (checksums), nothing
-//! about keys: tests that need a genuine RMCP+ session compute MACs themselves (with
-//! `ipmi_lan::crypto`), so this crate stays free of the code under test.
+//! It knows RMCP / IPMI 1.5 / RMCP+ framing and the IPMI message layout (checksums), and can
+//! play an honest IPMI 1.5 MD5 BMC ([`Lan15Bmc`]); tests that need a genuine RMCP+ session
+//! compute its keys themselves (with `ipmi_lan::crypto`), so this crate stays free of the code
+//! under test.
 //!
 //! The test drives it from its own thread ([`FakeBmc::spawn`]) while the client under test
 //! blocks in the test thread. Sockets close when the handle is dropped; nothing else is started.
@@ -12,6 +13,8 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
 
 /// RMCP header: version 6, reserved, no ACK, class IPMI.
 pub const RMCP_IPMI: [u8; 4] = [0x06, 0x00, 0xFF, 0x07];
@@ -161,6 +164,123 @@ pub fn v20_add_trailer(packet: &mut Vec<u8>) -> Vec<u8> {
     packet.push(pad as u8);
     packet.push(0x07);
     packet[4..].to_vec()
+}
+
+fn padded16(pw: &str) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[..pw.len()].copy_from_slice(pw.as_bytes());
+    p
+}
+
+/// The IPMI 1.5 MD5 auth code (IPMI 2.0 §22.17.1).
+pub fn md5_code(pw: &[u8; 16], session_id: u32, seq: u32, msg: &[u8]) -> [u8; 16] {
+    let mut h = Md5::new();
+    h.update(pw);
+    h.update(session_id.to_le_bytes());
+    h.update(msg);
+    h.update(seq.to_le_bytes());
+    h.update(pw);
+    h.finalize().into()
+}
+
+/// Channel authentication capabilities: `mask` of auth types (0x01 none, 0x04 MD5, 0x10
+/// straight), per-message authentication on or off.
+pub fn caps_data(mask: u8, per_message: bool) -> Vec<u8> {
+    vec![
+        0x01,
+        mask,
+        if per_message { 0 } else { 0x10 },
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// An honest IPMI 1.5 BMC with MD5 and per-message authentication, power as given.
+pub struct Lan15Bmc {
+    pw: [u8; 16],
+    temp_id: u32,
+    session_id: u32,
+    /// The last session sequence number it sent.
+    pub out_seq: u32,
+    /// Chassis power.
+    pub power_on: bool,
+    /// Answer Chassis Control with this completion code instead of doing it, per control byte
+    /// (e.g. 0x02 cycle -> 0xD5, what some BMCs answer).
+    pub refuse: Vec<(u8, u8)>,
+    /// Chassis controls it accepted.
+    pub controls: Vec<u8>,
+}
+
+impl Lan15Bmc {
+    /// A BMC whose only user has `password`, with the chassis power as given.
+    pub fn new(password: &str, power_on: bool) -> Lan15Bmc {
+        Lan15Bmc {
+            pw: padded16(password),
+            refuse: Vec::new(),
+            temp_id: 0x1111_2222,
+            session_id: 0x3333_4444,
+            out_seq: 0,
+            power_on,
+            controls: Vec::new(),
+        }
+    }
+
+    /// The request inside a client datagram.
+    pub fn request(d: &Datagram) -> Option<(u32, IpmiRequest)> {
+        let (_, _, id, _, msg) = d.v15()?;
+        Some((id, IpmiRequest::parse(&msg)?))
+    }
+
+    /// A reply inside the session, authenticated with `seq`.
+    pub fn session_reply(&self, seq: u32, msg: &[u8]) -> Vec<u8> {
+        let code = md5_code(&self.pw, self.session_id, seq, msg);
+        v15_packet(2, seq, self.session_id, Some(&code), msg)
+    }
+
+    /// The genuine answer to `d`.
+    pub fn answer(&mut self, d: &Datagram) -> Option<Vec<u8>> {
+        let (_, r) = Self::request(d)?;
+        Some(match (r.netfn, r.cmd) {
+            (0x06, 0x38) => v15_packet(0, 0, 0, None, &r.response(0, &caps_data(0x15, true))),
+            (0x06, 0x39) => {
+                let mut data = self.temp_id.to_le_bytes().to_vec();
+                data.extend_from_slice(&[0x5a; 16]);
+                v15_packet(0, 0, 0, None, &r.response(0, &data))
+            }
+            (0x06, 0x3A) => {
+                // Our outbound sequence starts where the console asked.
+                self.out_seq = u32::from_le_bytes(r.data[18..22].try_into().unwrap());
+                let mut data = vec![2];
+                data.extend_from_slice(&self.session_id.to_le_bytes());
+                data.extend_from_slice(&1u32.to_le_bytes());
+                data.push(4);
+                let msg = r.response(0, &data);
+                let code = md5_code(&self.pw, self.temp_id, 0, &msg);
+                v15_packet(2, 0, self.temp_id, Some(&code), &msg)
+            }
+            _ => {
+                let data = match (r.netfn, r.cmd) {
+                    (0x06, 0x3B) => vec![r.data[0]],
+                    (0x00, 0x01) => vec![u8::from(self.power_on), 0, 0],
+                    (0x00, 0x02) => {
+                        if let Some((_, cc)) = self.refuse.iter().find(|(c, _)| *c == r.data[0]) {
+                            self.out_seq += 1;
+                            return Some(self.session_reply(self.out_seq, &r.response(*cc, &[])));
+                        }
+                        self.controls.push(r.data[0]);
+                        self.power_on = r.data[0] == 1;
+                        vec![]
+                    }
+                    _ => vec![],
+                };
+                self.out_seq += 1;
+                self.session_reply(self.out_seq, &r.response(0, &data))
+            }
+        })
+    }
 }
 
 impl FakeBmc {
