@@ -305,3 +305,75 @@ impl V15State {
         self.session_id
     }
 }
+
+/// Property tests of the IPMI 1.5 session decoder (see v20.rs's `fuzz` for the rest): no
+/// panic on any datagram, and no change to a genuine MD5-authenticated reply is accepted.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state(auth: AuthType, fixed_seq: bool) -> V15State {
+        V15State {
+            auth,
+            session_id: 0x0102_0304,
+            seq: Cell::new(1),
+            fixed_seq,
+            last_inbound: Cell::new(0),
+            password: crate::Secret::from("pw").padded::<16>(),
+        }
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(3000),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn session_decoder_never_panics(
+            auth_type in prop_oneof![Just(0u8), Just(2), Just(4), any::<u8>()],
+            id in prop_oneof![Just(0x0102_0304u32), any::<u32>()],
+            tail in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut p = vec![0x06, 0x00, 0xff, 0x07, auth_type, 1, 0, 0, 0];
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&tail);
+            for auth in [AuthType::None, AuthType::Md5, AuthType::Password] {
+                for fixed in [false, true] {
+                    let _ = state(auth, fixed).unwrap(&p);
+                }
+            }
+        }
+
+        #[test]
+        fn no_change_to_a_genuine_reply_is_accepted(
+            msg in proptest::collection::vec(any::<u8>(), 0..40),
+            edits in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4),
+            cut in any::<Option<usize>>(),
+        ) {
+            // A "reply" is wrapped the way the BMC does: same session, our password.
+            let genuine = state(AuthType::Md5, false).wrap(&msg);
+            let mut p = genuine.clone();
+            // Bytes 1 and 2 of the RMCP header are outside the auth code and unused.
+            for (at, x) in edits {
+                let i = if at % 2 == 0 { 0 } else { 3 + at % (p.len() - 3) };
+                p[i] ^= x;
+            }
+            if let Some(c) = cut {
+                p.truncate(c % (p.len() + 1));
+            }
+            if let Ok((m, _)) = state(AuthType::Md5, false).unwrap(&p) {
+                prop_assert!(m == msg && p[4..] == genuine[4..], "a changed reply was accepted");
+            }
+        }
+    }
+}
