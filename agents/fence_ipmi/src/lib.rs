@@ -521,11 +521,13 @@ pub fn device_error(e: IpmiError) -> DeviceError {
     if e.is_unreachable() {
         return DeviceError::Unreachable(text);
     }
-    match e {
+    // An unverified answer (possibly forged, see IpmiError::Unverified) is classified by what
+    // it claimed; its text says it was not authenticated.
+    match e.claimed() {
         IpmiError::PrivilegeRefused { .. } => DeviceError::InsufficientPrivilege(text),
         IpmiError::CommandRefused { code: 0xD4, .. } => DeviceError::InsufficientPrivilege(text),
         IpmiError::CommandRefused { .. } => DeviceError::Refused(text),
-        ref e if e.is_auth_failure() => DeviceError::LoginDenied(text),
+        e if e.is_auth_failure() => DeviceError::LoginDenied(text),
         IpmiError::Unsupported(_) => DeviceError::Unsupported(text),
         _ => DeviceError::Other(text),
     }
