@@ -480,3 +480,39 @@ fn macd_session_packets_with_bad_contents_are_dropped() {
     s.close().unwrap();
     bmc.join().unwrap();
 }
+
+#[test]
+fn forged_open_session_replies_neither_downgrade_nor_abort_the_login() {
+    // Before the genuine Open Session response: a forged one proposing suite 1's algorithms
+    // (no integrity), a forged "no free session slot" status, and one too short to parse.
+    let (port, bmc) = FakeBmc::spawn(|b| {
+        let mut plus = LanPlusBmc::new(true);
+        while let Some(d) = b.recv(WAIT) {
+            let Some((genuine, _)) = plus.answer(&d) else {
+                continue;
+            };
+            if d.v20().is_some_and(|(pt, ..)| pt & 0x3f == 0x10) {
+                let (_, _, _, payload) = d.v20().unwrap();
+                let mut weak = vec![payload[0], 0, 4, 0];
+                weak.extend_from_slice(&plus.console_id.to_le_bytes());
+                weak.extend_from_slice(&0x0EE1_0EE1u32.to_le_bytes());
+                weak.extend_from_slice(&[0, 0, 0, 8, 1, 0, 0, 0]);
+                weak.extend_from_slice(&[1, 0, 0, 8, 0, 0, 0, 0]);
+                weak.extend_from_slice(&[2, 0, 0, 8, 0, 0, 0, 0]);
+                b.send(&v20_packet(0x11, 0, 0, &weak));
+                let mut no_slot = vec![payload[0], 0x01, 0, 0];
+                no_slot.extend_from_slice(&plus.console_id.to_le_bytes());
+                b.send(&v20_packet(0x11, 0, 0, &no_slot));
+                b.send(&v20_packet(0x11, 0, 0, &weak[..20]));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            b.send(&genuine);
+        }
+    });
+    let o = opts(port, Interface::LanPlus, 2);
+    let mut s = ipmi_lan::Session::open(&o, deadline(10)).expect("genuine Open Session won");
+    assert_eq!(s.cipher_suite(), Some(2));
+    assert_eq!(s.power_state(deadline(5)).unwrap(), PowerState::On);
+    s.close().unwrap();
+    bmc.join().unwrap();
+}
