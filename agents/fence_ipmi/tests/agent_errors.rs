@@ -467,3 +467,22 @@ fn cipher_one_and_unauthenticated_ipmi15_are_refused_unless_allowed() {
     ));
     assert_failed_without_power_change(&r, &s, "allow_unauthenticated");
 }
+
+#[test]
+fn stdin_larger_than_64_kib_is_refused_before_anything_happens() {
+    let s = sim(true);
+    let mut input = stdin_for(&s, "action=off\n");
+    // Comment lines are valid on stdin: only the size is wrong.
+    while input.len() <= 64 * 1024 {
+        input.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let r = run_stdin(&input);
+    assert_failed_without_power_change(&r, &s, "64 KiB");
+    // Just under the cap still works.
+    let mut input = stdin_for(&s, "action=status\n");
+    while input.len() + 80 < 64 * 1024 {
+        input.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let r = run_stdin(&input);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
+}
