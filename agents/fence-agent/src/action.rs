@@ -122,6 +122,10 @@ pub enum RebootReport {
     CycleWasOffThenOn,
     /// `method=cycle` on a machine that was off and could not be powered on (it stays off).
     CycleWasOffOnFailed { reason: String },
+    /// The device refused the power cycle; powered off (verified) then on (verified) instead.
+    CycleRefusedOffThenOn { refusal: String },
+    /// The device refused the power cycle; powered off (verified), but powering on failed.
+    CycleRefusedOnFailed { refusal: String, reason: String },
     /// A diagnostic interrupt was sent.
     Diag,
 }
@@ -152,6 +156,12 @@ impl RebootReport {
             RebootReport::CycleWasOffOnFailed { reason } => format!(
                 "was already OFF, so no power cycle was sent, but powering ON failed: {reason}. {LEFT_OFF}"
             ),
+            RebootReport::CycleRefusedOffThenOn { refusal } => format!(
+                "the device refused the power cycle ({refusal}); powered OFF (verified) then ON (verified) instead"
+            ),
+            RebootReport::CycleRefusedOnFailed { refusal, reason } => format!(
+                "the device refused the power cycle ({refusal}); powered OFF (verified) instead, but powering ON failed: {reason}. {LEFT_OFF}"
+            ),
             RebootReport::Diag => "diagnostic interrupt accepted by the device".into(),
         }
     }
@@ -160,7 +170,9 @@ impl RebootReport {
     pub fn failed_to_power_on(&self) -> bool {
         matches!(
             self,
-            RebootReport::OffButOnFailed { .. } | RebootReport::CycleWasOffOnFailed { .. }
+            RebootReport::OffButOnFailed { .. }
+                | RebootReport::CycleWasOffOnFailed { .. }
+                | RebootReport::CycleRefusedOnFailed { .. }
         )
     }
 
@@ -171,6 +183,8 @@ impl RebootReport {
             RebootReport::OffButOnFailed { .. }
                 | RebootReport::CycleWasOffOnFailed { .. }
                 | RebootReport::CycleWasOffThenOn
+                | RebootReport::CycleRefusedOffThenOn { .. }
+                | RebootReport::CycleRefusedOnFailed { .. }
                 | RebootReport::Cycled {
                     status_after: Some(PowerStatus::Off) | None
                 }
@@ -280,9 +294,45 @@ pub fn perform<S: PowerSession, C: Clock>(
                         };
                     return Ok(Outcome::Rebooted(report));
                 }
-                attempt(session, 1 + retry_on, Step::Cycle, limits, clock, |s, d| {
-                    s.power_cycle(d)
-                })?;
+                // Some BMCs refuse a power cycle outright (IPMI 0xCC, 0xD5): that answer will
+                // not change, so fall back at once to off (confirmed OFF) and on.
+                let mut refusal: Option<DeviceError> = None;
+                attempt(
+                    session,
+                    1 + retry_on,
+                    Step::Cycle,
+                    limits,
+                    clock,
+                    |s, d| match s.power_cycle(d) {
+                        Err(e @ (DeviceError::Refused(_) | DeviceError::Unsupported(_))) => {
+                            refusal = Some(e);
+                            Ok(())
+                        }
+                        other => other,
+                    },
+                )?;
+                if let Some(refusal) = refusal {
+                    log::warn!(
+                        "the device refused the power cycle ({refusal}); falling back to power OFF, confirming OFF, then power ON"
+                    );
+                    if !set_power(session, PowerStatus::Off, 1, limits, clock)? {
+                        return Err(ActionError::TimedOutWaiting(PowerStatus::Off));
+                    }
+                    let refusal = refusal.to_string();
+                    let report = match set_power(session, PowerStatus::On, retry_on, limits, clock)
+                    {
+                        Ok(true) => RebootReport::CycleRefusedOffThenOn { refusal },
+                        Ok(false) => RebootReport::CycleRefusedOnFailed {
+                            refusal,
+                            reason: "Timed out waiting to power ON".into(),
+                        },
+                        Err(e) => RebootReport::CycleRefusedOnFailed {
+                            refusal,
+                            reason: e.to_string(),
+                        },
+                    };
+                    return Ok(Outcome::Rebooted(report));
+                }
                 clock.sleep(limits.timing.power_wait);
                 let status_after = session
                     .get_power_status(limits.operation_deadline(clock))
@@ -753,17 +803,52 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn cycle_retries_refusals_but_not_timeouts() {
-        let mut d = FakeDevice::new(On);
-        d.fail_cycle = Some(DeviceError::Refused("completion code 0xd5".into()));
-        let e = run(&mut d, Action::Reboot, Method::Cycle).unwrap_err();
-        assert_eq!(d.calls(), ["status", "cycle", "cycle"]);
-        assert!(e.to_string().contains("0xd5"), "{e}");
+    fn a_refused_cycle_falls_back_to_off_confirm_on_and_says_so() {
+        for refusal in [
+            DeviceError::Refused("completion code 0xd5".into()),
+            DeviceError::Unsupported("completion code 0xcc".into()),
+        ] {
+            let mut d = FakeDevice::new(On);
+            d.fail_cycle = Some(refusal);
+            let o = run(&mut d, Action::Reboot, Method::Cycle).unwrap();
+            let calls = d.calls();
+            assert_eq!(&calls[..3], ["status", "cycle", "set OFF"], "{calls:?}");
+            let on = calls
+                .iter()
+                .position(|c| c == "set ON")
+                .expect("powered on");
+            assert!(
+                calls[3..on].iter().any(|c| c == "status"),
+                "OFF not confirmed before on: {calls:?}"
+            );
+            assert_eq!(d.power, On);
+            let Outcome::Rebooted(r) = &o else {
+                panic!("{o:?}")
+            };
+            assert!(
+                matches!(r, RebootReport::CycleRefusedOffThenOn { .. }),
+                "{r:?}"
+            );
+            assert!(
+                r.describe().contains("refused the power cycle"),
+                "{}",
+                r.describe()
+            );
+            assert!(r.is_abnormal() && !r.failed_to_power_on());
+            assert_eq!(o.stdout_line().as_deref(), Some("Success: Rebooted"));
+        }
+        // Timeouts are not refusals: no retry, no fallback.
         let mut d = FakeDevice::new(On);
         d.fail_cycle = Some(DeviceError::TimedOut("no answer".into()));
         let e = run(&mut d, Action::Reboot, Method::Cycle).unwrap_err();
         assert_eq!(d.calls(), ["status", "cycle"]);
         assert!(e.to_string().contains("timed out"), "{e}");
+        // Other failures are retried, then reported.
+        let mut d = FakeDevice::new(On);
+        d.fail_cycle = Some(DeviceError::Other("garbled".into()));
+        let e = run(&mut d, Action::Reboot, Method::Cycle).unwrap_err();
+        assert_eq!(d.calls(), ["status", "cycle", "cycle"]);
+        assert!(e.to_string().contains("garbled"), "{e}");
     }
 
     #[test]

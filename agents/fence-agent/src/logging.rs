@@ -19,16 +19,13 @@ use syslog::{Facility, Formatter3164, LoggerBackend};
 /// Environment variable naming the syslog socket to use instead of the standard ones.
 pub const SYSLOG_SOCKET_ENV: &str = "FENCE_AGENT_SYSLOG_SOCKET";
 
-/// Secrets shorter than this are not searched for in log lines: they would garble ordinary
-/// words, and nothing in the agent logs them in the first place.
-const MIN_REDACTED_LEN: usize = 3;
-
 struct State {
     level: LevelFilter,
     stderr: bool,
     debug_file: Option<File>,
     syslog: Option<syslog::Logger<LoggerBackend, Formatter3164>>,
-    secrets: Vec<String>,
+    /// Longest first, no duplicates, zeroed when dropped.
+    secrets: Vec<zeroize::Zeroizing<String>>,
     /// Captured lines (tests only).
     capture: Option<Vec<String>>,
 }
@@ -113,12 +110,32 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// Replace every occurrence of each secret by `[hidden]`.
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        if s.len() >= MIN_REDACTED_LEN && out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "[hidden]");
+/// Replace every occurrence of each secret by `[hidden]`, in one pass over `text`, trying the
+/// longest secret first at each position: a secret inside another (or inside `[hidden]`) can
+/// neither leave part of the longer one visible nor garble the replacement. There is no
+/// minimum length: a one-character password hides every occurrence of that character.
+pub fn redact<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
+    let mut sorted: Vec<&str> = secrets
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| !s.is_empty())
+        .collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if !sorted.iter().any(|s| text.contains(s)) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        match sorted.iter().find(|s| rest.starts_with(**s)) {
+            Some(s) => {
+                out.push_str("[hidden]");
+                rest = &rest[s.len()..];
+            }
+            None => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
         }
     }
     out
@@ -146,9 +163,15 @@ impl AgentLogger {
 
     /// Register a secret that must never appear in any log line.
     pub fn add_secret(&self, secret: &str) {
-        if !secret.is_empty() {
-            self.lock().secrets.push(secret.to_string());
+        if secret.is_empty() {
+            return;
         }
+        let mut st = self.lock();
+        if st.secrets.iter().any(|s| s.as_str() == secret) {
+            return;
+        }
+        st.secrets.push(zeroize::Zeroizing::new(secret.to_string()));
+        st.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     /// Start capturing formatted lines in memory (for tests).
@@ -225,8 +248,22 @@ mod tests {
         let secrets = vec!["hunter2".to_string(), "00ff".to_string(), "ab".to_string()];
         assert_eq!(
             redact("pw hunter2 kg 00ff user ab", &secrets),
-            "pw [hidden] kg [hidden] user ab"
+            "pw [hidden] kg [hidden] user [hidden]"
         );
+    }
+
+    #[test]
+    fn redaction_is_longest_first_with_no_minimum_length() {
+        // "pa" is inside "password1": registered first, it must not leave "ssword1" visible.
+        let secrets = ["pa", "password1", "d", "x"];
+        assert_eq!(
+            redact("pw=password1 pa d xx", &secrets),
+            "pw=[hidden] [hidden] [hidden] [hidden][hidden]"
+        );
+        // One-character secrets inside the replacement marker do not garble it.
+        assert_eq!(redact("hi", &["h", "i", "d"]), "[hidden][hidden]");
+        assert_eq!(redact("ümlaut ü", &["ü"]), "[hidden]mlaut [hidden]");
+        assert_eq!(redact("nothing", &["zz"]), "nothing");
     }
 
     #[test]
@@ -278,7 +315,7 @@ mod tests {
                 stderr: false,
                 debug_file: None,
                 syslog: None,
-                secrets: vec!["hunter22".into()],
+                secrets: vec![zeroize::Zeroizing::new("hunter22".to_string())],
                 capture: None,
             }),
         };

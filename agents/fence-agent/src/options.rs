@@ -127,6 +127,16 @@ pub struct Options {
     timeouts_disabled: bool,
 }
 
+impl Drop for Options {
+    /// The values include the password and keys as given: zero them.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in self.values.values_mut() {
+            v.zeroize();
+        }
+    }
+}
+
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown: BTreeMap<&str, &str> = self
@@ -227,7 +237,7 @@ pub fn classify(
     };
 
     let explicit: BTreeSet<&'static str> = parsed.values.keys().copied().collect();
-    let mut values = parsed.values;
+    let mut values = std::mem::take(&mut parsed.values);
     for p in params {
         if let Some(d) = p.default {
             values.entry(p.name).or_insert_with(|| d.to_string());
@@ -281,6 +291,14 @@ impl Options {
                 continue;
             };
             match p.kind {
+                ParamKind::Second
+                    if parse_int(v).is_some_and(|n| n > 0) && parse_seconds(v).is_none() =>
+                {
+                    errors.push(UsageError(format!(
+                        "Failed: The value you have entered for --{} is larger than {MAX_SECONDS} seconds (one day)",
+                        p.long_option()
+                    )))
+                }
                 ParamKind::Second if parse_seconds(v).is_none() => {
                     errors.push(UsageError(format!(
                     "Failed: The value you have entered for --{} is not a valid time in seconds",
@@ -413,10 +431,16 @@ pub fn parse_int(v: &str) -> Option<i64> {
     t.parse().ok()
 }
 
-/// A `second` value: a non-negative integer (fencing.py crashes later on negative sleeps;
-/// we reject them up front).
+/// The largest accepted `second` value: one day. No fence operation waits that long, and a
+/// bound keeps every deadline computed from a time value far from overflowing.
+pub const MAX_SECONDS: u64 = 86_400;
+
+/// A `second` value: an integer from 0 to [`MAX_SECONDS`] (fencing.py crashes later on
+/// negative sleeps and on values too large for its clock; we reject them up front).
 pub fn parse_seconds(v: &str) -> Option<u64> {
-    parse_int(v).and_then(|n| u64::try_from(n).ok())
+    parse_int(v)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n <= MAX_SECONDS)
 }
 
 #[cfg(test)]
@@ -622,5 +646,8 @@ mod tests {
         assert_eq!(parse_int(""), None);
         assert_eq!(parse_int("0x10"), None);
         assert_eq!(parse_seconds("-1"), None);
+        assert_eq!(parse_seconds("86400"), Some(86_400));
+        assert_eq!(parse_seconds("86401"), None);
+        assert_eq!(parse_seconds("99999999999999999999"), None);
     }
 }

@@ -33,6 +33,16 @@ pub struct Parsed {
     pub warnings: Vec<String>,
 }
 
+impl Drop for Parsed {
+    /// The values include the password and keys as given: zero them.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in self.values.values_mut() {
+            v.zeroize();
+        }
+    }
+}
+
 impl Parsed {
     fn new(source: Source) -> Parsed {
         Parsed {
@@ -155,7 +165,12 @@ pub fn parse_args(params: &[Param], args: &[String]) -> Result<Parsed, ParseErro
     }
     if !unused.is_empty() {
         out.warnings
-            .push(format!("Unused arguments on command line: {unused:?}"));
+            // Counted, never echoed: a stray operand may be a password (`-P hunter2`, where
+            // -P is lanplus and takes no value).
+            .push(format!(
+                "Unused arguments on command line: {} (not shown: they may hold a secret)",
+                unused.len()
+            ));
     }
     // fencing.py: on the command line, a plug is only meaningful together with --port-as-ip.
     if has_param(params, "port_as_ip")
@@ -462,7 +477,7 @@ mod tests {
         assert_eq!(p.values["action"], "STATUS");
         assert_eq!(
             p.warnings,
-            vec!["Unused arguments on command line: [\"extra\"]"]
+            vec!["Unused arguments on command line: 1 (not shown: they may hold a secret)"]
         );
     }
 

@@ -56,9 +56,12 @@ pub fn main<A: FenceAgent>(agent: &A) -> ExitCode {
     }
     let mut stdin = Vec::new();
     if args.is_empty() {
-        if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
-            log::error!("Failed: cannot read options from stdin: {e}");
-            return ExitCode::from(1);
+        match read_stdin_capped(std::io::stdin().lock(), &mut stdin) {
+            Ok(()) => {}
+            Err(e) => {
+                log::error!("Failed: cannot read options from stdin: {e}");
+                return ExitCode::from(1);
+            }
         }
     }
     let inv = Invocation {
@@ -71,6 +74,22 @@ pub fn main<A: FenceAgent>(agent: &A) -> ExitCode {
     let stdout = std::io::stdout();
     let code = run(agent, &inv, &mut stdout.lock(), &SystemClock);
     ExitCode::from(code)
+}
+
+/// The most bytes of options read from stdin: no fence request comes anywhere near it.
+pub const STDIN_LIMIT: usize = 64 * 1024;
+
+/// Reads all of `input` into `buf`, refusing more than [`STDIN_LIMIT`] bytes.
+pub fn read_stdin_capped(input: impl Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    input.take(STDIN_LIMIT as u64 + 1).read_to_end(buf)?;
+    if buf.len() > STDIN_LIMIT {
+        buf.clear();
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("more than {STDIN_LIMIT} bytes (64 KiB); no fence request is that large"),
+        ));
+    }
+    Ok(())
 }
 
 fn usage_failure(errors: &[String]) -> u8 {
@@ -300,7 +319,7 @@ fn report(outcome: &Outcome, out: &mut dyn Write) -> u8 {
     outcome.exit_code()
 }
 
-/// Errors of `password_script`.
+/// Errors of `password_script`. None carries the script's output.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordScriptError {
     #[error("Failed: cannot run password_script: {0}")]
@@ -309,41 +328,161 @@ pub enum PasswordScriptError {
     Status(std::process::ExitStatus),
     #[error("Failed: password_script output is not valid UTF-8")]
     NotUtf8,
+    #[error("Failed: password_script {script:?} printed no password (empty output)")]
+    Empty { script: String },
+    #[error("Failed: password_script {script:?} printed more than {limit} bytes; a password is far shorter")]
+    TooLong { script: String, limit: usize },
+    #[error("Failed: password_script {script:?} did not finish within {limit:?} (login_timeout); it was killed with its whole process group")]
+    TimedOut { script: String, limit: Duration },
+}
+
+/// The most `password_script` may print on stdout (and the most of its stderr that is read).
+pub const PASSWORD_SCRIPT_OUTPUT_LIMIT: usize = 4096;
+
+/// How long `password_script` may run: `login_timeout` (its default when not given), never
+/// less than one second, and not lifted by `disable_timeout` (a hung script must not hang the
+/// fence).
+fn password_script_limit(options: &Options) -> Duration {
+    Duration::from_secs(options.seconds("login_timeout").unwrap_or(5).max(1))
+}
+
+/// Reads at most `limit + 1` bytes of `r` (so an overflow is visible), then drains the rest.
+fn read_capped(mut r: impl Read, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = (&mut r).take(limit as u64 + 1).read_to_end(&mut out);
+    let _ = std::io::copy(&mut r, &mut std::io::sink());
+    out
 }
 
 /// The password: `password_script` (run through `sh -c`, as fencing.py's `os.popen`; its
 /// stdout with trailing whitespace removed) wins over `password`.
 ///
-/// The script's stderr is not passed through: it is logged line by line (WARNING) after its
-/// stdout has been registered as a secret with the logger, so a script that traces itself
-/// (`set -x`) or echoes the password cannot put it on our stderr or in syslog.
+/// The script runs in a process group of its own, for at most the login timeout
+/// ([`password_script_limit`]); at the limit the whole group is killed (SIGKILL). Its stdout
+/// is capped at [`PASSWORD_SCRIPT_OUTPUT_LIMIT`] bytes; empty output is an error, never an
+/// empty password. Its stderr is not passed through: it is logged line by line (WARNING)
+/// after its stdout has been registered as a secret with the logger, so a script that traces
+/// itself (`set -x`) or echoes the password cannot put it on our stderr or in syslog.
 pub fn resolve_password(options: &Options) -> Result<Option<Secret>, PasswordScriptError> {
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
+
     let Some(script) = options.get("password_script").filter(|s| !s.is_empty()) else {
         return Ok(options
             .password_option()
             .map(|p| Secret::new(p.to_string())));
     };
-    log::debug!("running password_script");
-    let output = Command::new("/bin/sh")
+    let limit = password_script_limit(options);
+    log::debug!("running password_script (limit {limit:?})");
+    let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .map_err(PasswordScriptError::Spawn)?;
-    let stdout = zeroize::Zeroizing::new(output.stdout);
-    let stderr = zeroize::Zeroizing::new(output.stderr);
-    // Whatever it printed is the password (or part of it, if it failed): hide it first.
-    let password = std::str::from_utf8(&stdout).map(str::trim_end);
-    if let (Some(logger), Ok(pw)) = (logging::logger(), password) {
-        logger.add_secret(pw);
+    let group = child.id() as i32;
+    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    for (is_stdout, pipe) in [
+        (
+            true,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            false,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ] {
+        let tx = tx.clone();
+        if let Some(pipe) = pipe {
+            std::thread::spawn(move || {
+                let _ = tx.send((is_stdout, read_capped(pipe, PASSWORD_SCRIPT_OUTPUT_LIMIT)));
+            });
+        }
     }
+    drop(tx);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(PasswordScriptError::Spawn(e)),
+        }
+    };
+    let kill_group = || {
+        // SAFETY: kill(2) with a negative pid signals the process group we created for the
+        // script (its leader is our child, not yet reaped while the group matters).
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    };
+    let Some(status) = status else {
+        kill_group();
+        let _ = child.wait();
+        return Err(PasswordScriptError::TimedOut {
+            script: script.to_string(),
+            limit,
+        });
+    };
+    // Whatever the script left running in its group must not hold our pipes open.
+    let mut stdout = zeroize::Zeroizing::new(Vec::new());
+    let mut stderr = zeroize::Zeroizing::new(Vec::new());
+    let mut pending = 2;
+    while pending > 0 {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        match rx.recv_timeout(wait) {
+            Ok((true, out)) => *stdout = out,
+            Ok((false, err)) => *stderr = err,
+            Err(_) => {
+                kill_group();
+                break;
+            }
+        }
+        pending -= 1;
+    }
+    // Whatever it printed is the password (or part of it, if it failed): hide it first, as
+    // text and as the lossy text its non-UTF-8 form would be logged as.
+    if let Some(logger) = logging::logger() {
+        let lossy = zeroize::Zeroizing::new(String::from_utf8_lossy(&stdout).into_owned());
+        logger.add_secret(lossy.trim_end());
+        // Each valid stretch of non-UTF-8 output too: stderr may echo any part of it.
+        for part in lossy.split('\u{FFFD}') {
+            logger.add_secret(part.trim());
+        }
+        if let Ok(pw) = std::str::from_utf8(&stdout) {
+            logger.add_secret(pw.trim_end());
+        }
+    }
+    let password = std::str::from_utf8(&stdout).map(str::trim_end);
     for line in String::from_utf8_lossy(&stderr).lines() {
         log::warn!("password_script: {line}");
     }
-    if !output.status.success() {
-        return Err(PasswordScriptError::Status(output.status));
+    if !status.success() {
+        return Err(PasswordScriptError::Status(status));
+    }
+    if stdout.len() > PASSWORD_SCRIPT_OUTPUT_LIMIT {
+        return Err(PasswordScriptError::TooLong {
+            script: script.to_string(),
+            limit: PASSWORD_SCRIPT_OUTPUT_LIMIT,
+        });
     }
     let password = password.map_err(|_| PasswordScriptError::NotUtf8)?;
+    if password.is_empty() {
+        return Err(PasswordScriptError::Empty {
+            script: script.to_string(),
+        });
+    }
     Ok(Some(Secret::new(password.to_string())))
 }
 
@@ -461,6 +600,110 @@ mod tests {
         let mut out = Vec::new();
         let code = run(agent, &invocation(stdin, clock, pcmk), &mut out, clock);
         (code, String::from_utf8(out).unwrap())
+    }
+
+    /// True while `pid` names a live (not zombie) process.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => false,
+            Ok(stat) => {
+                // "pid (comm) S ...": the state follows the last ')'.
+                let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start());
+                !matches!(state.and_then(|r| r.chars().next()), Some('Z' | 'X') | None)
+            }
+        }
+    }
+
+    #[test]
+    fn password_script_is_killed_with_its_group_at_login_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let c = FakeClock::new();
+        let a = Agent::new(PowerStatus::On, &c);
+        let started = Instant::now();
+        let (code, out) = go(
+            &a,
+            &format!(
+                "ip=x\naction=off\nlogin_timeout=1\npassword_script=sleep 60 & echo $! > {}; wait\n",
+                pid_file.display()
+            ),
+            &c,
+            None,
+        );
+        let took = started.elapsed();
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(took >= Duration::from_secs(1), "{took:?}");
+        assert!(took < Duration::from_secs(4), "not bounded: {took:?}");
+        assert!(
+            a.connects.borrow().is_empty(),
+            "logged in without a password"
+        );
+        // Ground truth: the script's own child (the sleep) is gone too.
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive(pid)
+        });
+        assert!(gone, "the script's background sleep {pid} survived");
+    }
+
+    #[test]
+    fn password_script_empty_or_huge_output_is_an_error_never_a_password() {
+        for script in [
+            "true",
+            "printf '  \\n\\n'",
+            "head -c 100000 /dev/zero | tr '\\\\0' x",
+        ] {
+            let c = FakeClock::new();
+            let a = Agent::new(PowerStatus::On, &c);
+            let (code, out) = go(
+                &a,
+                &format!("ip=x\naction=off\npassword=fallback\npassword_script={script}\n"),
+                &c,
+                None,
+            );
+            assert_eq!((code, out.as_str()), (1, ""), "{script}");
+            assert!(a.connects.borrow().is_empty(), "{script}: logged in");
+            assert!(a.calls().is_empty(), "{script}");
+        }
+    }
+
+    #[test]
+    fn stdin_is_capped_at_64_kib() {
+        let mut buf = Vec::new();
+        read_stdin_capped(&vec![b'#'; STDIN_LIMIT][..], &mut buf).unwrap();
+        assert_eq!(buf.len(), STDIN_LIMIT);
+        let mut buf = Vec::new();
+        let err = read_stdin_capped(&vec![b'#'; STDIN_LIMIT + 1][..], &mut buf).unwrap_err();
+        assert!(err.to_string().contains("64 KiB"), "{err}");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn time_values_beyond_a_day_are_refused_before_any_arithmetic() {
+        for opt in [
+            "delay",
+            "power_timeout",
+            "login_timeout",
+            "power_wait",
+            "shell_timeout",
+        ] {
+            let c = FakeClock::new();
+            let a = Agent::new(PowerStatus::On, &c);
+            let (code, _) = go(
+                &a,
+                &format!("ip=x\naction=off\n{opt}=18446744073709551615\n"),
+                &c,
+                None,
+            );
+            assert_eq!(code, 1, "{opt}");
+            assert!(a.connects.borrow().is_empty(), "{opt}");
+            assert_eq!(c.elapsed(), Duration::ZERO, "{opt}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! fence_ipmi: a native IPMI fence agent, drop-in for fence_ipmilan.
 //!
 //! This library holds the agent's parameter table (every fence_ipmilan 4.12.1 parameter with
-//! its default, plus `allow_cipher_zero`), the option checks, and the [`PowerSession`] on top of
+//! its default, plus `allow_unauthenticated` and its alias `allow_cipher_zero`), the option checks, and the [`PowerSession`] on top of
 //! one `ipmi_lan::Session`; `fence-agent` does everything else.
 //!
 //! Parameters that only make sense for ipmitool (`ipmitool_path`, `ipmitool_timeout` as a
@@ -95,11 +95,18 @@ const HEXADECIMAL_KG: Param = Param::new(
 )
 .hint("[key]")
 .secret();
-/// Our extension: cipher suite 0 authenticates nothing, so it needs an explicit opt-in.
+/// Our extension: sessions whose answers cannot be authenticated need an explicit opt-in.
+const ALLOW_UNAUTHENTICATED: Param = Param::new(
+    "allow_unauthenticated",
+    ParamKind::Flag,
+    "Allow IPMI sessions whose answers cannot be authenticated, so that anyone on the network could forge them: cipher suites 0 (any password accepted) and 1 (no integrity), IPMI 1.5 with per-message authentication disabled or authentication type none. fence_ipmi extension; without it these are refused",
+)
+.default("0");
+/// The earlier name of `allow_unauthenticated` (it covered cipher suite 0 only); still accepted.
 const ALLOW_CIPHER_ZERO: Param = Param::new(
     "allow_cipher_zero",
     ParamKind::Flag,
-    "Allow cipher suite 0 (no authentication: the BMC accepts any password). fence_ipmi extension; without it cipher=0 is refused",
+    "Same as allow_unauthenticated (its earlier name). fence_ipmi extension",
 )
 .default("0");
 const POWER_WAIT_IPMI: Param = std_params::POWER_WAIT.default("2");
@@ -121,7 +128,8 @@ pub struct IpmiConfig {
     pub privilege: Privilege,
     /// `None`: not given (try [`DEFAULT_CIPHER_SUITE`], then 17).
     pub cipher_suite: Option<u8>,
-    pub allow_cipher_zero: bool,
+    /// `allow_unauthenticated` (or its alias `allow_cipher_zero`) was set.
+    pub allow_unauthenticated: bool,
     pub auth_type: Option<ipmi_lan::AuthType>,
     /// The Kg key as the hexadecimal text given (checked).
     pub kg: Option<Secret>,
@@ -175,6 +183,7 @@ impl FenceAgent for IpmiAgent {
             IPMITOOL_TIMEOUT,
             TARGET,
             HEXADECIMAL_KG,
+            ALLOW_UNAUTHENTICATED,
             ALLOW_CIPHER_ZERO,
         ]);
         params
@@ -246,7 +255,8 @@ impl FenceAgent for IpmiAgent {
             .choice("privlvl")
             .and_then(|p| p.parse().ok())
             .unwrap_or(Privilege::Administrator);
-        let allow_cipher_zero = options.flag("allow_cipher_zero");
+        let allow_unauthenticated =
+            options.flag("allow_unauthenticated") || options.flag("allow_cipher_zero");
         let cipher_suite = match options.get("cipher").filter(|c| !c.trim().is_empty()) {
             None => None,
             Some(c) => match c.trim().parse::<u8>() {
@@ -259,10 +269,17 @@ impl FenceAgent for IpmiAgent {
                 }
             },
         };
-        if cipher_suite == Some(0) && interface == Interface::LanPlus && !allow_cipher_zero {
+        if cipher_suite == Some(0) && interface == Interface::LanPlus && !allow_unauthenticated {
             fail(
                 "cipher suite 0 authenticates nothing (the BMC accepts any password); refusing it. \
-                 Set allow_cipher_zero=1 (--allow-cipher-zero) if you really want it"
+                 Set allow_unauthenticated=1 (--allow-unauthenticated; alias allow_cipher_zero) if you really want it"
+                    .into(),
+            );
+        }
+        if cipher_suite == Some(1) && interface == Interface::LanPlus && !allow_unauthenticated {
+            fail(
+                "cipher suite 1 has no integrity protection: every answer after login could be forged; refusing it. \
+                 Set allow_unauthenticated=1 (--allow-unauthenticated) if you really want it"
                     .into(),
             );
         }
@@ -271,9 +288,12 @@ impl FenceAgent for IpmiAgent {
             .and_then(|a| a.parse::<ipmi_lan::AuthType>().ok());
         let kg = match options.get("hexadecimal_kg").filter(|k| !k.is_empty()) {
             None => None,
-            Some(hex) => match decode_hex(hex) {
+            Some(hex) => match decode_hex(hex).map(zeroize::Zeroizing::new) {
                 // Kept as the hexadecimal text; decoded again when the session is opened.
-                Some(bytes) if bytes.len() <= 20 => Some(Secret::new(hex.to_string())),
+                Some(bytes) if bytes.len() <= 20 => {
+                    register_kg_spellings(hex, &bytes);
+                    Some(Secret::new(hex.to_string()))
+                }
                 _ => {
                     fail("The value you have entered for --hexadecimal-kg is not a hexadecimal key of at most 20 bytes (40 hex digits)".into());
                     None
@@ -322,7 +342,7 @@ impl FenceAgent for IpmiAgent {
             username: options.get("username").unwrap_or_default().to_string(),
             privilege,
             cipher_suite,
-            allow_cipher_zero,
+            allow_unauthenticated,
             auth_type,
             kg,
             retransmit_interval,
@@ -395,7 +415,7 @@ fn connect_options(
         kg,
         privilege: config.privilege,
         cipher_suite: DEFAULT_CIPHER_SUITE,
-        allow_cipher_zero: config.allow_cipher_zero,
+        allow_unauthenticated: config.allow_unauthenticated,
         auth_type: config.auth_type,
         retransmit_interval: config.retransmit_interval,
         target: config.target,
@@ -445,6 +465,27 @@ pub fn open_first_accepted<S>(
     }
 }
 
+/// Registers with the logger every spelling of the Kg a log line could carry: as given, without
+/// its `0x`, in lower and upper case, and the decoded bytes when they are text.
+fn register_kg_spellings(given: &str, decoded: &[u8]) {
+    let Some(logger) = fence_agent::logging::logger() else {
+        return;
+    };
+    let t = given.trim();
+    let bare = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    for s in [given, t, bare] {
+        logger.add_secret(s);
+        logger.add_secret(&zeroize::Zeroizing::new(s.to_ascii_lowercase()));
+        logger.add_secret(&zeroize::Zeroizing::new(s.to_ascii_uppercase()));
+    }
+    if let Ok(text) = std::str::from_utf8(decoded) {
+        logger.add_secret(text);
+    }
+}
+
 /// Decode a hexadecimal string (an optional `0x` prefix allowed, even length).
 pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let t = text.trim();
@@ -480,11 +521,13 @@ pub fn device_error(e: IpmiError) -> DeviceError {
     if e.is_unreachable() {
         return DeviceError::Unreachable(text);
     }
-    match e {
+    // An unverified answer (possibly forged, see IpmiError::Unverified) is classified by what
+    // it claimed; its text says it was not authenticated.
+    match e.claimed() {
         IpmiError::PrivilegeRefused { .. } => DeviceError::InsufficientPrivilege(text),
         IpmiError::CommandRefused { code: 0xD4, .. } => DeviceError::InsufficientPrivilege(text),
         IpmiError::CommandRefused { .. } => DeviceError::Refused(text),
-        ref e if e.is_auth_failure() => DeviceError::LoginDenied(text),
+        e if e.is_auth_failure() => DeviceError::LoginDenied(text),
         IpmiError::Unsupported(_) => DeviceError::Unsupported(text),
         _ => DeviceError::Other(text),
     }

@@ -203,8 +203,10 @@ fn other_cipher_suites_and_default_suite() {
     let s = sim(true);
     for cipher in ["1", "2", "3"] {
         run_stdin(&format!(
-            "ip=127.0.0.1\nipport={}\nusername=admin\npassword={ADMIN_PASSWORD}\nlanplus=1\ncipher={cipher}\naction=status\n",
-            s.port()
+            "ip=127.0.0.1\nipport={}\nusername=admin\npassword={ADMIN_PASSWORD}\nlanplus=1\ncipher={cipher}\naction=status\n{}",
+            s.port(),
+            // Suite 1 (no integrity) needs the explicit opt-in.
+            if cipher == "1" { "allow_unauthenticated=1\n" } else { "" }
         ))
         .assert(0, "Status: ON\n");
     }

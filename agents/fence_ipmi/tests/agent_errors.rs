@@ -224,7 +224,7 @@ fn cipher_zero_is_refused_unless_allowed() {
         s.port()
     ));
     assert_failed_without_power_change(&r, &s, "cipher suite 0 authenticates nothing");
-    assert!(r.stderr.contains("allow_cipher_zero"), "{}", r.stderr);
+    assert!(r.stderr.contains("allow_unauthenticated"), "{}", r.stderr);
     let r = run_stdin(&format!(
         "ip=127.0.0.1\nipport={}\nusername=admin\npassword=anything\nlanplus=1\ncipher=0\naction=validate-all\n",
         s.port()
@@ -433,4 +433,56 @@ fn default_cipher_falls_back_on_an_ignored_open_session_and_names_every_cause() 
     ));
     r.assert(0, "Success: Powered OFF\n");
     assert_eq!(s.events(), [PowerEvent::Off]);
+}
+
+#[test]
+fn cipher_one_and_unauthenticated_ipmi15_are_refused_unless_allowed() {
+    // Cipher suite 1: no integrity after login, so a forged "power is off" would be believed.
+    let s = sim(true);
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword={ADMIN_PASSWORD}\nlanplus=1\ncipher=1\naction=off\n",
+        s.port()
+    ));
+    assert_failed_without_power_change(&r, &s, "cipher suite 1 has no integrity protection");
+    assert!(r.stderr.contains("allow_unauthenticated"), "{}", r.stderr);
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword={ADMIN_PASSWORD}\nlanplus=1\ncipher=1\nallow_unauthenticated=1\naction=status\n",
+        s.port()
+    ));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
+
+    // IPMI 1.5 on a BMC offering only straight password: the password is not sent in clear
+    // unless auth=password was asked for.
+    let s = test_support::IpmiSim::builder().auths("straight").start();
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword=secret\naction=off\n",
+        s.port()
+    ));
+    assert_failed_without_power_change(&r, &s, "auth=password");
+    // ... and only "none": refused, naming the option.
+    let s = test_support::IpmiSim::builder().auths("none").start();
+    let r = run_stdin(&format!(
+        "ip=127.0.0.1\nipport={}\nusername=admin\npassword=secret\naction=off\n",
+        s.port()
+    ));
+    assert_failed_without_power_change(&r, &s, "allow_unauthenticated");
+}
+
+#[test]
+fn stdin_larger_than_64_kib_is_refused_before_anything_happens() {
+    let s = sim(true);
+    let mut input = stdin_for(&s, "action=off\n");
+    // Comment lines are valid on stdin: only the size is wrong.
+    while input.len() <= 64 * 1024 {
+        input.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let r = run_stdin(&input);
+    assert_failed_without_power_change(&r, &s, "64 KiB");
+    // Just under the cap still works.
+    let mut input = stdin_for(&s, "action=status\n");
+    while input.len() + 80 < 64 * 1024 {
+        input.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    let r = run_stdin(&input);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
 }

@@ -143,7 +143,11 @@ fn metadata_is_a_superset_of_fence_ipmilan() {
         .keys()
         .filter(|k| !reference.params.contains_key(*k))
         .collect();
-    assert_eq!(extra, ["allow_cipher_zero"], "unexpected extra parameters");
+    assert_eq!(
+        extra,
+        ["allow_cipher_zero", "allow_unauthenticated"],
+        "unexpected extra parameters"
+    );
     assert_eq!(ours.actions, reference.actions);
 }
 
@@ -186,11 +190,10 @@ fn alias_names_change_name_and_defaults() {
         if alias == "fence_ipmilan" {
             assert_eq!(m.params, {
                 let mut p = reference.params.clone();
-                p.insert(
-                    "allow_cipher_zero".into(),
-                    parse(&metadata_of(&binary(), &["-o", "metadata"])).params["allow_cipher_zero"]
-                        .clone(),
-                );
+                let ours = parse(&metadata_of(&binary(), &["-o", "metadata"])).params;
+                for extra in ["allow_cipher_zero", "allow_unauthenticated"] {
+                    p.insert(extra.into(), ours[extra].clone());
+                }
                 p
             });
         }

@@ -132,3 +132,37 @@ fn cycle_on_an_off_host_powers_it_on_and_says_so() {
     assert_eq!(s.events(), [On, On], "1 + retry_on power-on attempts");
     assert!(!s.power_is_on());
 }
+
+#[test]
+fn cycle_refused_by_the_bmc_falls_back_to_off_confirm_on() {
+    // Some BMCs answer a power cycle with 0xD5 (or 0xCC). fence_ipmilan then fails the fence
+    // ("Connection timed out"); we power off, confirm OFF, power on, and say so.
+    use test_support::fake_bmc::{FakeBmc, Lan15Bmc};
+    let password = "cycle-pw";
+    for code in [0xD5u8, 0xCC] {
+        let (port, bmc) = FakeBmc::spawn(move |b| {
+            let mut lan = Lan15Bmc::new(password, true);
+            lan.refuse = vec![(0x02, code)];
+            while let Some(d) = b.recv(std::time::Duration::from_millis(1500)) {
+                if let Some(reply) = lan.answer(&d) {
+                    b.send(&reply);
+                }
+            }
+            (lan.controls, lan.power_on)
+        });
+        let r = run_stdin(&format!(
+            "ip=127.0.0.1\nipport={port}\nusername=admin\npassword={password}\nauth=md5\nmethod=cycle\naction=reboot\npower_wait=0\nipmitool_timeout=0.2\n"
+        ));
+        let (controls, power_on) = bmc.join().unwrap();
+        r.assert(0, "Success: Rebooted\n");
+        assert!(
+            r.stderr.contains("refused the power cycle")
+                && r.stderr.contains(&format!("0x{code:02x}")),
+            "{}",
+            r.stderr
+        );
+        // Ground truth: the BMC saw off then on, never a cycle it carried out.
+        assert_eq!(controls, vec![0, 1], "0x{code:02x}");
+        assert!(power_on);
+    }
+}

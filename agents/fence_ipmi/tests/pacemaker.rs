@@ -207,10 +207,11 @@ fn pacemaker_discovers_describes_and_validates_fence_ipmi() {
         text(&reference)
     );
     let reference = String::from_utf8_lossy(&reference.stdout).into_owned();
-    // allow_cipher_zero is our one deliberate extra (see docs/fence_ipmi-parity.md).
+    // allow_unauthenticated and its alias allow_cipher_zero are our deliberate extras (see
+    // docs/fence_ipmi-parity.md).
     let ours_params: Vec<String> = names_of(&ours, "parameter")
         .into_iter()
-        .filter(|p| p != "allow_cipher_zero")
+        .filter(|p| p != "allow_cipher_zero" && p != "allow_unauthenticated")
         .collect();
     assert_eq!(
         ours_params,

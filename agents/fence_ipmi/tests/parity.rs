@@ -567,6 +567,18 @@ static CASES: &[Case] = &[
         argv!("--ip=127.0.0.1 --ipport={PORT} --username=admin --password=secret --lanplus --cipher=1 -o status"),
         On,
         expect(0, ON, &[]),
+        Ours::Differs {
+            expect: expect(1, "", &[]),
+            why: "cipher suite 1 has no integrity protection after login, so every answer \
+                  (the power state, the power-off acknowledgement) could be forged; ours \
+                  refuses it unless allow_unauthenticated=1 is given",
+        },
+    ),
+    case(
+        "cipher suite 1 with allow_unauthenticated=1 (unknown key to fence_ipmilan)",
+        Input::Stdin("ip=127.0.0.1\nipport={PORT}\nusername=admin\npassword=secret\nlanplus=1\ncipher=1\nallow_unauthenticated=1\naction=status\n"),
+        On,
+        expect(0, ON, &[]),
         Same,
     ),
     case(
@@ -684,7 +696,7 @@ static CASES: &[Case] = &[
         Ours::Differs {
             expect: expect(1, "", &[]),
             why: "cipher suite 0 authenticates nothing; ours refuses it unless \
-                  allow_cipher_zero=1 is given",
+                  allow_unauthenticated=1 (alias allow_cipher_zero=1) is given",
         },
     ),
     case(
@@ -1073,10 +1085,17 @@ fn parity_stdin() {
 }
 
 /// Parameters our metadata has and fence_ipmilan's has not, on purpose.
-const EXTRA_PARAMETERS: &[(&str, &str)] = &[(
-    "allow_cipher_zero",
-    "cipher suite 0 (no authentication) is refused unless this is set",
-)];
+const EXTRA_PARAMETERS: &[(&str, &str)] = &[
+    (
+        "allow_unauthenticated",
+        "sessions whose answers cannot be authenticated (cipher suites 0 and 1, IPMI 1.5 with \
+         per-message authentication disabled or auth type none) are refused unless this is set",
+    ),
+    (
+        "allow_cipher_zero",
+        "the earlier name of allow_unauthenticated, still accepted",
+    ),
+];
 
 /// The metadata is not byte-identical (our agent has its own name and description), but every
 /// parameter and action Pacemaker, pcs and crmsh read must be the same.

@@ -317,6 +317,13 @@ pub fn aes_cbc_decrypt(k2: &[u8], data: &[u8]) -> Result<Vec<u8>, &'static str> 
     Ok(buf)
 }
 
+/// Compares two MACs / key exchange codes in constant time (for equal
+/// lengths): how many leading bytes match must not show in the timing.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

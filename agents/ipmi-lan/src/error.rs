@@ -161,6 +161,26 @@ pub enum IpmiError {
     #[error("cipher suite 0 (no authentication, any password accepted) refused; allow it explicitly if you really want it")]
     CipherZeroRefused,
 
+    /// A session whose answers could not be authenticated (cipher suite 1, IPMI 1.5 with
+    /// per-message authentication disabled or authentication type none, straight password
+    /// chosen without being asked for) was refused: anyone on the network could forge them.
+    #[error("refusing an IPMI session whose answers cannot be authenticated: {detail}; set allow_unauthenticated (fence_ipmi: allow_unauthenticated=1, alias allow_cipher_zero=1) only if you accept that anyone on the network can forge the BMC's answers")]
+    UnauthenticatedSessionRefused {
+        /// What made it unauthenticated.
+        detail: String,
+    },
+
+    /// The only answer to a login step was an error status that carries no authentication
+    /// (RMCP+ Open Session / RAKP status, IPMI 1.5 completion code before the session): it
+    /// may have been forged, and no authenticated answer came before the deadline.
+    #[error("{source} [unauthenticated answer to {step}, possibly forged: no authenticated answer came before the deadline]")]
+    Unverified {
+        /// Step the error answered.
+        step: Step,
+        /// The error the answer carried.
+        source: Box<IpmiError>,
+    },
+
     /// This crate does not know the cipher suite.
     #[error("cipher suite {0} is not implemented (supported: 0, 1, 2, 3, 17)")]
     CipherSuiteUnknown(u8),
@@ -234,6 +254,14 @@ impl IpmiError {
         matches!(self, IpmiError::Timeout { .. })
     }
 
+    /// The error an unverified answer carried, or this error itself.
+    pub fn claimed(&self) -> &IpmiError {
+        match self {
+            IpmiError::Unverified { source, .. } => source.claimed(),
+            e => e,
+        }
+    }
+
     /// True when the BMC could not be reached at all (refused, no route,
     /// name not resolved).
     pub fn is_unreachable(&self) -> bool {
@@ -246,7 +274,7 @@ impl IpmiError {
     /// True for credential problems (user, password, Kg, privilege).
     pub fn is_auth_failure(&self) -> bool {
         matches!(
-            self,
+            self.claimed(),
             IpmiError::UnknownUser { .. }
                 | IpmiError::WrongPassword { .. }
                 | IpmiError::WrongKg { .. }
@@ -260,6 +288,7 @@ impl IpmiError {
             self,
             IpmiError::InvalidOptions(_)
                 | IpmiError::CipherZeroRefused
+                | IpmiError::UnauthenticatedSessionRefused { .. }
                 | IpmiError::CipherSuiteUnknown(_)
                 | IpmiError::Unsupported(_)
         )
@@ -270,7 +299,7 @@ impl IpmiError {
     /// ipmi_sim, do for suites they lack, and also when they are full).
     pub fn is_cipher_suite_rejection(&self) -> bool {
         matches!(
-            self,
+            self.claimed(),
             IpmiError::CipherSuiteUnsupported { .. } | IpmiError::OpenSessionIgnored { .. }
         )
     }

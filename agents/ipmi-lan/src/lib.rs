@@ -1,6 +1,7 @@
 //! IPMI-over-LAN client sessions: one authenticated session to a BMC (RMCP+
-//! "lanplus" with cipher suites 0/1/2/3/17, Kg and an explicit privilege
-//! level, or IPMI 1.5 "lan"), chassis power status and control, always closed.
+//! "lanplus" with cipher suites 2/3/17, 0/1 only when unauthenticated
+//! answers are allowed, Kg and an explicit privilege level, or IPMI 1.5
+//! "lan"), chassis power status and control, always closed.
 //!
 //! ipmi-rs 0.6 supplies the message, NetFn and completion-code types and the
 //! Get Channel Authentication Capabilities parser; the session layer is ours
@@ -17,10 +18,19 @@
 //!   110 for the reboot.
 //! - Every request is retransmitted each `retransmit_interval` until the
 //!   caller's deadline. Replies are matched by request sequence number,
-//!   command, session id and (RMCP+) integrity MAC; anything else is ignored
-//!   and logged at debug level. A RAKP reply whose key exchange code does
-//!   not verify is treated as suspect: the exchange waits out the current
-//!   interval for a genuine reply before reporting a wrong password / Kg.
+//!   command, session id, auth code / integrity MAC (compared in constant
+//!   time) and a replay window (the session sequence number must exceed the
+//!   last accepted one); anything else is ignored and logged at debug level.
+//! - Nothing unauthenticated decides anything when the session is meant to
+//!   be authenticated: cipher suites 0 and 1, IPMI 1.5 with per-message
+//!   authentication disabled, and auth type none not asked for are refused
+//!   unless [`ConnectOptions::allow_unauthenticated`]; straight password is
+//!   used only when asked for; the Activate Session reply must carry a valid
+//!   auth code. An error answer that carries no authentication (an RMCP+
+//!   status, a completion code before the session) is kept while the step
+//!   goes on, and reported as [`IpmiError::Unverified`] only at the deadline.
+//!   A RAKP reply whose key exchange code does not verify waits at most
+//!   250 ms for a genuine one before a wrong password / Kg is reported.
 //! - A BMC that answered Get Channel Authentication Capabilities but stays
 //!   silent for three Open Session (or IPMI 1.5 Activate Session) attempts
 //!   is reported at once ([`IpmiError::OpenSessionIgnored`],
@@ -235,11 +245,16 @@ pub struct ConnectOptions {
     pub privilege: Privilege,
     /// RMCP+ cipher suite: 0, 1, 2, 3 or 17 (ignored for IPMI 1.5).
     pub cipher_suite: u8,
-    /// Cipher suite 0 authenticates nothing (any password works): refused
-    /// unless this is set.
-    pub allow_cipher_zero: bool,
-    /// IPMI 1.5 authentication type; `None` = the strongest the BMC offers
-    /// (MD5, then straight password, then none).
+    /// Allow sessions whose answers cannot be authenticated: cipher suite 0
+    /// (no authentication at all: any password works) and 1 (no integrity
+    /// after login), IPMI 1.5 with per-message authentication disabled, and
+    /// IPMI 1.5 authentication type none chosen without being asked for.
+    /// Without it these are refused ([`IpmiError::CipherZeroRefused`],
+    /// [`IpmiError::UnauthenticatedSessionRefused`]).
+    pub allow_unauthenticated: bool,
+    /// IPMI 1.5 authentication type; `None` = MD5 if the BMC offers it
+    /// (none only with `allow_unauthenticated`; straight password, which
+    /// sends the password in clear, only when asked for).
     pub auth_type: Option<AuthType>,
     /// Wait this long for a reply before sending a request again.
     pub retransmit_interval: Duration,
@@ -262,7 +277,7 @@ impl ConnectOptions {
             kg: None,
             privilege: Privilege::Administrator,
             cipher_suite: 3,
-            allow_cipher_zero: false,
+            allow_unauthenticated: false,
             auth_type: None,
             retransmit_interval: Duration::from_secs(1),
             target: None,

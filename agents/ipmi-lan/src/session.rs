@@ -37,17 +37,29 @@ impl Framing {
         }
     }
 
-    fn unwrap(&self, p: &[u8]) -> Result<Vec<u8>, String> {
+    /// The IPMI message of a reply, and the session sequence number to
+    /// [`Framing::commit`] once the reply is accepted.
+    fn unwrap(&self, p: &[u8]) -> Result<(Vec<u8>, Option<u32>), String> {
         match self {
             Framing::Plain => {
                 let d = decode_v15(p)?;
                 if d.session_id != 0 {
                     return Err("session packet while outside a session".into());
                 }
-                Ok(d.msg.to_vec())
+                Ok((d.msg.to_vec(), None))
             }
             Framing::V15(s) => s.unwrap(p),
             Framing::V20(s) => s.unwrap(p),
+        }
+    }
+
+    /// Moves the replay window past an accepted reply: only the reply that is
+    /// used does, so a stray authenticated packet cannot shut out the answer.
+    fn commit(&self, seq: Option<u32>) {
+        match (self, seq) {
+            (Framing::V15(s), Some(seq)) => s.commit(seq),
+            (Framing::V20(s), Some(seq)) => s.commit(seq),
+            _ => {}
         }
     }
 
@@ -85,9 +97,25 @@ impl IpmiExchange {
             |_| framing.wrap(&raw),
             |p| match framing.unwrap(p) {
                 Err(e) => Verdict::Ignore(e),
-                Ok(m) => match decode_response(&m) {
+                Ok((m, seq)) => match decode_response(&m) {
                     Err(e) => Verdict::Ignore(e),
-                    Ok(r) if r.answers(msg, rq_seq) => Verdict::Accept(r),
+                    // Outside a session nothing is authenticated: a refusal
+                    // may be forged, so it ends the step only at the deadline.
+                    Ok(r)
+                        if r.answers(msg, rq_seq)
+                            && r.completion_code != 0
+                            && matches!(framing, Framing::Plain) =>
+                    {
+                        Verdict::Unverified(IpmiError::CommandRefused {
+                            step,
+                            code: r.completion_code,
+                            meaning: step_completion_code_meaning(step, r.completion_code),
+                        })
+                    }
+                    Ok(r) if r.answers(msg, rq_seq) => {
+                        framing.commit(seq);
+                        Verdict::Accept(r)
+                    }
                     Ok(r) => Verdict::Ignore(format!(
                         "reply to another request (seq {}, cmd 0x{:02x})",
                         r.rq_seq, r.cmd
@@ -126,9 +154,12 @@ impl IpmiExchange {
             step,
             deadline,
             |_| framing.wrap(&raw),
-            |p| match framing.unwrap(p).and_then(|m| decode_response(&m)) {
+            |p| match framing
+                .unwrap(p)
+                .and_then(|(m, seq)| decode_response(&m).map(|r| (r, seq)))
+            {
                 Err(e) => Verdict::Ignore(e),
-                Ok(r) if r.answers(&send_message, rq_seq) => {
+                Ok((r, seq)) if r.answers(&send_message, rq_seq) => {
                     if r.completion_code != 0 {
                         return Verdict::Fail(IpmiError::CommandRefused {
                             step: Step::SendMessage,
@@ -141,14 +172,20 @@ impl IpmiExchange {
                     }
                     // Some BMCs put the target's response in the data.
                     match decode_response(&r.data) {
-                        Ok(inner) if inner.answers(msg, rq_seq) => Verdict::Accept(inner),
+                        Ok(inner) if inner.answers(msg, rq_seq) => {
+                            framing.commit(seq);
+                            Verdict::Accept(inner)
+                        }
                         _ => Verdict::Ignore(
                             "Send Message acknowledged; waiting for the target's response".into(),
                         ),
                     }
                 }
-                Ok(r) if r.answers(msg, rq_seq) && r.rs_addr == target => Verdict::Accept(r),
-                Ok(r) => Verdict::Ignore(format!(
+                Ok((r, seq)) if r.answers(msg, rq_seq) && r.rs_addr == target => {
+                    framing.commit(seq);
+                    Verdict::Accept(r)
+                }
+                Ok((r, _)) => Verdict::Ignore(format!(
                     "reply to another request (seq {}, cmd 0x{:02x})",
                     r.rq_seq, r.cmd
                 )),
@@ -237,8 +274,18 @@ fn validate(opts: &ConnectOptions) -> Result<Option<CipherSuite>, IpmiError> {
                 }
             }
             let suite = CipherSuite::from_id(opts.cipher_suite)?;
-            if suite.id == 0 && !opts.allow_cipher_zero {
+            if suite.id == 0 && !opts.allow_unauthenticated {
                 return Err(IpmiError::CipherZeroRefused);
+            }
+            if suite.integrity == crate::crypto::IntegrityAlgorithm::None
+                && !opts.allow_unauthenticated
+            {
+                return Err(IpmiError::UnauthenticatedSessionRefused {
+                    detail: format!(
+                        "cipher suite {} has no integrity algorithm: every answer after login could be forged",
+                        suite.id
+                    ),
+                });
             }
             Ok(Some(suite))
         }

@@ -14,11 +14,27 @@ pub(crate) enum Verdict<T> {
     Accept(T),
     /// A genuine reply that ends the exchange with an error.
     Fail(IpmiError),
-    /// A reply that fails authentication: it may be forged or corrupted,
-    /// so keep listening until this attempt's window ends, and fail with
-    /// this error only if no acceptable reply arrives by then.
+    /// A reply that fails authentication (key exchange code, ICV): it may be
+    /// forged or corrupted, so keep listening for a short grace (at most
+    /// [`SUSPECT_GRACE`], never past this attempt's window) and fail with
+    /// this error only if no acceptable reply arrives by then. A forger
+    /// racing the BMC must then also beat the genuine reply by the grace.
     Suspect(IpmiError),
+    /// An error answer that carries no authentication at all (an RMCP+
+    /// status, a completion code before the session): anyone could have sent
+    /// it, so keep retransmitting and listening until the deadline, and only
+    /// then report it, as [`IpmiError::Unverified`].
+    Unverified(IpmiError),
 }
+
+/// How long a reply that failed authentication waits for a genuine one
+/// (see [`Verdict::Suspect`]). A BMC answers a request in milliseconds, so a
+/// genuine reply racing a forged one arrives well within this.
+pub(crate) const SUSPECT_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The largest datagram read; anything longer is truncated by the kernel and
+/// fails the decoders' length checks.
+const MAX_DATAGRAM: usize = 2048;
 
 /// A connected UDP socket to one BMC.
 pub(crate) struct Transport {
@@ -102,7 +118,7 @@ impl Transport {
             addr,
             interval: interval.max(Duration::from_millis(10)),
             stats: PacketStats::default(),
-            buf: vec![0; 2048],
+            buf: vec![0; MAX_DATAGRAM],
         })
     }
 
@@ -150,14 +166,23 @@ impl Transport {
     ) -> Result<T, IpmiError> {
         let started = Instant::now();
         let mut attempts = 0u32;
-        let mut suspect: Option<IpmiError> = None;
+        // A reply that failed authentication, and when its grace ends.
+        let mut suspect: Option<(IpmiError, Instant)> = None;
+        // The first unauthenticated error answer, reported only at the deadline.
+        let mut unverified: Option<IpmiError> = None;
         loop {
-            if let Some(e) = suspect.take() {
-                return Err(e);
-            }
             let now = Instant::now();
             if now >= deadline {
                 tracing::debug!(%step, attempts, "deadline reached");
+                if let Some((e, _)) = suspect {
+                    return Err(e);
+                }
+                if let Some(e) = unverified {
+                    return Err(IpmiError::Unverified {
+                        step,
+                        source: Box::new(e),
+                    });
+                }
                 return Err(IpmiError::Timeout {
                     addr: self.addr,
                     step,
@@ -175,11 +200,21 @@ impl Transport {
             let resend_at = (now + self.interval).min(deadline);
             loop {
                 let now = Instant::now();
-                if now >= resend_at {
+                let wake = match &suspect {
+                    Some((_, until)) => resend_at.min(*until),
+                    None => resend_at,
+                };
+                if now >= wake {
+                    if let Some((e, until)) = suspect.take() {
+                        if now >= until {
+                            return Err(e);
+                        }
+                        suspect = Some((e, until));
+                    }
                     break;
                 }
                 self.socket
-                    .set_read_timeout(Some(resend_at - now))
+                    .set_read_timeout(Some(wake - now))
                     .map_err(|source| IpmiError::Io { step, source })?;
                 match self.socket.recv(&mut self.buf) {
                     Ok(n) => {
@@ -188,8 +223,16 @@ impl Transport {
                             Verdict::Accept(t) => return Ok(t),
                             Verdict::Fail(e) => return Err(e),
                             Verdict::Suspect(e) => {
-                                tracing::debug!(%step, error = %e, "suspicious reply");
-                                suspect.get_or_insert(e);
+                                tracing::debug!(%step, error = %e, "reply fails authentication; waiting briefly for a genuine one");
+                                if suspect.is_none() {
+                                    let until = (Instant::now() + SUSPECT_GRACE.min(self.interval))
+                                        .min(deadline);
+                                    suspect = Some((e, until));
+                                }
+                            }
+                            Verdict::Unverified(e) => {
+                                tracing::debug!(%step, error = %e, "unauthenticated error answer; waiting for an authenticated one until the deadline");
+                                unverified.get_or_insert(e);
                             }
                             Verdict::Ignore(why) => {
                                 tracing::debug!(%step, %why, "ignoring datagram");
@@ -197,7 +240,7 @@ impl Transport {
                         }
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                        break;
+                        continue;
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e) => return Err(self.io_error(step, e)),

@@ -11,6 +11,7 @@ use std::time::Instant;
 use ipmi_rs::app::auth::GetChannelAuthenticationCapabilities;
 use ipmi_rs::connection::IpmiCommand;
 use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
 
 use crate::message::{decode_v15, encode_v15};
 use crate::secret::Padded;
@@ -26,6 +27,9 @@ pub(crate) struct V15State {
     seq: Cell<u32>,
     /// During Activate Session the sequence number stays 0.
     fixed_seq: bool,
+    /// Highest session sequence number of an authenticated reply so far:
+    /// a reply must carry a higher one (replays are dropped).
+    last_inbound: Cell<u32>,
     password: Padded<16>,
 }
 
@@ -58,30 +62,50 @@ impl V15State {
         encode_v15(self.auth.code(), seq, self.session_id, code.as_ref(), msg)
     }
 
-    pub fn unwrap(&self, p: &[u8]) -> Result<Vec<u8>, String> {
+    /// Checks and opens a reply; returns the message and the session sequence
+    /// number to [`V15State::commit`] if the reply is the one accepted.
+    pub fn unwrap(&self, p: &[u8]) -> Result<(Vec<u8>, Option<u32>), String> {
         let d = decode_v15(p)?;
         if d.session_id != self.session_id {
             return Err(format!("packet for another session 0x{:08x}", d.session_id));
         }
-        if let Some(code) = d.auth_code {
-            let t = AuthType::from_code(d.auth_type)
-                .ok_or_else(|| format!("unsupported auth type {}", d.auth_type))?;
-            let mine = V15State {
-                auth: t,
-                session_id: self.session_id,
-                seq: Cell::new(0),
-                fixed_seq: true,
-                password: Padded(self.password.0),
-            };
-            if mine.auth_code(d.session_id, d.seq, d.msg) != Some(code) {
-                return Err("reply auth code does not match our password".into());
-            }
-        } else if self.auth != AuthType::None && !self.fixed_seq {
-            // Replies inside an authenticated session must be authenticated
-            // (the BMC signs them even with per-message auth disabled).
-            return Err("unauthenticated reply in an authenticated session".into());
+        if self.auth == AuthType::None {
+            // Unauthenticated by the operator's explicit choice (auth=none or
+            // allow_unauthenticated): nothing to check.
+            return Ok((d.msg.to_vec(), None));
         }
-        Ok(d.msg.to_vec())
+        // Inside an authenticated session (Activate Session included) every
+        // reply carries our auth type and a valid code: an unauthenticated or
+        // differently authenticated reply may be forged.
+        if d.auth_type != self.auth.code() {
+            return Err(format!(
+                "reply with auth type {} in a session authenticated with {}",
+                d.auth_type, self.auth
+            ));
+        }
+        let (Some(code), Some(mine)) = (d.auth_code, self.auth_code(d.session_id, d.seq, d.msg))
+        else {
+            return Err("reply without an auth code in an authenticated session".into());
+        };
+        if !bool::from(code.ct_eq(&mine)) {
+            return Err("reply auth code does not match our password".into());
+        }
+        if self.fixed_seq {
+            return Ok((d.msg.to_vec(), None));
+        }
+        if d.seq <= self.last_inbound.get() {
+            return Err(format!(
+                "replayed or stale session sequence number {} (last {})",
+                d.seq,
+                self.last_inbound.get()
+            ));
+        }
+        Ok((d.msg.to_vec(), Some(d.seq)))
+    }
+
+    /// Moves the replay window past the accepted reply's sequence number.
+    pub fn commit(&self, seq: u32) {
+        self.last_inbound.set(self.last_inbound.get().max(seq));
     }
 }
 
@@ -105,12 +129,20 @@ fn choose_auth(
         Some(a) => Err(IpmiError::AuthTypeUnsupported {
             detail: format!("asked for {a}, BMC offers [{list}] at this privilege"),
         }),
-        None => [AuthType::Md5, AuthType::Password, AuthType::None]
-            .into_iter()
-            .find(|a| offered(*a))
-            .ok_or_else(|| IpmiError::AuthTypeUnsupported {
-                detail: format!("BMC offers [{list}] (md2/OEM are not implemented)"),
-            }),
+        // Only MD5 is chosen without being asked for: straight password
+        // would send the password in clear, and none authenticates nothing
+        // (the offer itself is unauthenticated and may be forged).
+        None if caps.md5 => Ok(AuthType::Md5),
+        None if caps.none && opts.allow_unauthenticated => Ok(AuthType::None),
+        None if caps.none && !caps.key => Err(IpmiError::UnauthenticatedSessionRefused {
+            detail: format!("the BMC offers IPMI 1.5 authentication types [{list}], none of which authenticates its answers"),
+        }),
+        None if caps.key => Err(IpmiError::AuthTypeUnsupported {
+            detail: format!("BMC offers [{list}]; straight password sends the password in clear and is used only when asked for (auth=password)"),
+        }),
+        None => Err(IpmiError::AuthTypeUnsupported {
+            detail: format!("BMC offers [{list}] (md2/OEM are not implemented)"),
+        }),
     }
 }
 
@@ -147,6 +179,15 @@ pub(crate) fn handshake(
         })?;
     let auth = choose_auth(opts, &caps)?;
     tracing::debug!(%auth, "IPMI 1.5 authentication type chosen");
+    // With per-message authentication disabled the BMC sends its answers
+    // after Activate Session without an auth code: anyone could forge them.
+    let per_message = caps.per_message_authentication_enabled;
+    tracing::debug!(per_message, "IPMI 1.5 per-message authentication");
+    if auth != AuthType::None && !per_message && !opts.allow_unauthenticated {
+        return Err(IpmiError::UnauthenticatedSessionRefused {
+            detail: "the BMC says IPMI 1.5 per-message authentication is disabled, so its answers after login would carry no auth code".into(),
+        });
+    }
 
     // Get Session Challenge.
     let step = Step::GetSessionChallenge;
@@ -155,12 +196,19 @@ pub(crate) fn handshake(
     let mut d = vec![auth.code()];
     d.extend_from_slice(&user);
     let msg = ipmi_rs::connection::Message::new_request(ipmi_rs::connection::NetFn::App, 0x39, d);
-    let r = x.exchange(t, &Framing::Plain, step, &msg, deadline)?;
-    if matches!(r.completion_code, 0x81 | 0x82) {
-        return Err(IpmiError::UnknownUser {
-            username: opts.username.clone(),
-        });
-    }
+    let r = match x.exchange(t, &Framing::Plain, step, &msg, deadline) {
+        Err(IpmiError::Unverified { step, source })
+            if matches!(source.completion_code(), Some(0x81 | 0x82)) =>
+        {
+            return Err(IpmiError::Unverified {
+                step,
+                source: Box::new(IpmiError::UnknownUser {
+                    username: opts.username.clone(),
+                }),
+            })
+        }
+        other => other?,
+    };
     let data = expect_ok(step, r)?;
     if data.len() < 20 {
         return Err(IpmiError::Protocol {
@@ -178,6 +226,7 @@ pub(crate) fn handshake(
         session_id: temp_id,
         seq: Cell::new(0),
         fixed_seq: true,
+        last_inbound: Cell::new(0),
         password: opts.password.padded::<16>(),
     };
     let outbound_seq = u32::from_le_bytes(random::<4>()).max(1);
@@ -221,10 +270,16 @@ pub(crate) fn handshake(
             detail: format!("Activate Session reply of {} bytes", data.len()),
         });
     }
-    let session_auth = AuthType::from_code(data[0] & 0x0f).ok_or_else(|| IpmiError::Protocol {
-        step,
-        detail: format!("BMC chose unsupported auth type {}", data[0]),
-    })?;
+    if data[0] & 0x0f != auth.code() {
+        return Err(IpmiError::Protocol {
+            step,
+            detail: format!(
+                "BMC activated the session with auth type {} instead of the {auth} asked for",
+                AuthType::from_code(data[0] & 0x0f)
+                    .map_or_else(|| (data[0] & 0x0f).to_string(), |a| a.to_string())
+            ),
+        });
+    }
     let session_id = u32::from_le_bytes(data[1..5].try_into().unwrap());
     let inbound_seq = u32::from_le_bytes(data[5..9].try_into().unwrap()).max(1);
     tracing::debug!(
@@ -232,19 +287,15 @@ pub(crate) fn handshake(
         max_priv = data[9],
         "IPMI 1.5 session activated"
     );
-    // With per-message authentication disabled the BMC expects (and sends)
-    // unauthenticated messages after activation, as ipmitool does.
-    let per_message = caps.per_message_authentication_enabled;
-    tracing::debug!(per_message, "IPMI 1.5 per-message authentication");
+    // With per-message authentication disabled (allowed above only with
+    // allow_unauthenticated) the BMC expects and sends unauthenticated
+    // messages after activation, as ipmitool does.
     Ok(V15State {
-        auth: if per_message {
-            session_auth
-        } else {
-            AuthType::None
-        },
+        auth: if per_message { auth } else { AuthType::None },
         session_id,
         seq: Cell::new(inbound_seq),
         fixed_seq: false,
+        last_inbound: Cell::new(0),
         password: opts.password.padded::<16>(),
     })
 }
@@ -252,5 +303,77 @@ pub(crate) fn handshake(
 impl V15State {
     pub fn session_id(&self) -> u32 {
         self.session_id
+    }
+}
+
+/// Property tests of the IPMI 1.5 session decoder (see v20.rs's `fuzz` for the rest): no
+/// panic on any datagram, and no change to a genuine MD5-authenticated reply is accepted.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state(auth: AuthType, fixed_seq: bool) -> V15State {
+        V15State {
+            auth,
+            session_id: 0x0102_0304,
+            seq: Cell::new(1),
+            fixed_seq,
+            last_inbound: Cell::new(0),
+            password: crate::Secret::from("pw").padded::<16>(),
+        }
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(3000),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn session_decoder_never_panics(
+            auth_type in prop_oneof![Just(0u8), Just(2), Just(4), any::<u8>()],
+            id in prop_oneof![Just(0x0102_0304u32), any::<u32>()],
+            tail in proptest::collection::vec(any::<u8>(), 0..80),
+        ) {
+            let mut p = vec![0x06, 0x00, 0xff, 0x07, auth_type, 1, 0, 0, 0];
+            p.extend_from_slice(&id.to_le_bytes());
+            p.extend_from_slice(&tail);
+            for auth in [AuthType::None, AuthType::Md5, AuthType::Password] {
+                for fixed in [false, true] {
+                    let _ = state(auth, fixed).unwrap(&p);
+                }
+            }
+        }
+
+        #[test]
+        fn no_change_to_a_genuine_reply_is_accepted(
+            msg in proptest::collection::vec(any::<u8>(), 0..40),
+            edits in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4),
+            cut in any::<Option<usize>>(),
+        ) {
+            // A "reply" is wrapped the way the BMC does: same session, our password.
+            let genuine = state(AuthType::Md5, false).wrap(&msg);
+            let mut p = genuine.clone();
+            // Bytes 1 and 2 of the RMCP header are outside the auth code and unused.
+            for (at, x) in edits {
+                let i = if at % 2 == 0 { 0 } else { 3 + at % (p.len() - 3) };
+                p[i] ^= x;
+            }
+            if let Some(c) = cut {
+                p.truncate(c % (p.len() + 1));
+            }
+            if let Ok((m, _)) = state(AuthType::Md5, false).unwrap(&p) {
+                prop_assert!(m == msg && p[4..] == genuine[4..], "a changed reply was accepted");
+            }
+        }
     }
 }

@@ -31,15 +31,24 @@ fn md5_straight_password_and_none_all_work() {
 }
 
 #[test]
-fn strongest_offered_auth_type_is_chosen_by_default() {
-    // Only straight password offered: the default must pick it, and asking
-    // for MD5 must be refused with the list of what the BMC offers.
+fn straight_password_and_none_are_never_chosen_unless_asked_for() {
+    // A BMC (or a forged capabilities reply) offering only straight password
+    // must not get the password in clear by default: refused, naming auth=password.
     let sim = IpmiSim::builder().auths("straight").start();
     let o = lan15(&sim, "admin", "secret");
-    let mut s = Session::open(&o, secs(10)).expect("straight password");
+    let err = Session::open(&o, secs(10)).unwrap_err();
+    assert!(
+        matches!(err, IpmiError::AuthTypeUnsupported { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("auth=password"), "{err}");
+    // Asked for explicitly: it works.
+    let mut o = lan15(&sim, "admin", "secret");
+    o.auth_type = Some(AuthType::Password);
+    let mut s = Session::open(&o, secs(10)).expect("straight password when asked for");
     s.power_state(secs(5)).unwrap();
     s.close().unwrap();
-
+    // Asking for MD5 is refused with the list of what the BMC offers.
     let mut o = lan15(&sim, "admin", "secret");
     o.auth_type = Some(AuthType::Md5);
     let err = Session::open(&o, secs(10)).unwrap_err();
@@ -48,6 +57,20 @@ fn strongest_offered_auth_type_is_chosen_by_default() {
         "{err:?}"
     );
     assert!(err.to_string().contains("password"), "{err}");
+
+    // Only "none" offered: refused by default, allowed with allow_unauthenticated.
+    let sim = IpmiSim::builder().auths("none").start();
+    let err = Session::open(&lan15(&sim, "admin", "secret"), secs(10)).unwrap_err();
+    assert!(
+        matches!(err, IpmiError::UnauthenticatedSessionRefused { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("allow_unauthenticated"), "{err}");
+    let mut o = lan15(&sim, "admin", "secret");
+    o.allow_unauthenticated = true;
+    let mut s = Session::open(&o, secs(10)).expect("none with allow_unauthenticated");
+    s.power_state(secs(5)).unwrap();
+    s.close().unwrap();
 }
 
 #[test]
@@ -107,8 +130,20 @@ fn operator_and_user_privileges() {
 #[test]
 fn wrong_user_and_wrong_password() {
     let sim = IpmiSim::start();
-    let err = Session::open(&lan15(&sim, "nobody", "secret"), secs(10)).unwrap_err();
-    assert!(matches!(err, IpmiError::UnknownUser { .. }), "{err:?}");
+    // The unknown-user refusal comes before any session: unauthenticated, so
+    // it is believed only once the deadline passed without a better answer.
+    let started = std::time::Instant::now();
+    let err = Session::open(
+        &lan15(&sim, "nobody", "secret"),
+        std::time::Instant::now() + std::time::Duration::from_secs(2),
+    )
+    .unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(
+        matches!(err.claimed(), IpmiError::UnknownUser { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("possibly forged"), "{err}");
 
     let pw = "bad-password";
     for auth in [AuthType::Md5, AuthType::Password] {

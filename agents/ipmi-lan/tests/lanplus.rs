@@ -22,7 +22,7 @@ fn cipher_suite_0_is_refused_unless_allowed() {
     assert!(matches!(err, IpmiError::CipherZeroRefused), "{err}");
     assert!(err.is_configuration());
 
-    opts.allow_cipher_zero = true;
+    opts.allow_unauthenticated = true;
     let mut s = Session::open(&opts, secs(5)).expect("cipher 0 allowed");
     assert_eq!(s.cipher_suite(), Some(0));
     assert_eq!(s.power_state(secs(5)).unwrap(), PowerState::On);
@@ -30,7 +30,7 @@ fn cipher_suite_0_is_refused_unless_allowed() {
 
     // Why we refuse it: with cipher 0 the BMC accepts any password.
     let mut bad = lanplus(&sim, "admin", "not-the-password", 0);
-    bad.allow_cipher_zero = true;
+    bad.allow_unauthenticated = true;
     let mut s = Session::open(&bad, secs(5)).expect("cipher 0 ignores the password");
     s.power_state(secs(5)).unwrap();
 }
@@ -38,8 +38,17 @@ fn cipher_suite_0_is_refused_unless_allowed() {
 #[test]
 fn cipher_suites_1_2_3_read_power_with_exact_packet_counts() {
     let sim = IpmiSim::builder().power_on(false).start();
+    // Suite 1 has no integrity after login: refused unless allowed explicitly.
+    let err = Session::open(&lanplus(&sim, "admin", "secret", 1), secs(10)).unwrap_err();
+    assert!(
+        matches!(err, IpmiError::UnauthenticatedSessionRefused { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("allow_unauthenticated"), "{err}");
+    assert_eq!(sim.events(), vec![]);
     for suite in [1u8, 2, 3] {
-        let opts = lanplus(&sim, "admin", "secret", suite);
+        let mut opts = lanplus(&sim, "admin", "secret", suite);
+        opts.allow_unauthenticated = suite == 1;
         let mut s = Session::open(&opts, secs(10)).unwrap_or_else(|e| panic!("suite {suite}: {e}"));
         assert_eq!(s.cipher_suite(), Some(suite));
         assert_eq!(
@@ -232,9 +241,22 @@ fn user_privilege_reads_status_and_is_refused_power_control() {
 #[test]
 fn wrong_user_name_and_wrong_password_are_told_apart() {
     let sim = IpmiSim::start();
-    let err = Session::open(&lanplus(&sim, "nobody", "secret", 3), secs(10)).unwrap_err();
-    assert!(matches!(err, IpmiError::UnknownUser { .. }), "{err:?}");
+    // RAKP 2's "unknown user" status is unauthenticated: believed (and named as
+    // possibly forged) only when the deadline passed without a genuine answer.
+    let started = std::time::Instant::now();
+    let err = Session::open(
+        &lanplus(&sim, "nobody", "secret", 3),
+        std::time::Instant::now() + std::time::Duration::from_secs(2),
+    )
+    .unwrap_err();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(
+        matches!(err.claimed(), IpmiError::UnknownUser { .. }),
+        "{err:?}"
+    );
+    assert!(err.is_auth_failure());
     assert!(err.to_string().contains("nobody"));
+    assert!(err.to_string().contains("possibly forged"), "{err}");
 
     let pw = "wrong-password-123";
     let err = Session::open(&lanplus(&sim, "admin", pw, 3), secs(10)).unwrap_err();
@@ -245,7 +267,9 @@ fn wrong_user_name_and_wrong_password_are_told_apart() {
 
     // Suite 1 and 2 detect it the same way.
     for suite in [1, 2] {
-        let err = Session::open(&lanplus(&sim, "admin", pw, suite), secs(10)).unwrap_err();
+        let mut o = lanplus(&sim, "admin", pw, suite);
+        o.allow_unauthenticated = true;
+        let err = Session::open(&o, secs(10)).unwrap_err();
         assert!(matches!(err, IpmiError::WrongPassword { .. }), "{err:?}");
     }
 }
@@ -504,4 +528,41 @@ fn bad_options_are_refused_before_any_packet() {
         Err(IpmiError::InvalidOptions(_))
     ));
     assert!(sim.events().is_empty());
+}
+
+#[test]
+fn wrong_password_and_wrong_kg_are_reported_within_half_a_second() {
+    // fence_ipmilan takes 0.3 s; waiting out a whole 2 s retransmit interval for a genuine
+    // RAKP 2 / RAKP 4 after a mismatching one is far too slow. The short grace that remains
+    // (see hostile_bmc.rs for the forged-early-RAKP-2 case) must stay well under 0.5 s.
+    let kg: Vec<u8> = (1..=16).collect();
+    let sim = IpmiSim::builder()
+        .bmc_key("0102030405060708090a0b0c0d0e0f10")
+        .start();
+    let slow = |password: &str, kg: Option<Vec<u8>>| {
+        let mut o = lanplus(&sim, "admin", password, 3);
+        o.retransmit_interval = Duration::from_secs(2);
+        o.kg = kg.map(Secret::new);
+        o
+    };
+    // Warm up (first contact with a fresh simulator).
+    Session::open(&slow("secret", Some(kg.clone())), secs(10))
+        .unwrap()
+        .close()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = Session::open(&slow("wrong-one", Some(kg.clone())), secs(10)).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, IpmiError::WrongPassword { .. }), "{err:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "wrong password took {took:?}"
+    );
+    let mut wrong = kg.clone();
+    wrong[0] ^= 0xff;
+    let started = std::time::Instant::now();
+    let err = Session::open(&slow("secret", Some(wrong)), secs(10)).unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, IpmiError::WrongKg { .. }), "{err:?}");
+    assert!(took < Duration::from_millis(500), "wrong Kg took {took:?}");
 }

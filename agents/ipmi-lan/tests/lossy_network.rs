@@ -111,6 +111,7 @@ fn sessions_survive_loss_duplicates_and_garbage() {
     for suite in [3u8, 1] {
         let mut o = lanplus(&sim, "admin", "secret", suite);
         o.port = relay.port;
+        o.allow_unauthenticated = suite == 1;
         o.retransmit_interval = Duration::from_millis(100);
         let mut s = Session::open(&o, secs(10)).unwrap_or_else(|e| panic!("suite {suite}: {e}"));
         assert_eq!(s.power_state(secs(5)).unwrap(), PowerState::On);

@@ -87,6 +87,16 @@ pub fn run_args(args: &[&str]) -> Run {
     finish(cmd, None)
 }
 
+/// Run with command-line options and extra environment.
+pub fn run_args_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = command();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    finish(cmd, None)
+}
+
 /// Run with options on stdin (no arguments), as Pacemaker does.
 pub fn run_stdin(input: &str) -> Run {
     finish(command(), Some(input.as_bytes()))
