@@ -1,5 +1,6 @@
-//! Starts and stops the real peers the tests run against: OpenIPMI `ipmi_sim` BMCs and a
-//! single-node Pacemaker/Corosync cluster on loopback.
+//! Starts and stops the real peers the tests run against: OpenIPMI `ipmi_sim` BMCs, a
+//! single-node Pacemaker/Corosync cluster, sushy-emulator (Redfish) and a small Redfish test
+//! double, all on loopback.
 //!
 //! Every peer is a process this crate started itself; it is stopped by its PID when the handle
 //! is dropped (never by name). A missing peer binary is a test failure that says which Debian
@@ -8,7 +9,13 @@
 pub mod ipmi_sim;
 pub mod pacemaker;
 pub mod peers;
+pub mod redfish_double;
+pub mod sushy;
+pub mod tls;
 
 pub use ipmi_sim::{IpmiSim, IpmiSimBuilder, PowerEvent, SimUser};
 pub use pacemaker::Cluster;
 pub use peers::require;
+pub use redfish_double::{DoubleBehaviour, DoubleEvent, RedfishDouble};
+pub use sushy::{FakeSystem, SushyEmulator};
+pub use tls::TestCa;
