@@ -247,7 +247,18 @@ print(json.load(urllib.request.urlopen(req, context=ctx, timeout=10))['PowerStat
 
     /// The `ComputerSystem.Reset` POSTs the emulator logged, in order.
     pub fn reset_requests(&self) -> Vec<ResetRequest> {
-        self.log()
+        // Werkzeug colours every status but 200 with ANSI escapes: drop them first.
+        let mut plain = String::new();
+        let mut in_escape = false;
+        for c in self.log().chars() {
+            match (in_escape, c) {
+                (false, '\u{1b}') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (true, _) => {}
+                (false, c) => plain.push(c),
+            }
+        }
+        plain
             .lines()
             .filter_map(|l| {
                 let rest = l.split("\"POST ").nth(1)?;
