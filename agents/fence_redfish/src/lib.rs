@@ -419,7 +419,11 @@ impl PowerSession for RedfishSession {
     }
 
     fn close(self, deadline: Instant) -> Result<(), DeviceError> {
-        self.driver.close(deadline).map_err(device_error)
+        self.driver.close(deadline).map_err(|e| {
+            // A session left behind uses one of the BMC's few session slots until it expires.
+            log::warn!("the Redfish session could not be deleted: {e}");
+            device_error(e)
+        })
     }
 }
 

@@ -578,24 +578,9 @@ impl Client {
         self.request_json("GET", path, None, true, deadline)
     }
 
-    /// The members of the Systems collection, with their Id and Name.
+    /// The members of the Systems collection, with their Id, Name and power state.
     pub fn systems(&mut self, deadline: Instant) -> Result<Vec<SystemRef>, RedfishError> {
-        let collection = self.root["Systems"]["@odata.id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| RedfishError::Protocol {
-                url: self.url(&self.service_root.clone()),
-                detail: "the service root has no Systems collection".into(),
-            })?;
-        let coll = self.get(&collection, deadline)?;
-        let members: Vec<String> = coll["Members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|x| x["@odata.id"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let members = self.system_members(deadline)?;
         let mut out = Vec::new();
         for uri in members {
             let sys = self.get(&uri, deadline)?;
@@ -612,6 +597,27 @@ impl Client {
         Ok(out)
     }
 
+    /// The resource paths of the Systems collection's members.
+    pub fn system_members(&mut self, deadline: Instant) -> Result<Vec<String>, RedfishError> {
+        let collection = self.root["Systems"]["@odata.id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| RedfishError::Protocol {
+                url: self.url(&self.service_root.clone()),
+                detail: "the service root has no Systems collection".into(),
+            })?;
+        let coll = self.get(&collection, deadline)?;
+        let members: Vec<String> = coll["Members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|x| x["@odata.id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(members)
+    }
+
     /// The system to act on: `systems_uri` if given; else the one whose Id, Name or path is
     /// `plug`; else the only member. Several members and no choice is an error listing them
     /// (fence-agents picks the last one silently).
@@ -622,9 +628,16 @@ impl Client {
         deadline: Instant,
     ) -> Result<String, RedfishError> {
         if let Some(uri) = systems_uri {
-            // Fails with NotFound for an unknown system.
-            self.get(uri, deadline)?;
+            // An unknown system shows as NotFound at the first status read.
             return Ok(uri.to_string());
+        }
+        let members = self.system_members(deadline)?;
+        if let [one] = members.as_slice() {
+            // Pacemaker always sends the node name as plug; with one system it selects nothing.
+            if let Some(p) = plug {
+                log::debug!("plug {p:?} not needed: the service has one system, {one}");
+            }
+            return Ok(one.clone());
         }
         let systems = self.systems(deadline)?;
         let listing = || {
@@ -634,15 +647,7 @@ impl Client {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        if let (Some(p), [one]) = (plug, systems.as_slice()) {
-            // Pacemaker always sends the node name as plug; with one system it selects nothing.
-            if one.id != p && one.name != p && one.uri != p {
-                log::debug!(
-                    "plug {p:?} ignored: the service has one system, {}",
-                    one.uri
-                );
-            }
-        } else if let Some(p) = plug {
+        if let Some(p) = plug {
             let found: Vec<&SystemRef> = systems
                 .iter()
                 .filter(|s| s.id == p || s.name == p || s.uri == p)
