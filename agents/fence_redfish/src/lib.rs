@@ -263,6 +263,7 @@ impl FenceAgent for RedfishAgent {
                     Tls::Verify { ca_file }
                 },
                 auth,
+                on_secret: Some(redact_in_logs),
             },
             systems_uri,
             plug,
@@ -310,6 +311,14 @@ impl FenceAgent for RedfishAgent {
             action: config.action,
             requested: None,
         })
+    }
+}
+
+/// Register a secret the client derived (basic-auth value, session token) with the agent's
+/// redacting logger.
+fn redact_in_logs(secret: &str) {
+    if let Some(logger) = fence_agent::logging::logger() {
+        logger.add_secret(secret);
     }
 }
 

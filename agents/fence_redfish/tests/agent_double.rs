@@ -251,3 +251,36 @@ fn a_reset_type_the_system_does_not_allow_is_not_sent() {
     run(&d, &["-o", "diag"]).assert(0, "Success: Rebooted\n");
     assert_eq!(d.resets(), [("Nmi".to_string(), 204)]);
 }
+
+#[test]
+fn neither_password_nor_session_token_is_ever_shown() {
+    let d = RedfishDouble::start(DoubleBehaviour {
+        sessions: true,
+        ..Default::default()
+    });
+    let dbg = tempfile::tempdir().unwrap();
+    let file = dbg.path().join("debug.log");
+    let r = run(
+        &d,
+        &[
+            "-o",
+            "status",
+            "-vvv",
+            &format!("--debug-file={}", file.display()),
+        ],
+    );
+    r.assert(0, "Status: ON\n");
+    let debug = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        r.stderr.contains("X-Auth-Token") || r.stderr.contains("session"),
+        "{}",
+        r.stderr
+    );
+    for text in [&r.stderr, &r.stdout, &debug] {
+        assert!(
+            !text.contains(&d.behaviour.password),
+            "password shown:\n{text}"
+        );
+        assert!(!text.contains("tok-"), "session token shown:\n{text}");
+    }
+}

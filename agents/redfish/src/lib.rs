@@ -64,6 +64,10 @@ pub struct Config {
     pub password: Zeroizing<String>,
     pub tls: Tls,
     pub auth: AuthMode,
+    /// Called with every secret the client derives (the basic-auth header value, a session
+    /// token) before any request carries it, so a caller's logger can redact it (the HTTP
+    /// library's own debug log prints request headers).
+    pub on_secret: Option<fn(&str)>,
 }
 
 impl fmt::Debug for Config {
@@ -76,7 +80,7 @@ impl fmt::Debug for Config {
             .field("password", &"<redacted>")
             .field("tls", &self.tls)
             .field("auth", &self.auth)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -391,6 +395,10 @@ impl Client {
                 config.password.as_str()
             ))
         ));
+        if let Some(register) = config.on_secret {
+            register(basic.trim_start_matches("Basic "));
+            register(&basic);
+        }
         let mut client = Client {
             agent,
             base,
@@ -441,6 +449,9 @@ impl Client {
             .map(|(_, v)| v.clone());
         match token {
             Some(t) if !t.is_empty() => {
+                if let Some(register) = config.on_secret {
+                    register(&t);
+                }
                 log::debug!("Redfish session created (HTTP {status}): {location:?}");
                 self.auth = Auth::Session {
                     token: Zeroizing::new(t),
@@ -1009,6 +1020,7 @@ mod tests {
             password: Zeroizing::new("s3cret-value".into()),
             tls: Tls::Insecure,
             auth: AuthMode::Auto,
+            on_secret: None,
         };
         assert!(!format!("{c:?}").contains("s3cret-value"));
     }
