@@ -157,6 +157,9 @@ fn several_systems_need_a_choice_and_only_the_chosen_one_changes() {
     );
     assert!(emu.reset_requests().is_empty());
 
+    // sushy answers /Systems/<name> with 307 to the UUID path, as some BMCs redirect.
+    let by_name = "--systems-uri=/redfish/v1/Systems/node2".to_string();
+    args(&cli(p, &u, &pw, &["-o", "status", &ca, &by_name])).assert(0, "Status: ON\n");
     let uri = format!("--systems-uri={}", b.uri());
     args(&cli(p, &u, &pw, &["-o", "off", &ca, &uri])).assert(0, "Success: Powered OFF\n");
     assert_eq!(

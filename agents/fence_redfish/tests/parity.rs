@@ -75,6 +75,7 @@ const CASES: &[Case] = &[
     case("validate-all", ON, Input::Argv("$A -o validate-all"), false),
     case("ip:port form", ON, Input::Stdin("ip=127.0.0.1:{PORT}\nusername=admin\npassword={PW}\naction=status"), false),
     case("old names (ipaddr, login, passwd, systems-uri)", ON, Input::Stdin("ipaddr=127.0.0.1\nipport={PORT}\nlogin=admin\npasswd={PW}\nsystems-uri={URI1}\naction=status"), false),
+    case("systems_uri by name (the emulator answers 307)", ON, Input::Argv("$A --systems-uri=/redfish/v1/Systems/node1 -o status"), false),
     case("plug (node name from Pacemaker) with one system", ON, Input::Stdin("$S\nport=node1\naction=off"), true),
     case("wrong password", ON, Input::Argv("--ip=127.0.0.1 --ipport={PORT} --username=admin --password=wrong -o off"), true),
     case("unknown systems_uri", ON, Input::Argv("$A --systems-uri=/redfish/v1/Systems/nope -o off"), true),

@@ -383,6 +383,7 @@ impl Client {
         let tls = Arc::new(tls_config(&config.tls)?);
         let agent = ureq::AgentBuilder::new()
             .tls_config(tls)
+            // Redirects are followed by `send` itself: ureq drops the credentials on a redirect.
             .redirects(0)
             .user_agent(concat!("kvm-ha-redfish/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -493,6 +494,43 @@ impl Client {
     /// transport failures and 401/403).
     #[allow(clippy::type_complexity)]
     fn send(
+        &mut self,
+        method: &'static str,
+        path: &str,
+        body: Option<&str>,
+        authenticated: bool,
+        deadline: Instant,
+    ) -> Result<(u16, Vec<(String, String)>, String), RedfishError> {
+        let mut path = path.to_string();
+        // GETs follow redirects within the same service (some BMCs, and sushy for a system
+        // addressed by name, answer 307 with the canonical path), at most 3.
+        for _ in 0..3 {
+            let answer = self.send_once(method, &path, body, authenticated, deadline)?;
+            if method != "GET" || !matches!(answer.0, 301 | 302 | 303 | 307 | 308) {
+                return Ok(answer);
+            }
+            let location = answer
+                .1
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Location"))
+                .map(|(_, v)| v.clone());
+            match location {
+                Some(l) if l.starts_with('/') => path = l,
+                Some(l) if l.starts_with(&format!("{}/", self.base)) => {
+                    path = l[self.base.len()..].to_string()
+                }
+                _ => return Ok(answer),
+            }
+            log::debug!("redirected to {path}");
+        }
+        Err(RedfishError::Protocol {
+            url: self.url(&path),
+            detail: "too many redirects".into(),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn send_once(
         &mut self,
         method: &'static str,
         path: &str,
