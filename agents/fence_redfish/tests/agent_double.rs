@@ -284,3 +284,26 @@ fn neither_password_nor_session_token_is_ever_shown() {
         assert!(!text.contains("tok-"), "session token shown:\n{text}");
     }
 }
+
+#[test]
+fn sessions_advertised_but_unavailable_fall_back_to_basic_auth_unless_required() {
+    let d = RedfishDouble::start(DoubleBehaviour {
+        sessions: true,
+        session_post_status: Some(503),
+        ..Default::default()
+    });
+    run(&d, &["-o", "status"]).assert(0, "Status: ON\n");
+    let events = d.events();
+    assert!(events
+        .iter()
+        .any(|e| e.str("session") == Some("unavailable")));
+    assert!(events.iter().any(|e| e.str("auth") == Some("basic")));
+    // auth_method=session: no fallback, the cause is reported.
+    let r = run(&d, &["-o", "status", "--auth-method=session"]);
+    r.assert(1, "");
+    assert!(
+        r.stderr.contains("HTTP 503") && r.stderr.contains("sessions unavailable"),
+        "{}",
+        r.stderr
+    );
+}

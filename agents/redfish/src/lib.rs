@@ -422,9 +422,16 @@ impl Client {
         match (config.auth, sessions) {
             (AuthMode::Basic, _) | (AuthMode::Auto, None) => {}
             (AuthMode::Session, None) => return Err(RedfishError::NoSessionService),
-            (AuthMode::Auto | AuthMode::Session, Some(path)) => {
-                client.login(&path, config, deadline)?;
-            }
+            (AuthMode::Session, Some(path)) => client.login(&path, config, deadline)?,
+            (AuthMode::Auto, Some(path)) => match client.login(&path, config, deadline) {
+                Ok(()) => {}
+                // Wrong credentials, TLS or transport problems are the answer; a service that
+                // advertises sessions but cannot create one still takes basic auth.
+                Err(e @ (RedfishError::Http { .. } | RedfishError::Protocol { .. })) => {
+                    log::info!("no Redfish session ({e}); using basic auth");
+                }
+                Err(e) => return Err(e),
+            },
         }
         Ok(client)
     }
@@ -439,7 +446,15 @@ impl Client {
             serde_json::json!({"UserName": config.username, "Password": config.password.as_str()})
                 .to_string(),
         );
-        let (status, headers, _) = self.send("POST", path, Some(&body), false, deadline)?;
+        let (status, headers, text) = self.send("POST", path, Some(&body), false, deadline)?;
+        if !(200..300).contains(&status) {
+            return Err(RedfishError::Http {
+                method: "POST",
+                url: self.url(path),
+                status,
+                message: error_message(&text),
+            });
+        }
         let token = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("X-Auth-Token"))

@@ -97,6 +97,8 @@ class Handler(BaseHTTPRequestHandler):
                 root["Links"] = {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}
             return self.answer(200, root)
         if path == "/redfish/v1/SessionService/Sessions" and self.command == "POST" and cfg.get("sessions"):
+            if cfg.get("session_post_status"):
+                return self.answer(cfg["session_post_status"], error("sessions unavailable"), ev={"session": "unavailable"})
             body = body or {}
             if body.get("UserName") != cfg["username"] or body.get("Password") != cfg["password"]:
                 return self.answer(401, error("Invalid username or password"), ev={"session": "refused"})

@@ -27,6 +27,9 @@ pub struct DoubleBehaviour {
     pub systems: Vec<(String, String, String)>,
     /// Offer SessionService (`Links.Sessions`).
     pub sessions: bool,
+    /// Answer session creation with this HTTP status (a service that advertises sessions but
+    /// cannot create one).
+    pub session_post_status: Option<u16>,
     /// The answer to a reset into the current state (or during a transition): 409, 400, or
     /// `None` for 204 (what sushy-emulator does).
     pub already_status: Option<u16>,
@@ -52,6 +55,7 @@ impl Default for DoubleBehaviour {
         DoubleBehaviour {
             systems: vec![("1".into(), "node1".into(), "On".into())],
             sessions: false,
+            session_post_status: None,
             already_status: None,
             transition_secs: 0.0,
             delay_secs: 0.0,
@@ -100,6 +104,7 @@ impl RedfishDouble {
             "username": behaviour.username,
             "password": behaviour.password,
             "sessions": behaviour.sessions,
+            "session_post_status": behaviour.session_post_status,
             "systems": behaviour.systems.iter().map(|(i, n, p)| json!({"id": i, "name": n, "power": p})).collect::<Vec<_>>(),
             "already_status": behaviour.already_status,
             "transition_secs": behaviour.transition_secs,
