@@ -51,6 +51,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def answer(self, status, body=None, headers=None, ev=None):
         data = b"" if body is None else json.dumps(body).encode()
+        # Record first: a client that exits on the answer must find its request in the events.
+        ev = dict(ev or {})
+        ev.update(method=self.command, path=self.path, status=status, auth=self.auth_kind,
+                  accept=self.headers.get("Accept"), odata=self.headers.get("OData-Version"))
+        record(ev)
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -59,10 +64,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        ev = dict(ev or {})
-        ev.update(method=self.command, path=self.path, status=status, auth=self.auth_kind,
-                  accept=self.headers.get("Accept"), odata=self.headers.get("OData-Version"))
-        record(ev)
 
     def authenticate(self):
         token = self.headers.get("X-Auth-Token")
