@@ -13,6 +13,33 @@
 //!   (409, or 400 whose message says so) counts as done only when a status read confirms it.
 //!
 //! Secrets (password, session token) never appear in errors or log lines.
+//!
+//! In-process use (the coordinator's power driver), without a child process:
+//!
+//! ```no_run
+//! use std::time::{Duration, Instant};
+//! use redfish::{AuthMode, Client, Config, PowerState, Tls};
+//!
+//! let config = Config {
+//!     host: "10.0.0.21".into(),
+//!     port: 443,
+//!     service_root: "/redfish/v1".into(),
+//!     username: "root".into(),
+//!     password: String::from("secret").into(),
+//!     tls: Tls::Verify { ca_file: None },
+//!     auth: AuthMode::Auto,
+//!     on_secret: None,
+//! };
+//! let deadline = Instant::now() + Duration::from_secs(20);
+//! let mut client = Client::connect(&config, deadline)?;
+//! let system = client.select_system(None, Some("kvm1"), deadline)?;
+//! let mut power = client.power(system);
+//! if power.power_status(deadline)? != PowerState::Off {
+//!     power.power_off(deadline)?; // then poll power_status until Off
+//! }
+//! power.close(deadline)?;
+//! # Ok::<(), redfish::RedfishError>(())
+//! ```
 
 use std::fmt;
 use std::io::Read;
