@@ -15,7 +15,7 @@ ROOT=$PWD
 PKG=$ROOT/packaging
 
 die() { echo "build.sh: $*" >&2; exit 1; }
-for tool in cargo dpkg-deb dpkg-shlibdeps rpmbuild gzip; do
+for tool in cargo dpkg-deb dpkg-shlibdeps rpmbuild gzip objcopy; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install dpkg-dev rpm)"
 done
 
@@ -53,7 +53,7 @@ GEN=$WORK/gen
 # Changelog with this version on top (a rebuild with another version gets its own entry).
 changelog() {
     if [ "$VERSION" != "$WS_VERSION" ]; then
-        printf 'kvm-ha (%s) unstable; urgency=medium\n\n  * Rebuild as version %s.\n\n -- kvm-ha maintainers <kvm-ha@localhost>  %s\n\n' \
+        printf 'kvm-ha (%s) unstable; urgency=medium\n\n  * Rebuild as version %s.\n\n -- kvm-ha maintainers <kvm-ha@lists.example.org>  %s\n\n' \
             "$VERSION" "$VERSION" "$(date -R -u -d "@$SOURCE_DATE_EPOCH")"
     fi
     cat "$PKG/debian/changelog"
@@ -72,9 +72,12 @@ stage_common() { # package root
     : "$name"
 }
 
+# The release profile strips symbols; the compiler's .comment section is dropped too.
+binary() { install -D -m 0755 "$1" "$2" && objcopy --remove-section=.comment "$2"; }
+
 stage_fence_ipmi() { # root format
     local r=$1
-    put 0755 "$REL/fence_ipmi" "$r/usr/sbin/fence_ipmi"
+    binary "$REL/fence_ipmi" "$r/usr/sbin/fence_ipmi"
     mkdir -p "$r/usr/share/man/man8"
     gz "$GEN/fence_ipmi.8" "$r/usr/share/man/man8/fence_ipmi.8.gz"
     put 0644 "$ROOT/agents/fence_ipmi/README.md" "$r/usr/share/doc/fence-ipmi/README.md"
@@ -85,7 +88,7 @@ stage_fence_ipmi() { # root format
 stage_kvm_host() { # root format
     local r=$1 fmt=$2 unitdir
     if [ "$fmt" = deb ]; then unitdir=$r/lib/systemd/system; else unitdir=$r/usr/lib/systemd/system; fi
-    put 0755 "$REL/kvm-host" "$r/usr/lib/ocf/resource.d/cloudstack/kvm-host"
+    binary "$REL/kvm-host" "$r/usr/lib/ocf/resource.d/cloudstack/kvm-host"
     mkdir -p "$r/usr/sbin"
     ln -s ../lib/ocf/resource.d/cloudstack/kvm-host "$r/usr/sbin/kvm-host"
     put 0644 "$PKG/systemd/kvm-host-heartbeat.service" "$unitdir/kvm-host-heartbeat.service"
@@ -103,7 +106,7 @@ stage_hactl_kvm() { # root format
     else
         unitdir=$r/usr/lib/systemd/system; zshdir=$r/usr/share/zsh/site-functions
     fi
-    put 0755 "$REL/hactl-kvm" "$r/usr/sbin/hactl-kvm"
+    binary "$REL/hactl-kvm" "$r/usr/sbin/hactl-kvm"
     put 0644 "$ROOT/hactl-kvm/etc/hactl.toml" "$r/etc/hactl-kvm/hactl.toml"
     put 0644 "$PKG/etc/secrets.toml" "$r/usr/share/hactl-kvm/secrets.toml.template"
     put 0644 "$PKG/systemd/hactl-kvm.service" "$unitdir/hactl-kvm.service"
@@ -184,7 +187,7 @@ build_deb() { # spec-line
         echo "Package: $name"
         echo "Version: $VERSION"
         echo "Architecture: $DEB_ARCH"
-        echo "Maintainer: kvm-ha maintainers <kvm-ha@localhost>"
+        echo "Maintainer: kvm-ha maintainers <kvm-ha@lists.example.org>"
         echo "Installed-Size: $(du -sk --exclude=DEBIAN "$r" | cut -f1)"
         echo "Depends: $deps"
         if [ -n "$recommends" ]; then echo "Recommends: $recommends"; fi
