@@ -10,5 +10,5 @@ pub mod pacemaker;
 pub mod peers;
 
 pub use ipmi_sim::{IpmiSim, IpmiSimBuilder, PowerEvent, SimUser};
-pub use pacemaker::Cluster;
+pub use pacemaker::{Cluster, MachineLock};
 pub use peers::require;
