@@ -181,8 +181,8 @@ pub fn parse_metadata(xml: &str) -> Result<Metadata, GenError> {
             }
             Event::Text(t) => {
                 let text = t.decode().map_err(|e| GenError::Xml(e.to_string()))?;
-                let text = quick_xml::escape::unescape(&text)
-                    .map_err(|e| GenError::Xml(e.to_string()))?;
+                let text =
+                    quick_xml::escape::unescape(&text).map_err(|e| GenError::Xml(e.to_string()))?;
                 push_text(&mut meta, current.as_mut(), slot, &text);
             }
             Event::GeneralRef(r) => {
@@ -326,10 +326,12 @@ pub fn fence_agent_page(xml: &str, version: &str) -> Result<String, GenError> {
     ));
     out.push_str(".SH DESCRIPTION\n");
     out.push_str(&roff_paragraphs(&meta.longdesc));
-    out.push_str(".PP\nWith arguments, options are read from the command line only; without any, \
+    out.push_str(
+        ".PP\nWith arguments, options are read from the command line only; without any, \
                   one \\fIkey\\fR=\\fIvalue\\fR per line is read from standard input (the way \
                   Pacemaker's fencer calls the agent). Exit status: 0 success, 1 failure, 2 status \
-                  off.\n");
+                  off.\n",
+    );
     out.push_str(".SH OPTIONS\n");
     for p in meta.parameters.iter().filter(|p| !p.deprecated) {
         let Some(getopt) = &p.getopt else { continue };
@@ -419,8 +421,10 @@ pub fn ocf_agent_page(
     ));
     out.push_str(".SH DESCRIPTION\n");
     out.push_str(&roff_paragraphs(&meta.longdesc));
-    out.push_str(".SH PARAMETERS\nSet as resource parameters, or as \\fBOCF_RESKEY_\\fIname\\fR \
-                  environment variables when run by hand.\n");
+    out.push_str(
+        ".SH PARAMETERS\nSet as resource parameters, or as \\fBOCF_RESKEY_\\fIname\\fR \
+                  environment variables when run by hand.\n",
+    );
     for p in &meta.parameters {
         out.push_str(&format!(".TP\n.B {}\n", roff_escape(&p.name)));
         let desc = if p.longdesc.trim().is_empty() {
@@ -604,7 +608,10 @@ mod tests {
         let names: Vec<&str> = pages.iter().map(|p| p.name.as_str()).collect();
         assert!(names.contains(&"hactl-kvm.8"));
         assert!(names.contains(&"hactl-kvm-simulate.8"));
-        let simulate = &pages.iter().find(|p| p.name == "hactl-kvm-simulate.8").unwrap();
+        let simulate = &pages
+            .iter()
+            .find(|p| p.name == "hactl-kvm-simulate.8")
+            .unwrap();
         let text = String::from_utf8_lossy(&simulate.content);
         assert!(text.contains("\\-\\-scenario"), "{text}");
         let comps = completions(hactl_kvm::command());

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "packaging-gen", about = "Generate man pages and completions for the packages")]
+#[command(
+    name = "packaging-gen",
+    about = "Generate man pages and completions for the packages"
+)]
 struct Cli {
     #[command(subcommand)]
     what: What,
@@ -100,7 +103,8 @@ fn run(cli: Cli) -> Result<(), String> {
             write(&out, page.as_bytes())
         }
         What::CliMan { out } => {
-            let pages = packaging_gen::cli_pages(hactl_kvm::command()).map_err(|e| e.to_string())?;
+            let pages =
+                packaging_gen::cli_pages(hactl_kvm::command()).map_err(|e| e.to_string())?;
             write_all(&out, &pages)
         }
         What::Completions { out } => {

@@ -111,12 +111,9 @@ fn packages_are_lintian_and_rpmlint_clean() {
 fn deb_control_declares_dependencies_and_conffiles() {
     let out = packages();
     let field = |name: &str, f: &str| {
-        run_ok(
-            "dpkg-deb",
-            &["-f", s(&deb(out, name, VERSION)), f],
-        )
-        .trim()
-        .to_string()
+        run_ok("dpkg-deb", &["-f", s(&deb(out, name, VERSION)), f])
+            .trim()
+            .to_string()
     };
     for name in PACKAGES {
         assert_eq!(field(name, "Version"), VERSION, "{name}");
@@ -165,11 +162,19 @@ fn rpm_file_lists_and_requires_are_as_expected() {
     let recommends =
         |name: &str| run_ok("rpm", &["-qp", "--recommends", s(&rpm(out, name, VERSION))]);
     for name in PACKAGES {
-        assert!(requires(name).contains("libc.so.6()(64bit)"), "{name}: {}", requires(name));
+        assert!(
+            requires(name).contains("libc.so.6()(64bit)"),
+            "{name}: {}",
+            requires(name)
+        );
     }
-    assert!(requires("hactl-kvm").lines().any(|l| l == "openssh-clients"));
+    assert!(requires("hactl-kvm")
+        .lines()
+        .any(|l| l == "openssh-clients"));
     assert!(requires("hactl-kvm").lines().any(|l| l == "/bin/sh"));
-    assert!(!requires("fence-ipmi").lines().any(|l| l == "/bin/sh" || l == "openssh-clients"));
+    assert!(!requires("fence-ipmi")
+        .lines()
+        .any(|l| l == "/bin/sh" || l == "openssh-clients"));
     assert_eq!(recommends("fence-ipmi"), "pacemaker\n");
     assert_eq!(recommends("kvm-host-agent"), "libvirt-client\nnfs-utils\n");
     assert_eq!(recommends("hactl-kvm"), "nfs-utils\n");
@@ -243,7 +248,9 @@ fn rpms_install_upgrade_and_erase_in_a_scratch_root() {
         let out = run("rpm", &full);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            out.status.success() && !stderr.contains("scriptlet failed") && !stderr.contains("error:"),
+            out.status.success()
+                && !stderr.contains("scriptlet failed")
+                && !stderr.contains("error:"),
             "rpm {}: {}",
             full.join(" "),
             text(&out)
@@ -268,25 +275,38 @@ fn rpms_install_upgrade_and_erase_in_a_scratch_root() {
     // %post created the journal directory and the secrets file, root only.
     let secrets = r.join("etc/hactl-kvm/secrets.toml");
     let m = fs::metadata(&secrets).expect("%post created secrets.toml");
-    assert_eq!((m.permissions().mode() & 0o7777, m.uid(), m.gid()), (0o600, 0, 0));
+    assert_eq!(
+        (m.permissions().mode() & 0o7777, m.uid(), m.gid()),
+        (0o600, 0, 0)
+    );
     let journal = r.join("var/lib/hactl-kvm");
     let m = fs::metadata(&journal).expect("%post created /var/lib/hactl-kvm");
     assert_eq!((m.permissions().mode() & 0o7777, m.uid()), (0o700, 0));
 
     // Edited configuration and secrets survive an upgrade to a rebuilt, higher version.
     let config = r.join("etc/hactl-kvm/hactl.toml");
-    let edited = format!("{}\n# edited by the test\n", fs::read_to_string(&config).unwrap());
+    let edited = format!(
+        "{}\n# edited by the test\n",
+        fs::read_to_string(&config).unwrap()
+    );
     fs::write(&config, &edited).unwrap();
     fs::write(&secrets, "bmc_password = \"kept\"\n").unwrap();
     fs::write(journal.join("journal.log"), "record\n").unwrap();
-    rr(&["--nodeps", "-U", s(&rpm(up, "hactl-kvm", &upgrade_version()))]);
+    rr(&[
+        "--nodeps",
+        "-U",
+        s(&rpm(up, "hactl-kvm", &upgrade_version())),
+    ]);
     assert_eq!(
         rr(&["-q", "--qf", "%{VERSION}", "hactl-kvm"]),
         upgrade_version()
     );
     assert_eq!(fs::read_to_string(&config).unwrap(), edited);
     assert!(!r.join("etc/hactl-kvm/hactl.toml.rpmnew").exists());
-    assert_eq!(fs::read_to_string(&secrets).unwrap(), "bmc_password = \"kept\"\n");
+    assert_eq!(
+        fs::read_to_string(&secrets).unwrap(),
+        "bmc_password = \"kept\"\n"
+    );
 
     // Erasing keeps the journal and the secrets; the edited conffile is saved as .rpmsave.
     rr(&["-e", "hactl-kvm"]);
@@ -302,7 +322,9 @@ fn rpms_install_upgrade_and_erase_in_a_scratch_root() {
     );
     rr(&["-e", "fence-ipmi", "kvm-host-agent"]);
     assert!(!r.join("usr/sbin/fence_ipmi").exists());
-    assert!(!r.join("usr/lib/ocf/resource.d/cloudstack/kvm-host").exists());
+    assert!(!r
+        .join("usr/lib/ocf/resource.d/cloudstack/kvm-host")
+        .exists());
 }
 
 /// Waits until `path` is gone (another suite's test may have a build symlinked there for a
@@ -531,7 +553,10 @@ fn hactl_kvm_deb_keeps_edited_conffile_secrets_and_journal() {
     }
     let secrets = Path::new("/etc/hactl-kvm/secrets.toml");
     let m = fs::metadata(secrets).expect("postinst created secrets.toml");
-    assert_eq!((m.permissions().mode() & 0o7777, m.uid(), m.gid()), (0o600, 0, 0));
+    assert_eq!(
+        (m.permissions().mode() & 0o7777, m.uid(), m.gid()),
+        (0o600, 0, 0)
+    );
     let journal = Path::new("/var/lib/hactl-kvm");
     let m = fs::metadata(journal).expect("postinst created /var/lib/hactl-kvm");
     assert_eq!((m.permissions().mode() & 0o7777, m.uid()), (0o700, 0));
@@ -549,7 +574,10 @@ fn hactl_kvm_deb_keeps_edited_conffile_secrets_and_journal() {
 
     // Edit the conffile and the secrets, write a journal, then upgrade.
     let config = Path::new("/etc/hactl-kvm/hactl.toml");
-    let edited = format!("{}\n# edited by the test\n", fs::read_to_string(config).unwrap());
+    let edited = format!(
+        "{}\n# edited by the test\n",
+        fs::read_to_string(config).unwrap()
+    );
     fs::write(config, &edited).unwrap();
     fs::write(secrets, "bmc_password = \"kept\"\n").unwrap();
     fs::write(journal.join("journal.log"), "record\n").unwrap();
@@ -559,9 +587,16 @@ fn hactl_kvm_deb_keeps_edited_conffile_secrets_and_journal() {
         run_ok("dpkg-query", &["-W", "-f=${Version}", "hactl-kvm"]),
         upgrade_version()
     );
-    assert_eq!(fs::read_to_string(config).unwrap(), edited, "upgrade overwrote the conffile");
+    assert_eq!(
+        fs::read_to_string(config).unwrap(),
+        edited,
+        "upgrade overwrote the conffile"
+    );
     assert!(!Path::new("/etc/hactl-kvm/hactl.toml.dpkg-dist").exists());
-    assert_eq!(fs::read_to_string(secrets).unwrap(), "bmc_password = \"kept\"\n");
+    assert_eq!(
+        fs::read_to_string(secrets).unwrap(),
+        "bmc_password = \"kept\"\n"
+    );
     let m = fs::metadata(secrets).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o600);
 
@@ -580,7 +615,10 @@ fn hactl_kvm_deb_keeps_edited_conffile_secrets_and_journal() {
     apt_get(&["purge", "hactl-kvm"]);
     assert_removed(&files, "hactl-kvm");
     assert!(!journal.exists(), "purge kept the journal");
-    assert!(!Path::new("/etc/hactl-kvm").exists(), "purge kept /etc/hactl-kvm");
+    assert!(
+        !Path::new("/etc/hactl-kvm").exists(),
+        "purge kept /etc/hactl-kvm"
+    );
 }
 
 /// The unit check bites: a misspelt key (systemd-analyze exits 0 but says "ignoring") fails.
