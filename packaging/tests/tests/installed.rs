@@ -514,6 +514,8 @@ fn kvm_host_agent_deb_works_in_place_and_keeps_only_its_conffile() {
         panic!("systemd-analyze verify {}: {e}", unit.display());
     }
 
+    run_heartbeat_unit_commands(unit);
+
     // remove: everything but the conffile goes; purge takes the conffile.
     apt_get(&["remove", "kvm-host-agent"]);
     assert_eq!(dpkg_status("kvm-host-agent"), "deinstall ok config-files");
@@ -529,6 +531,90 @@ fn kvm_host_agent_deb_works_in_place_and_keeps_only_its_conffile() {
     apt_get(&["purge", "kvm-host-agent"]);
     assert_removed(&files, "kvm-host-agent");
     assert!(!Path::new("/etc/kvm-host").exists());
+}
+
+/// `Key=` values of a unit file, in order.
+fn unit_values(unit_text: &str, key: &str) -> Vec<String> {
+    let prefix = format!("{key}=");
+    unit_text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+/// No systemd runs here, so run what the heartbeat unit would: its ExecStart with its
+/// Environment= (plus a test storage), then check that its PIDFile= names the writer the agent
+/// started and that its ExecStop ends it.
+fn run_heartbeat_unit_commands(unit: &Path) {
+    let text_of_unit = fs::read_to_string(unit).unwrap();
+    let storage = tempfile::tempdir().unwrap();
+    let run_dir = Path::new("/run/kvm-host");
+    let created_run_dir = !run_dir.exists();
+    fs::create_dir_all(run_dir).unwrap();
+    let command = |key: &str| {
+        let line = unit_values(&text_of_unit, key);
+        assert_eq!(line.len(), 1, "{key}= in {}", unit.display());
+        let mut cmd = Command::new(line[0].split_whitespace().next().unwrap());
+        cmd.args(line[0].split_whitespace().skip(1));
+        cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for env in unit_values(&text_of_unit, "Environment") {
+            let (k, v) = env.split_once('=').expect("Environment=K=V");
+            cmd.env(k, v);
+        }
+        cmd.env("OCF_RESKEY_storage", storage.path())
+            .env("OCF_RESKEY_host_id", "unit-test-host")
+            .env("OCF_RESKEY_heartbeat_interval", "1")
+            .env("OCF_RESKEY_require_mount", "false")
+            .env("OCF_RESKEY_libvirt_check", "false")
+            .env("OCF_RESKEY_cloudstack_agent_check", "none");
+        cmd
+    };
+    let pid_file = unit_values(&text_of_unit, "PIDFile");
+    assert_eq!(pid_file.len(), 1);
+    let started = command("ExecStart").output().unwrap();
+    assert!(started.status.success(), "ExecStart: {}", text(&started));
+    let pid = fs::read_to_string(&pid_file[0])
+        .unwrap_or_else(|e| panic!("PIDFile={} after ExecStart: {e}", pid_file[0]));
+    let pid = pid.trim();
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "writer {pid} not running");
+    assert!(storage
+        .path()
+        .join("KVMHA/ocf-hb-unit-test-host")
+        .exists());
+    let stopped = command("ExecStop").output().unwrap();
+    assert!(stopped.status.success(), "ExecStop: {}", text(&stopped));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true),
+        "ExecStop left writer {pid} running"
+    );
+    if created_run_dir {
+        let _ = fs::remove_dir_all(run_dir);
+    }
+}
+
+/// The coordinator's unit carries the hardening the issue asks for, and systemd's own scoring
+/// rates its exposure at most 2.0 ("OK").
+fn assert_hactl_unit_hardened(unit: &Path) {
+    let text_of_unit = fs::read_to_string(unit).unwrap();
+    for (key, value) in [
+        ("Type", "notify"),
+        ("ProtectSystem", "strict"),
+        ("ReadWritePaths", "/var/lib/hactl-kvm"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+    ] {
+        assert_eq!(unit_values(&text_of_unit, key), [value], "{key}=");
+    }
+    assert_eq!(unit_values(&text_of_unit, "WatchdogSec").len(), 1);
+    let out = run(
+        s(&require("systemd-analyze", "systemd")),
+        &["security", "--offline=true", "--threshold=20", s(unit)],
+    );
+    assert!(out.status.success(), "exposure above 2.0: {}", text(&out));
 }
 
 #[test]
@@ -564,6 +650,7 @@ fn hactl_kvm_deb_keeps_edited_conffile_secrets_and_journal() {
     if let Err(e) = verify_unit(unit) {
         panic!("systemd-analyze verify {}: {e}", unit.display());
     }
+    assert_hactl_unit_hardened(unit);
     for page in hactl_man_pages() {
         let name = page.trim_end_matches(".8.gz");
         assert_eq!(man_w(name), format!("/usr/share/man/man8/{page}"));
