@@ -572,16 +572,31 @@ fn run_heartbeat_unit_commands(unit: &Path) {
     };
     let pid_file = unit_values(&text_of_unit, "PIDFile");
     assert_eq!(pid_file.len(), 1);
+    // Whatever fails below, the writer is stopped again (by the agent, which finds it by its
+    // own PID file) and the runtime directory removed if the test made it.
+    struct Cleanup(Command, Option<&'static Path>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = self.0.output();
+            if let Some(dir) = self.1 {
+                let _ = fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let _cleanup = Cleanup(
+        command("ExecStop"),
+        created_run_dir.then_some(Path::new("/run/kvm-host")),
+    );
     let started = command("ExecStart").output().unwrap();
     assert!(started.status.success(), "ExecStart: {}", text(&started));
     let pid = fs::read_to_string(&pid_file[0])
         .unwrap_or_else(|e| panic!("PIDFile={} after ExecStart: {e}", pid_file[0]));
     let pid = pid.trim();
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "writer {pid} not running");
-    assert!(storage
-        .path()
-        .join("KVMHA/ocf-hb-unit-test-host")
-        .exists());
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "writer {pid} not running"
+    );
+    assert!(storage.path().join("KVMHA/ocf-hb-unit-test-host").exists());
     let stopped = command("ExecStop").output().unwrap();
     assert!(stopped.status.success(), "ExecStop: {}", text(&stopped));
     assert!(
@@ -591,9 +606,6 @@ fn run_heartbeat_unit_commands(unit: &Path) {
                 .unwrap_or(true),
         "ExecStop left writer {pid} running"
     );
-    if created_run_dir {
-        let _ = fs::remove_dir_all(run_dir);
-    }
 }
 
 /// The coordinator's unit carries the hardening the issue asks for, and systemd's own scoring
