@@ -356,6 +356,29 @@ fn assert_man_renders(page: &str) {
     );
 }
 
+/// The page names every parameter and action of the agent's live metadata (it is generated from
+/// it at build time; this catches a page that drifted from the binary it ships with).
+fn assert_page_covers_metadata(page_gz: &str, metadata_xml: &str) {
+    let roff = run_ok("gzip", &["-dc", page_gz]);
+    let mut missing = Vec::new();
+    for (element, needle) in [
+        ("parameter", "<parameter name=\""),
+        ("action", "<action name=\""),
+    ] {
+        let found = metadata_xml.matches(needle).count();
+        assert!(found > 0, "no {element} in the metadata:\n{metadata_xml}");
+        for (i, _) in metadata_xml.match_indices(needle) {
+            let rest = &metadata_xml[i + needle.len()..];
+            let name = &rest[..rest.find('"').unwrap()];
+            let escaped = name.replace('-', "\\-");
+            if !roff.contains(&format!(".B {escaped}\n")) {
+                missing.push(format!("{element} {name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{page_gz} lacks {missing:?}");
+}
+
 fn man_w(name: &str) -> String {
     run_ok(s(&require("man", "man-db")), &["-w", name])
         .trim()
@@ -399,6 +422,10 @@ fn fence_ipmi_deb_fences_through_pacemaker_and_removes_cleanly() {
     assert!(meta.contains("name=\"fence_ipmi\"") && meta.contains("<parameter name=\"ip\""));
     assert_eq!(man_w("fence_ipmi"), "/usr/share/man/man8/fence_ipmi.8.gz");
     assert_man_renders("/usr/share/man/man8/fence_ipmi.8.gz");
+    assert_page_covers_metadata(
+        "/usr/share/man/man8/fence_ipmi.8.gz",
+        &run_ok("/usr/sbin/fence_ipmi", &["-o", "metadata"]),
+    );
 
     // A real reboot through the cluster with the installed agent.
     let sim = IpmiSim::builder()
@@ -509,6 +536,7 @@ fn kvm_host_agent_deb_works_in_place_and_keeps_only_its_conffile() {
     assert!(help.contains("--storage"));
     assert_eq!(man_w("kvm-host"), "/usr/share/man/man8/kvm-host.8.gz");
     assert_man_renders("/usr/share/man/man8/kvm-host.8.gz");
+    assert_page_covers_metadata("/usr/share/man/man8/kvm-host.8.gz", &meta);
     let unit = Path::new("/lib/systemd/system/kvm-host-heartbeat.service");
     if let Err(e) = verify_unit(unit) {
         panic!("systemd-analyze verify {}: {e}", unit.display());
