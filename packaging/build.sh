@@ -63,13 +63,11 @@ changelog() {
 gz() { gzip -9n -c "$1" >"$2"; }
 put() { install -D -m "$1" "$2" "$3"; }   # mode source destination
 
-stage_common() { # package root
-    local name=$1 root=$2 doc=$2/usr/share/doc/$1
+stage_common() { # package root: copyright (Apache-2.0) and changelog, as Debian policy wants
+    local doc=$2/usr/share/doc/$1
     put 0644 "$PKG/debian/copyright" "$doc/copyright"
-    changelog | gzip -9n >"$doc/changelog.gz.tmp"
-    mv "$doc/changelog.gz.tmp" "$doc/changelog.gz"
+    changelog | gzip -9n >"$doc/changelog.gz"
     chmod 0644 "$doc/changelog.gz"
-    : "$name"
 }
 
 # The release profile strips symbols; the compiler's .comment section is dropped too.
