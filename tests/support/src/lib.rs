@@ -20,7 +20,7 @@ pub mod tls;
 
 pub use fake_bmc::FakeBmc;
 pub use ipmi_sim::{IpmiSim, IpmiSimBuilder, PowerEvent, SimUser};
-pub use pacemaker::Cluster;
+pub use pacemaker::{Cluster, MachineLock};
 pub use peers::require;
 pub use sshd::Sshd;
 pub use redfish_double::{DoubleBehaviour, DoubleEvent, RedfishDouble};

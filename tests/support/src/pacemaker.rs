@@ -27,23 +27,14 @@ const CIB_DIR: &str = "/var/lib/pacemaker/cib";
 /// The node's name in corosync.conf.
 pub const NODE_NAME: &str = "node1";
 
-/// A running single-node cluster. Dropping it stops the cluster and releases the lock.
-pub struct Cluster {
-    pacemakerd: Option<Child>,
-    corosync: Option<Child>,
-    dir: tempfile::TempDir,
-    _lock: Flock<File>,
-}
+/// The machine-wide lock shared by every test that needs the machine's single cluster slot or
+/// changes what is installed on the machine (the installed-package tests hold it from install to
+/// removal, so no cluster test ever sees a half-installed package). Released when dropped.
+pub struct MachineLock(#[allow(dead_code)] Flock<File>);
 
-impl Cluster {
-    /// Takes the machine-wide cluster lock (waiting for other tests), starts corosync and
-    /// pacemakerd, and waits until `node1` is online and DC. Panics with a clear message when a peer
-    /// is missing, a cluster we did not start is already running, or start-up fails.
-    pub fn start() -> Cluster {
-        let corosync_bin = require("corosync", "corosync");
-        let pacemakerd_bin = require("pacemakerd", "pacemaker");
-        require("crm_mon", "pacemaker-cli-utils");
-
+impl MachineLock {
+    /// Waits until no other test process holds the lock, then takes it.
+    pub fn acquire() -> MachineLock {
         let lock_file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -52,6 +43,34 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot open {LOCK_FILE}: {e}"));
         let lock = Flock::lock(lock_file, FlockArg::LockExclusive)
             .unwrap_or_else(|(_, e)| panic!("cannot lock {LOCK_FILE}: {e}"));
+        MachineLock(lock)
+    }
+}
+
+/// A running single-node cluster. Dropping it stops the cluster and releases the lock.
+pub struct Cluster {
+    pacemakerd: Option<Child>,
+    corosync: Option<Child>,
+    dir: tempfile::TempDir,
+    lock: Option<MachineLock>,
+}
+
+impl Cluster {
+    /// Takes the machine-wide cluster lock (waiting for other tests), starts corosync and
+    /// pacemakerd, and waits until `node1` is online and DC. Panics with a clear message when a peer
+    /// is missing, a cluster we did not start is already running, or start-up fails.
+    pub fn start() -> Cluster {
+        // Name a missing peer before waiting for the lock.
+        require("corosync", "corosync");
+        require("pacemakerd", "pacemaker");
+        Cluster::start_locked(MachineLock::acquire())
+    }
+
+    /// As [`Cluster::start`], under a [`MachineLock`] the caller already holds.
+    pub fn start_locked(lock: MachineLock) -> Cluster {
+        let corosync_bin = require("corosync", "corosync");
+        let pacemakerd_bin = require("pacemakerd", "pacemaker");
+        require("crm_mon", "pacemaker-cli-utils");
 
         if let Some(pid) = running_process(&["pacemakerd", "corosync"]) {
             panic!(
@@ -73,7 +92,7 @@ impl Cluster {
             pacemakerd: None,
             corosync: None,
             dir,
-            _lock: lock,
+            lock: Some(lock),
         };
         cluster.corosync = Some(
             Command::new(corosync_bin)
@@ -214,10 +233,15 @@ impl Cluster {
 
     /// Stops the cluster now (dropping it does the same).
     pub fn stop(self) {}
-}
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
+    /// Stops the cluster and hands back the machine lock, for a test that still has to undo
+    /// what it installed.
+    pub fn stop_keeping_lock(mut self) -> MachineLock {
+        self.stop_processes();
+        self.lock.take().expect("a running cluster holds the lock")
+    }
+
+    fn stop_processes(&mut self) {
         // pacemakerd stops its own daemons (and their resources) on SIGTERM; give it time.
         if let Some(mut p) = self.pacemakerd.take() {
             terminate(&mut p, Duration::from_secs(60));
@@ -225,6 +249,12 @@ impl Drop for Cluster {
         if let Some(mut c) = self.corosync.take() {
             terminate(&mut c, Duration::from_secs(15));
         }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_processes();
     }
 }
 
