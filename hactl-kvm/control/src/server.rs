@@ -196,7 +196,18 @@ async fn serve_connection<H: ControlHandler>(
             uid: peer.uid,
             group: group.name.clone(),
         };
-        return write_line(&mut write, 0, Response::Err(err)).await;
+        write_line(&mut write, 0, Response::Err(err)).await?;
+        write.shutdown().await?;
+        // Drain (and ignore) what the peer already sent, briefly, so that
+        // closing with unread data does not reset the connection before
+        // the peer has read why it was refused.
+        let mut sink = tokio::io::sink();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::io::copy(&mut reader.take(MAX_REQUEST_LINE as u64), &mut sink),
+        )
+        .await;
+        return Ok(());
     }
     let mut buf = Vec::new();
     loop {
