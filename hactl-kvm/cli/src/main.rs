@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
+mod journal_cmd;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "hactl-kvm",
@@ -34,6 +36,9 @@ enum Command {
             .args(["scenario", "random", "list", "bench"])
     ))]
     Simulate(SimulateArgs),
+
+    /// Verify, dump or compact a stopped daemon's journal (offline).
+    Journal(journal_cmd::JournalArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => simulate(args),
+        Command::Journal(args) => journal_cmd::run(args),
     }
 }
 

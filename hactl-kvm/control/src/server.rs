@@ -75,10 +75,7 @@ pub struct ControlServer {
     config: ServerConfig,
 }
 
-fn io_err<'a>(
-    path: &'a Path,
-    op: &'static str,
-) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
     move |source| ServerError::Io {
         path: path.to_path_buf(),
         op,

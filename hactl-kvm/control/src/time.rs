@@ -20,7 +20,15 @@ fn parts(unix_ms: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
     let secs = unix_ms / 1000;
     let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let sod = secs % 86_400;
-    (y, mo, d, sod / 3600, sod % 3600 / 60, sod % 60, unix_ms % 1000)
+    (
+        y,
+        mo,
+        d,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        unix_ms % 1000,
+    )
 }
 
 /// RFC 3339 / RFC 5424 timestamp with milliseconds: `2026-12-02T20:15:03.042Z`.

@@ -82,7 +82,9 @@ cluster-2  INACTIVE  mass failure: 4 of 6 hosts suspect
     assert_eq!(out, expected);
     let mut s = status();
     s.quorate = false;
-    assert!(render::status(&s).starts_with("quorum:       NOT QUORATE - no power action possible\n"));
+    assert!(
+        render::status(&s).starts_with("quorum:       NOT QUORATE - no power action possible\n")
+    );
 }
 
 fn row() -> HostRow {
@@ -146,19 +148,38 @@ fn hosts_table_has_one_row_per_host_with_evidence() {
     }));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[0].starts_with("HOST    PARTITION  HA         CLOUDSTACK  POWER"), "{out}");
+    assert!(
+        lines[0].starts_with("HOST    PARTITION  HA         CLOUDSTACK  POWER"),
+        "{out}"
+    );
     assert_eq!(
         lines[1],
         "host-3  cluster-1  SUSPECT    Suspect     ON @2026-12-02 20:15:03  agent_unreachable @2026-12-02 20:15:03  \
 inconclusive @2026-12-02 20:15:03 [host-1:dead/8000ms host-2:cannot-tell(timeout)/8000ms]  activity round"
     );
-    let cells: Vec<&str> = lines[2].split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    let cells: Vec<&str> = lines[2]
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
     assert_eq!(
         cells,
-        ["host-4", "cluster-1", "AVAILABLE", "Available", "ON", "-", "-", "-"]
+        [
+            "host-4",
+            "cluster-1",
+            "AVAILABLE",
+            "Available",
+            "ON",
+            "-",
+            "-",
+            "-"
+        ]
     );
     // Columns line up under their headers.
-    for (header, cell1) in [("LAST HEALTH", "agent_unreachable"), ("PENDING", "activity round")] {
+    for (header, cell1) in [
+        ("LAST HEALTH", "agent_unreachable"),
+        ("PENDING", "activity round"),
+    ] {
         assert_eq!(lines[0].find(header), lines[1].find(cell1), "{out}");
     }
     let dashes: Vec<Option<usize>> = lines[2].match_indices('-').map(|(p, _)| Some(p)).collect();
@@ -274,9 +295,7 @@ fn json_output_round_trips_to_the_same_answer() {
     for r in [
         Response::Ok(Reply::Status(status())),
         Response::Ok(Reply::Hosts { hosts: vec![row()] }),
-        Response::Err(ControlError::Refused {
-            reason: "x".into(),
-        }),
+        Response::Err(ControlError::Refused { reason: "x".into() }),
     ] {
         let text = render::json(&r);
         let back: Response = serde_json::from_str(&text).unwrap();

@@ -259,7 +259,11 @@ async fn bad_lines_get_typed_errors_and_change_nothing() {
     assert_eq!(v["err"]["server"], 1);
     assert_eq!(v["err"]["client"], 2);
     assert_eq!(v["id"], 5);
-    let v = raw_exchange(&f.path, "{\"v\":2,\"id\":6,\"request\":\"from_the_future\"}\n").await;
+    let v = raw_exchange(
+        &f.path,
+        "{\"v\":2,\"id\":6,\"request\":\"from_the_future\"}\n",
+    )
+    .await;
     assert_eq!(v["err"]["error"], "version_mismatch");
     let v = raw_exchange(&f.path, "{\"v\":1,\"id\":8,\"request\":\"reboot_all\"}\n").await;
     assert_eq!(v["err"]["error"], "bad_request");

@@ -123,8 +123,7 @@ impl EventHook {
                                 st.timed_out.fetch_add(1, Ordering::Relaxed);
                             }
                             log::warn!("{msg}");
-                            *st.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
-                                Some(msg);
+                            *st.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
                         }
                     }
                 }

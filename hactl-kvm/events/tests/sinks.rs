@@ -148,7 +148,11 @@ fn syslog_line_is_rfc5424_with_msgid_and_structured_data() {
 #[test]
 fn fence_related_events_are_notice_or_higher_and_msgids_are_stable() {
     for e in fence_related() {
-        assert!(severity(&e) <= Severity::Notice, "{e:?} is {:?}", severity(&e));
+        assert!(
+            severity(&e) <= Severity::Notice,
+            "{e:?} is {:?}",
+            severity(&e)
+        );
         let id = msgid(&e);
         assert!(
             !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| (33..=126).contains(&b)),
@@ -226,7 +230,10 @@ fn jsonl_file_rotates_by_size_and_keeps_the_newest_events() {
         assert!(std::fs::metadata(p).unwrap().len() <= line_len * 3, "{p:?}");
     }
     // Oldest file first: one contiguous run ending with the last event.
-    let all: Vec<u64> = [&p2, &p1, &path].iter().flat_map(|p| read_seqs(p)).collect();
+    let all: Vec<u64> = [&p2, &p1, &path]
+        .iter()
+        .flat_map(|p| read_seqs(p))
+        .collect();
     // 20 events, 3 per file: the current file has the last 2.
     assert_eq!(all, (22..30).collect::<Vec<_>>());
     // Reopening appends to the current file.
@@ -336,10 +343,7 @@ fn a_hanging_hook_and_its_children_are_killed_at_the_timeout_without_blocking_th
         program: script(
             dir.path(),
             "hook",
-            &format!(
-                "sleep 1000 &\necho $$ $! >> {}\nwait",
-                pids.display()
-            ),
+            &format!("sleep 1000 &\necho $$ $! >> {}\nwait", pids.display()),
         ),
         timeout: Duration::from_millis(400),
         queue: 1,
@@ -354,9 +358,11 @@ fn a_hanging_hook_and_its_children_are_killed_at_the_timeout_without_blocking_th
     }
     assert!(accepted <= 2, "queue of 1 (+1 running) accepted {accepted}");
     assert_eq!(hook.stats().dropped.load(Ordering::Relaxed), 5 - accepted);
-    wait_until("the first hook run to start", Duration::from_secs(10), || {
-        std::fs::read_to_string(&pids).is_ok_and(|t| !t.is_empty())
-    });
+    wait_until(
+        "the first hook run to start",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&pids).is_ok_and(|t| !t.is_empty()),
+    );
     let first: Vec<i32> = std::fs::read_to_string(&pids)
         .unwrap()
         .lines()
@@ -368,9 +374,11 @@ fn a_hanging_hook_and_its_children_are_killed_at_the_timeout_without_blocking_th
     wait_until("the timeout kill", Duration::from_secs(10), || {
         hook.stats().timed_out.load(Ordering::Relaxed) >= 1
     });
-    wait_until("the hook and its grandchild to be gone", Duration::from_secs(5), || {
-        !alive(first[0]) && !alive(first[1])
-    });
+    wait_until(
+        "the hook and its grandchild to be gone",
+        Duration::from_secs(5),
+        || !alive(first[0]) && !alive(first[1]),
+    );
     let msg = hook.stats().last_failure.lock().unwrap().clone().unwrap();
     assert!(msg.contains("timed out after 400 ms"), "{msg}");
     hook.shutdown();

@@ -287,12 +287,12 @@ impl Metrics {
             Event::FenceConfirmed { fence: Some(_), .. } => {
                 self.fences_confirmed.inc();
             }
-            Event::RecoveryAttemptFailed { failure, .. } => {
-                // A refresh that could not read power fails before any
-                // power-off was issued: not a failed fence.
-                if *failure != AttemptFailure::RefreshUnknown {
-                    self.fences_failed.inc();
-                }
+            // A refresh that could not read power fails before any
+            // power-off was issued: not a failed fence.
+            Event::RecoveryAttemptFailed { failure, .. }
+                if *failure != AttemptFailure::RefreshUnknown =>
+            {
+                self.fences_failed.inc();
             }
             Event::RateCapReached { scope, .. } => self.set_rate_cap_tripped(*scope, true),
             Event::RateCapCleared { scope, .. } => self.set_rate_cap_tripped(*scope, false),

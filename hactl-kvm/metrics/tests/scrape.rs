@@ -188,7 +188,8 @@ async fn endpoint_serves_every_metric_and_promtool_accepts_it() {
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
 
     // Prometheus' own parser and linter.
-    promtool_check_metrics(&promtool, &body).unwrap_or_else(|e| panic!("{e}\n--- exposition ---\n{body}"));
+    promtool_check_metrics(&promtool, &body)
+        .unwrap_or_else(|e| panic!("{e}\n--- exposition ---\n{body}"));
     // The check bites: a damaged exposition is refused.
     let damaged = body.replacen("hactl_quorate 1", "hactl_quorate{x=\"1 1", 1);
     assert!(promtool_check_metrics(&promtool, &damaged).is_err());
@@ -215,7 +216,10 @@ async fn endpoint_serves_every_metric_and_promtool_accepts_it() {
     assert_eq!(v("hactl_fences_failed_total"), 1.0);
     assert_eq!(v(r#"hactl_rate_cap_tripped{scope="global"}"#), 0.0);
     assert_eq!(v(r#"hactl_rate_cap_tripped{scope="cluster-1"}"#), 1.0);
-    assert_eq!(v(r#"hactl_mass_failure_active{partition="cluster-2"}"#), 1.0);
+    assert_eq!(
+        v(r#"hactl_mass_failure_active{partition="cluster-2"}"#),
+        1.0
+    );
     assert_eq!(v("hactl_quorate"), 1.0);
 
     // Later updates show in the next scrape.
