@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod client;
+pub mod dispatch;
 pub mod protocol;
 pub mod render;
 pub mod server;
