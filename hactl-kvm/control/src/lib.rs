@@ -14,6 +14,7 @@
 pub mod access;
 pub mod client;
 pub mod dispatch;
+pub mod hub;
 pub mod protocol;
 pub mod render;
 pub mod server;
@@ -21,5 +22,6 @@ pub mod time;
 
 pub use access::{is_allowed, ControlGroup, GroupError, PeerCred};
 pub use client::{ClientError, ControlClient, DEFAULT_SOCKET};
+pub use hub::{EventHub, DEFAULT_BACKLOG};
 pub use protocol::*;
 pub use server::{ControlHandler, ControlServer, ServerConfig, ServerError};
