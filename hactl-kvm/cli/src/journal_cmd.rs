@@ -43,8 +43,9 @@ enum JournalCommand {
     ///
     /// Example: hactl-kvm journal dump --host 3 --json /var/lib/hactl-kvm/journal
     Dump(DumpArgs),
-    /// Rewrite the journal as the records that rebuild the current state
-    /// (atomic: written aside, fsynced, renamed). Refuses while another
+    /// Rewrite the journal as the records that rebuild the current state.
+    ///
+    /// Atomic: written aside, fsynced, renamed. Refuses while another
     /// process holds the journal's lock (a running daemon) and when the
     /// journal is damaged before its end. Fence records are kept for
     /// --keep-fences-hours, so the rate cap and the re-fence hold-off never
