@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
+mod control_cmd;
 mod journal_cmd;
 
 #[derive(Parser, Debug)]
@@ -39,6 +40,9 @@ enum Command {
 
     /// Verify, dump or compact a stopped daemon's journal (offline).
     Journal(journal_cmd::JournalArgs),
+
+    #[command(flatten)]
+    Control(control_cmd::ControlCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Simulate(args) => simulate(args),
         Command::Journal(args) => journal_cmd::run(args),
+        Command::Control(cmd) => control_cmd::run(cmd),
     }
 }
 
