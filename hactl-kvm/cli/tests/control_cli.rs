@@ -231,11 +231,17 @@ async fn operator_subcommands_against_a_real_core() {
         out(&o)
     );
     let o = hactl(&sock, &["events", "--json", "--since", "1h"]).await;
-    let n = out(&o)
+    let recs: Vec<EventRecord> = out(&o)
         .lines()
-        .map(|l| serde_json::from_str::<EventRecord>(l).unwrap())
-        .count();
-    assert!(n >= 1);
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(recs.iter().any(|r| matches!(
+        r.event,
+        hactl_core::Event::UserPowerRequested {
+            host: HostId(2),
+            ..
+        }
+    )));
 
     let o = hactl(&sock, &["host", "1", "--json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
