@@ -87,7 +87,8 @@ impl ControlServer {
     /// Binds the socket: replaces a stale socket (nobody listening), refuses
     /// to replace anything else, then sets group and mode 0660. The socket
     /// is created under a umask of 0o177 so it is never reachable by others,
-    /// not even between bind and chmod.
+    /// not even between bind and chmod. The umask is process-wide: call this
+    /// at start-up, before other threads create files.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
         use std::os::unix::fs::FileTypeExt;
         let path = config.path.clone();
