@@ -7,6 +7,9 @@
 
 use clap::{ArgGroup, CommandFactory, Parser, Subcommand};
 
+pub mod control_cmd;
+pub mod journal_cmd;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "hactl-kvm",
@@ -60,6 +63,12 @@ pub enum Command {
         #[arg(long)]
         require_mount_of: Option<std::path::PathBuf>,
     },
+
+    /// Verify, dump or compact a stopped daemon's journal (offline).
+    Journal(journal_cmd::JournalArgs),
+
+    #[command(flatten)]
+    Control(control_cmd::ControlCommand),
 }
 
 /// `--config FILE`.

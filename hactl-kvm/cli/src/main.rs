@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(args),
         Command::Run(args) => run(&args.config),
         Command::CheckConfig(args) => check_config(&args.config),
+        Command::Journal(args) => hactl_kvm_cli::journal_cmd::run(args),
+        Command::Control(cmd) => hactl_kvm_cli::control_cmd::run(cmd),
         Command::ReadHeartbeat {
             file,
             require_mount_of,

@@ -121,3 +121,98 @@ impl Record {
         }
     }
 }
+
+/// Compacts a journal's records without a running coordinator (offline
+/// `hactl-kvm journal compact`): the records that make
+/// [`crate::Coordinator::recover`] rebuild the same state, for every host
+/// the journal knows, whether or not an inventory has named it yet
+/// ([`crate::Coordinator::compact_records`] covers only inventoried hosts).
+///
+/// Kept: the highest epoch (so the next start still gets a new one); per
+/// host its last HA state at its highest version and an owed power-on;
+/// every fence issued within `keep_ms` before `now` or never resolved, with
+/// its resolution; rate-cap trips and acknowledgements within `keep_ms`.
+/// `keep_ms` must cover the daemon's longer of the rate window and the
+/// re-fence hold-off.
+pub fn compact_offline(records: &[Record], now: Millis, keep_ms: Millis) -> Vec<Record> {
+    use std::collections::{BTreeMap, HashSet};
+    #[derive(Default)]
+    struct HostState {
+        cluster: Option<ClusterId>,
+        last: Option<HaState>,
+        version: u64,
+        power_on_owed: bool,
+    }
+    let horizon = now.saturating_sub(keep_ms);
+    let mut epoch = 0;
+    let mut hosts: BTreeMap<HostId, HostState> = BTreeMap::new();
+    let mut resolved: HashSet<FenceId> = HashSet::new();
+    for r in records {
+        match r {
+            Record::Started { epoch: e, .. } => epoch = epoch.max(*e),
+            Record::HaTransition {
+                host,
+                cluster,
+                to,
+                version,
+                ..
+            } => {
+                let h = hosts.entry(*host).or_default();
+                h.cluster = Some(*cluster);
+                h.last = Some(*to);
+                h.version = h.version.max(version.0);
+            }
+            Record::PowerOnOwed { host, owed, .. } => {
+                hosts.entry(*host).or_default().power_on_owed = *owed;
+            }
+            Record::FenceResolved { fence, .. } => {
+                resolved.insert(*fence);
+            }
+            _ => {}
+        }
+    }
+    let keep: HashSet<FenceId> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::FenceIssued { fence, at, .. } if *at > horizon || !resolved.contains(fence) => {
+                Some(*fence)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut out = vec![Record::Started { epoch, at: now }];
+    for (id, h) in &hosts {
+        if let (Some(cluster), Some(state)) = (h.cluster, h.last) {
+            out.push(Record::HaTransition {
+                host: *id,
+                cluster,
+                from: state,
+                to: state,
+                version: StateVersion(h.version),
+                at: now,
+            });
+        }
+        if h.power_on_owed {
+            out.push(Record::PowerOnOwed {
+                host: *id,
+                owed: true,
+                at: now,
+            });
+        }
+    }
+    out.extend(
+        records
+            .iter()
+            .filter(|r| match r {
+                Record::FenceIssued { fence, .. } | Record::FenceResolved { fence, .. } => {
+                    keep.contains(fence)
+                }
+                Record::RateCapTripped { at, .. } | Record::RateCapAcknowledged { at, .. } => {
+                    *at > horizon
+                }
+                _ => false,
+            })
+            .cloned(),
+    );
+    out
+}

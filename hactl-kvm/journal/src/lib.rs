@@ -117,6 +117,84 @@ pub struct Replay<T> {
     pub torn_tail: Option<TornTail>,
 }
 
+/// What a read-only look at a journal found ([`inspect`]).
+#[derive(Debug)]
+pub struct Inspection<T> {
+    /// Every intact record with the byte offset of its header, in order.
+    pub records: Vec<(u64, T)>,
+    /// A torn last record that [`Journal::open`] would cut off (not cut here).
+    pub torn_tail: Option<TornTail>,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// Reads a journal without changing it (for offline verify and dump):
+/// the same checks as [`Journal::open`], but a torn tail is only reported.
+/// Damage followed by intact records is [`JournalError::Corrupt`].
+pub fn inspect<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<Inspection<T>, JournalError> {
+    let path = path.as_ref();
+    let buf = std::fs::read(path).map_err(|source| JournalError::Io {
+        path: path.to_path_buf(),
+        op: "read",
+        source,
+    })?;
+    let bytes = buf.len() as u64;
+    if buf.len() < MAGIC.len() {
+        if MAGIC.starts_with(&buf) {
+            return Ok(Inspection {
+                records: Vec::new(),
+                torn_tail: Some(TornTail { offset: 0, bytes }),
+                bytes,
+            });
+        }
+        return Err(JournalError::BadMagic {
+            path: path.to_path_buf(),
+        });
+    }
+    if &buf[..MAGIC.len()] != MAGIC {
+        return Err(JournalError::BadMagic {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut records = Vec::new();
+    let mut off = MAGIC.len();
+    let mut torn_tail = None;
+    while off < buf.len() {
+        match scan_one(&buf, off) {
+            Scan::Record { payload, end } => {
+                let rec = serde_json::from_slice(&buf[payload]).map_err(|source| {
+                    JournalError::Decode {
+                        path: path.to_path_buf(),
+                        offset: off as u64,
+                        source,
+                    }
+                })?;
+                records.push((off as u64, rec));
+                off = end;
+            }
+            Scan::Corrupt(detail) if valid_record_follows(&buf, off + 1) => {
+                return Err(JournalError::Corrupt {
+                    path: path.to_path_buf(),
+                    offset: off as u64,
+                    detail,
+                })
+            }
+            Scan::Torn | Scan::Corrupt(_) => {
+                torn_tail = Some(TornTail {
+                    offset: off as u64,
+                    bytes: (buf.len() - off) as u64,
+                });
+                break;
+            }
+        }
+    }
+    Ok(Inspection {
+        records,
+        torn_tail,
+        bytes,
+    })
+}
+
 /// An open journal, positioned for appending.
 #[derive(Debug)]
 pub struct Journal {
