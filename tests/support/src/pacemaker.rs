@@ -44,14 +44,7 @@ impl Cluster {
         let pacemakerd_bin = require("pacemakerd", "pacemaker");
         require("crm_mon", "pacemaker-cli-utils");
 
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(LOCK_FILE)
-            .unwrap_or_else(|e| panic!("cannot open {LOCK_FILE}: {e}"));
-        let lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-            .unwrap_or_else(|(_, e)| panic!("cannot lock {LOCK_FILE}: {e}"));
+        let lock = take_cluster_lock();
 
         if let Some(pid) = running_process(&["pacemakerd", "corosync"]) {
             panic!(
@@ -237,6 +230,19 @@ fn corosync_conf(dir: &Path) -> String {
          logging {{\n    to_logfile: yes\n    logfile: {}\n    to_syslog: no\n    to_stderr: no\n    timestamp: on\n}}\n",
         dir.join("corosync.log").display()
     )
+}
+
+/// Takes the machine-wide lock for the single cluster slot (this single-node cluster and the
+/// three-node [`crate::Cluster3`] alike), waiting for whoever holds it.
+pub(crate) fn take_cluster_lock() -> Flock<File> {
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_FILE)
+        .unwrap_or_else(|e| panic!("cannot open {LOCK_FILE}: {e}"));
+    Flock::lock(lock_file, FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("cannot lock {LOCK_FILE}: {e}"))
 }
 
 /// Replaces the CIB with a fresh one: no resources, fast DC election, fencing off.
