@@ -444,12 +444,14 @@ impl Replica {
             // A minority view never syncs: nobody in it may accept or act.
             return;
         }
-        // Every member's hello is in: all members pick the same donor. Members that were in sync
-        // have identical logs; only when none was (a cold start) the most advanced log wins.
-        let any_synced = hellos.values().any(|h| h.0);
+        // Every member's hello is in: all members pick the same donor, the longest log (lowest
+        // node id on a tie). Entries are only ever accepted in majority views in agreed order, so
+        // all journals are prefixes of one log and the longest holds every other; and every
+        // durable entry is on some member of any majority view, so the donor has them all. (A
+        // member that was in sync before may have missed entries while partitioned away: being
+        // "synced" says nothing about being current.)
         let (&donor, &(_, dhead, dchain, _)) = hellos
             .iter()
-            .filter(|(_, h)| h.0 || !any_synced)
             .max_by(|(a_id, a), (b_id, b)| (a.3, a.1).cmp(&(b.3, b.1)).then(b_id.cmp(a_id)))
             .expect("at least one hello");
         let lagging: BTreeSet<NodeId> = hellos
