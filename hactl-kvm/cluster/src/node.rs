@@ -86,6 +86,8 @@ pub struct NodeStatus {
     pub role: Role,
     /// The fencing epoch.
     pub epoch: u64,
+    /// The node the log names active.
+    pub active: Option<NodeId>,
     /// Last log position.
     pub head: u64,
     /// CPG view.
@@ -235,6 +237,7 @@ impl ClusterNode {
             node: r.me(),
             role: r.role(),
             epoch: r.epoch(),
+            active: r.active(),
             head: r.head(),
             members: r.members().iter().copied().collect(),
             syncing: r.syncing(),

@@ -23,7 +23,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::Flock;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
+pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::pacemaker::take_cluster_lock;
@@ -360,6 +361,25 @@ impl Cluster3 {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// The PID of node `n`'s corosync.
+    pub fn corosync_pid(&self, n: usize) -> u32 {
+        self.children
+            .iter()
+            .find(|(m, c)| *m == n && self.is_corosync(c.id()))
+            .map(|(_, c)| c.id())
+            .unwrap_or_else(|| panic!("corosync of node{n} is not running"))
+    }
+
+    /// Sends `signal` to a process this cluster started in node `n` (e.g. SIGSTOP/SIGCONT to make
+    /// corosync hang), after checking it still lives in that node's network namespace.
+    pub fn signal(&self, n: usize, pid: u32, signal: Signal) {
+        assert!(
+            self.children.iter().any(|(m, c)| *m == n && c.id() == pid) && self.ours(pid, n),
+            "PID {pid} is not a process of node{n} that this cluster started"
+        );
+        kill(Pid::from_raw(pid as i32), signal).expect("kill");
     }
 
     /// Sends SIGKILL to a process this cluster started (a crash), and reaps it.
