@@ -172,7 +172,6 @@ impl ClusterNode {
     }
 
     fn start_inner(cfg: NodeConfig) -> Result<ClusterNode, NodeError> {
-        let (journal, replay) = Journal::open::<Entry>(&cfg.journal)?;
         let (ev_tx, ev_rx) = mpsc::channel();
         *EVENTS.lock().expect("events lock") = Some(ev_tx);
 
@@ -193,6 +192,8 @@ impl ClusterNode {
         votequorum::trackstart(&vq_h, 0, rust_corosync::TrackFlags::Changes)
             .map_err(cs("votequorum_trackstart"))?;
 
+        // Only once Corosync answered: a node that cannot run leaves no journal behind.
+        let (journal, replay) = Journal::open::<Entry>(&cfg.journal)?;
         let shared = Arc::new(Shared {
             replica: Mutex::new(Replica::new(me, cfg.cluster_size, replay.records)),
             lease: Mutex::new(QuorumLease::new(cfg.quorum_lease)),

@@ -541,7 +541,7 @@ fn destroy(tag: &str, base: &Path) {
 }
 
 /// Removes clusters whose owning test process is gone (killed before it could clean up).
-fn remove_stale_clusters() {
+pub(crate) fn remove_stale_clusters() {
     let Ok(entries) = fs::read_dir("/run/netns") else {
         return;
     };

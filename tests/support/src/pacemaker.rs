@@ -45,6 +45,8 @@ impl Cluster {
         require("crm_mon", "pacemaker-cli-utils");
 
         let lock = take_cluster_lock();
+        // A three-node cluster left by a killed test would look like a foreign corosync.
+        crate::cluster3::remove_stale_clusters();
 
         if let Some(pid) = running_process(&["pacemakerd", "corosync"]) {
             panic!(

@@ -57,7 +57,25 @@ fn wait_quorum(c: &Cluster3, n: usize, want: QuorumStatus, limit: Duration) -> D
 
 #[test]
 fn isolate_and_heal_move_quorum_and_down_leaves_nothing() {
+    // What a test process killed outright would leave: a namespace and directory tagged with a
+    // PID that cannot be alive (above pid_max). Starting a cluster removes them.
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stale = format!("hkt{}x0", pid_max + 1);
+    let stale_dir = std::path::PathBuf::from(format!("/tmp/{stale}-cluster"));
+    std::fs::create_dir_all(stale_dir.join("node1")).unwrap();
+    let added = std::process::Command::new("ip")
+        .args(["netns", "add", &format!("{stale}sw")])
+        .status()
+        .unwrap();
+    assert!(added.success());
+
     let c = Cluster3::start();
+    let left = leftovers(&[format!("{stale}sw")], &stale_dir, &[]);
+    assert!(left.is_empty(), "stale cluster not removed: {left:?}");
     let netns = c.netns_names();
     let base = c.base_dir().to_path_buf();
     let pids = corosync_pids(&c);
