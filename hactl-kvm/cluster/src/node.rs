@@ -88,8 +88,12 @@ pub struct NodeStatus {
     pub epoch: u64,
     /// The node the log names active.
     pub active: Option<NodeId>,
-    /// Last log position.
+    /// Last log position (in memory; its write may still be under way).
     pub head: u64,
+    /// Last log position written and fsync'ed to the local journal.
+    pub written: u64,
+    /// Last log position written by a majority of the configured nodes.
+    pub committed: u64,
     /// CPG view.
     pub members: Vec<NodeId>,
     /// Whether a view change is being synchronised.
@@ -240,6 +244,8 @@ impl ClusterNode {
             epoch: r.epoch(),
             active: r.active(),
             head: r.head(),
+            written: r.written(),
+            committed: r.committed(),
             members: r.members().iter().copied().collect(),
             syncing: r.syncing(),
             quorate,
@@ -298,7 +304,8 @@ impl ClusterNode {
         self.ask(Request::Promote, timeout)
     }
 
-    /// Replicates one record; returns its log position once it is durable.
+    /// Replicates one record; returns its log position once it is durable (written by a majority
+    /// of the configured nodes).
     pub fn propose(&self, payload: String, timeout: Duration) -> Result<u64, NodeError> {
         self.ask(|tx| Request::Propose(payload, tx), timeout)
     }
@@ -396,6 +403,14 @@ impl IoLoop {
                 };
                 self.execute(actions)?;
             }
+            // Everything delivered so far is written and fsync'ed: say so (one message per batch).
+            let report = self
+                .shared
+                .replica
+                .lock()
+                .expect("replica lock")
+                .report_written();
+            self.execute(report)?;
             while let Ok(req) = self.requests.try_recv() {
                 match req {
                     Request::Promote(reply) => {

@@ -93,6 +93,11 @@ pub enum Wire {
         /// Its current epoch.
         epoch: u64,
     },
+    /// The sender has written (and fsync'ed) its log up to `upto`.
+    Written {
+        /// Its last written seq.
+        upto: u64,
+    },
     /// The donor's log for one lagging member: entries `base+1 ..= donor head`.
     Transfer {
         /// Receiver.
@@ -111,7 +116,7 @@ pub enum Role {
     Joining,
     /// In sync, not active.
     Standby,
-    /// In sync and named active by the last epoch entry.
+    /// In sync, named active by the last epoch entry, and that entry is durable.
     Active,
 }
 
@@ -129,7 +134,8 @@ pub enum Action {
         /// The new entries after `base`.
         entries: Vec<Entry>,
     },
-    /// A local proposal is durable: delivered back through CPG and on every member's disk.
+    /// A local proposal is durable: delivered back through CPG and written (fsync'ed) by a
+    /// majority of the configured nodes, this one included.
     Durable {
         /// The proposal.
         proposal: ProposalId,
@@ -197,6 +203,12 @@ pub struct Replica {
     round: Option<SyncRound>,
     next_proposal: ProposalId,
     role: Role,
+    /// How far each node has reported its journal written (from `Written` and `Hello`).
+    written: BTreeMap<NodeId, u64>,
+    /// Where this member last reported its own journal written.
+    reported: u64,
+    /// This member's accepted proposals waiting to become durable: seq -> proposal.
+    pending: BTreeMap<u64, ProposalId>,
 }
 
 impl Replica {
@@ -212,6 +224,9 @@ impl Replica {
             round: None,
             next_proposal: 1,
             role: Role::Joining,
+            written: BTreeMap::new(),
+            reported: 0,
+            pending: BTreeMap::new(),
         }
     }
 
@@ -273,10 +288,52 @@ impl Replica {
         }
     }
 
+    /// The highest seq written by a majority of the configured nodes (0: none). Every entry up
+    /// to it is on a majority of disks, so every majority view holds a member that has it.
+    pub fn committed(&self) -> u64 {
+        let mut heads: Vec<u64> = self.written.values().copied().collect();
+        heads.sort_unstable_by(|a, b| b.cmp(a));
+        let need = self.cluster_size / 2 + 1;
+        heads.get(need - 1).copied().unwrap_or(0).min(self.head())
+    }
+
+    fn epoch_seq(&self) -> u64 {
+        self.log
+            .iter()
+            .rev()
+            .find(|e| matches!(e.body, EntryBody::Epoch { .. }))
+            .map_or(0, |e| e.seq)
+    }
+
+    /// Reports how far this member's journal is written, if it advanced since the last report.
+    /// The I/O layer calls it after carrying out a batch of actions (appends are fsync'ed by
+    /// then), so one `Written` covers many entries.
+    pub fn report_written(&mut self) -> Vec<Action> {
+        if self.head() == self.reported {
+            return Vec::new();
+        }
+        self.reported = self.head();
+        vec![Action::Multicast(Wire::Written {
+            upto: self.reported,
+        })]
+    }
+
+    fn on_committed(&mut self, out: &mut Vec<Action>) {
+        let c = self.committed();
+        while let Some((&seq, &proposal)) = self.pending.first_key_value() {
+            if seq > c {
+                break;
+            }
+            self.pending.remove(&seq);
+            out.push(Action::Durable { proposal, seq });
+        }
+        self.update_role(out);
+    }
+
     fn update_role(&mut self, out: &mut Vec<Action>) {
         let role = if !self.synced {
             Role::Joining
-        } else if self.active() == Some(self.me) {
+        } else if self.active() == Some(self.me) && self.committed() >= self.epoch_seq() {
             Role::Active
         } else {
             Role::Standby
@@ -348,6 +405,11 @@ impl Replica {
         ))
     }
 
+    /// How far this member has reported its journal written (entries up to it are fsync'ed).
+    pub fn written(&self) -> u64 {
+        self.reported
+    }
+
     /// The fencing-epoch check every power request passes: only the active member, in a majority
     /// view that is in sync, confirmed quorate by Corosync (`quorate`, within its lease), with a
     /// request issued in the current epoch.
@@ -384,6 +446,10 @@ impl Replica {
                 epoch,
             } => self.on_hello(sender, synced, head, chain, epoch, &mut out),
             Wire::Transfer { to, base, entries } => self.on_transfer(to, base, entries, &mut out),
+            Wire::Written { upto } => {
+                self.written.insert(sender, upto);
+                self.on_committed(&mut out);
+            }
             Wire::Propose {
                 epoch,
                 proposal,
@@ -397,7 +463,7 @@ impl Replica {
                 if accept {
                     let seq = self.append(epoch, EntryBody::Record { payload }, &mut out);
                     if sender == self.me {
-                        out.push(Action::Durable { proposal, seq });
+                        self.pending.insert(seq, proposal);
                     }
                 } else if sender == self.me {
                     out.push(Action::Rejected { proposal });
@@ -432,6 +498,11 @@ impl Replica {
         out: &mut Vec<Action>,
     ) {
         let in_view = self.members.contains(&sender);
+        if in_view {
+            // What a member reports after a view change is what its disk holds now (it may have
+            // restarted with less than it reported before).
+            self.written.insert(sender, head);
+        }
         let Some(round) = self.round.as_mut() else {
             return;
         };
@@ -495,7 +566,12 @@ impl Replica {
         if !awaiting.remove(&to) {
             return;
         }
+        // Whatever the receiver held past `base` is being replaced.
+        let w = self.written.entry(to).or_insert(0);
+        *w = (*w).min(base);
         if to == self.me {
+            self.reported = self.reported.min(base);
+            self.pending.retain(|&seq, _| seq <= base);
             self.log.truncate(base as usize);
             self.log.extend(entries.iter().cloned());
             out.push(Action::Replace { base, entries });

@@ -96,11 +96,13 @@ impl Probe {
 /// thread), then compares the two journal files byte for byte.
 fn assert_same_journal(a: &mut Probe, b: &mut Probe) {
     let head = a.status()["head"].as_u64().unwrap();
-    b.wait(
-        &format!("written up to {head}"),
-        Duration::from_secs(10),
-        |s| s["head"].as_u64().unwrap() >= head,
-    );
+    for p in [&mut *a, &mut *b] {
+        p.wait(
+            &format!("written up to {head}"),
+            Duration::from_secs(10),
+            |s| s["written"].as_u64().unwrap() >= head,
+        );
+    }
     let (x, y) = (a.journal_bytes(), b.journal_bytes());
     assert!(
         x == y,
