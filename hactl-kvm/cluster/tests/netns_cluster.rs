@@ -133,8 +133,11 @@ fn refused(v: &Value) -> bool {
 
 #[test]
 fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
+    let t_start = Instant::now();
     let mut c = Cluster3::start();
     let limit = Duration::from_secs(20);
+    let phase = |name: &str| eprintln!("[{:>6.2} s] {name}", t_start.elapsed().as_secs_f64());
+    phase("cluster up");
 
     // Nodes 1 and 2 first; node 3 joins late.
     let mut p1 = Probe::start(&mut c, 1);
@@ -164,6 +167,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     assert_same_journal(&mut p1, &mut p2);
 
     // The late joiner: state transfer before it counts as a standby.
+    phase("late joiner starts");
     let mut p3 = Probe::start(&mut c, 3);
     for p in [&mut p1, &mut p2, &mut p3] {
         p.wait("in sync in [1,2,3]", limit, |s| {
@@ -182,6 +186,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
 
     // Isolate the active: its power check refuses once Corosync declares it inquorate.
     let t0 = Instant::now();
+    phase("isolate node 1");
     c.isolate(1);
     let mut refused_after = None;
     while t0.elapsed() < Duration::from_secs(15) {
@@ -207,11 +212,17 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
         p.wait("standby of [2,3]", limit, standby_in_sync(&[2, 3]));
     }
     // The majority goes on: node 2 is promoted in epoch 2 and writes.
+    phase("promote node 2");
+    let t_promote = Instant::now();
     assert_eq!(p2.ask("promote")["ok"], true);
     p2.wait("active in epoch 2", limit, |s| {
         s["role"] == "Active" && s["epoch"] == 2
     });
     assert_eq!(p2.ask("authorize 2")["ok"], true);
+    eprintln!(
+        "MEASURED promote -> epoch 2 durable on a majority, power authorized: {:?}",
+        t_promote.elapsed()
+    );
     let stale = p2.ask("authorize 1");
     assert!(
         stale["error"]
@@ -234,6 +245,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     );
 
     // Heal: node 1 comes back as a standby of epoch 2 and catches up.
+    phase("heal node 1");
     c.heal(1);
     p1.wait("standby in epoch 2", Duration::from_secs(30), |s| {
         s["role"] == "Standby"
@@ -251,6 +263,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     assert!(refused(&p1.ask("authorize 2")), "only the active may fence");
 
     // A provider that stops answering: freeze node 2's corosync; the active's lease runs out.
+    phase("freeze corosync on node 2");
     let cs2 = c.corosync_pid(2);
     c.signal(2, cs2, Signal::SIGSTOP);
     let t0 = Instant::now();
@@ -269,5 +282,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
         lease_refusal <= Duration::from_millis(LEASE_MS + POLL_MS + 1000),
         "refused only after {lease_refusal:?} (lease {LEASE_MS} ms)"
     );
+    phase("down");
     c.down();
+    phase("done");
 }
