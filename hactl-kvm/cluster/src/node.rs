@@ -40,6 +40,10 @@ pub struct NodeConfig {
     pub quorum_lease: Duration,
     /// How often votequorum is asked (must be well below the lease).
     pub poll_interval: Duration,
+    /// How long a newly active member waits before it may act: at least the time Corosync needs
+    /// to tell a cut-off former active that it lost the ring (token + consensus timeouts), so that
+    /// it has stopped before the new one starts.
+    pub takeover_grace: Duration,
 }
 
 /// Errors of the I/O layer.
@@ -148,6 +152,9 @@ enum Request {
 
 struct Shared {
     replica: Mutex<Replica>,
+    /// When this member last became Active (None while not Active).
+    active_since: Mutex<Option<Instant>>,
+    takeover_grace: Duration,
     lease: Mutex<QuorumLease>,
     stop: AtomicBool,
     failure: Mutex<Option<String>>,
@@ -200,6 +207,8 @@ impl ClusterNode {
         let (journal, replay) = Journal::open::<Entry>(&cfg.journal)?;
         let shared = Arc::new(Shared {
             replica: Mutex::new(Replica::new(me, cfg.cluster_size, replay.records)),
+            active_since: Mutex::new(None),
+            takeover_grace: cfg.takeover_grace,
             lease: Mutex::new(QuorumLease::new(cfg.quorum_lease)),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -274,7 +283,16 @@ impl ClusterNode {
             .replica
             .lock()
             .expect("replica lock")
-            .authorize_power(epoch, quorate)
+            .authorize_power(epoch, quorate)?;
+        let since = *self.shared.active_since.lock().expect("active_since lock");
+        let elapsed = since.map_or(Duration::ZERO, |t| t.elapsed());
+        if elapsed < self.shared.takeover_grace {
+            return Err(Refusal::TakeoverGrace {
+                elapsed_ms: elapsed.as_millis() as u64,
+                grace_ms: self.shared.takeover_grace.as_millis() as u64,
+            });
+        }
+        Ok(())
     }
 
     fn ask<T>(
@@ -484,7 +502,10 @@ impl IoLoop {
                         let _ = tx.send(Err(NodeError::Rejected(proposal)));
                     }
                 }
-                Action::RoleChanged(_) => {}
+                Action::RoleChanged(role) => {
+                    *self.shared.active_since.lock().expect("active_since lock") =
+                        (role == Role::Active).then(Instant::now);
+                }
             }
         }
         Ok(())

@@ -179,6 +179,14 @@ pub enum Refusal {
     /// Corosync does not (or no longer, within the lease) confirm quorum.
     #[error("not quorate")]
     NotQuorate,
+    /// Newly active: the take-over grace has not passed yet.
+    #[error("active for {elapsed_ms} ms only; power actions wait for the take-over grace of {grace_ms} ms")]
+    TakeoverGrace {
+        /// Time since this member became active.
+        elapsed_ms: u64,
+        /// The grace.
+        grace_ms: u64,
+    },
     /// The member is not in sync and may not become active.
     #[error("this instance has not caught up with the group yet")]
     NotSynced,

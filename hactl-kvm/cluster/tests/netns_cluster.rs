@@ -15,6 +15,7 @@ use test_support::{Cluster3, QuorumStatus};
 
 const LEASE_MS: u64 = 2000;
 const POLL_MS: u64 = 200;
+const GRACE_MS: u64 = 4000;
 
 struct Probe {
     node: usize,
@@ -31,7 +32,8 @@ impl Probe {
             .arg(&journal)
             .args(["--cluster-size", "3", "--group", "hactl-test"])
             .args(["--lease-ms", &LEASE_MS.to_string()])
-            .args(["--poll-ms", &POLL_MS.to_string()]);
+            .args(["--poll-ms", &POLL_MS.to_string()])
+            .args(["--grace-ms", &GRACE_MS.to_string()]);
         let pid = c.spawn_piped(node, cmd);
         let (stdin, stdout) = c.take_pipes(pid);
         let (tx, lines) = mpsc::channel();
@@ -127,6 +129,25 @@ fn standby_in_sync(members: &'static [u64]) -> impl Fn(&Value) -> bool {
     }
 }
 
+/// Polls `authorize EPOCH` until it passes; returns how long that took. While it does not, the
+/// only acceptable refusal is the take-over grace.
+fn wait_authorized(p: &mut Probe, epoch: u64) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let a = p.ask(&format!("authorize {epoch}"));
+        if a["ok"] == true {
+            return t0.elapsed();
+        }
+        let why = a["error"].as_str().unwrap_or_default().to_string();
+        assert!(why.contains("take-over grace"), "node{}: {why}", p.node);
+        assert!(
+            t0.elapsed() < Duration::from_millis(GRACE_MS + 5000),
+            "still refused: {why}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn refused(v: &Value) -> bool {
     v.get("ok").is_none() && v["error"].is_string()
 }
@@ -157,7 +178,11 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     p2.wait("standby following node 1", limit, |s| {
         s["role"] == "Standby" && s["epoch"] == 1 && s["active"] == 1
     });
-    assert_eq!(p1.ask("authorize 1")["ok"], true);
+    let grace_left = wait_authorized(&mut p1, 1);
+    assert!(
+        grace_left > Duration::from_millis(GRACE_MS / 2),
+        "no grace: {grace_left:?}"
+    );
     for i in 0..20 {
         let seq = p1.propose(&format!("{{\"record\":{i},\"host\":\"kvm{}\"}}", i % 4));
         assert_eq!(seq, i + 2, "records follow the epoch entry without gaps");
@@ -218,11 +243,10 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     p2.wait("active in epoch 2", limit, |s| {
         s["role"] == "Active" && s["epoch"] == 2
     });
-    assert_eq!(p2.ask("authorize 2")["ok"], true);
-    eprintln!(
-        "MEASURED promote -> epoch 2 durable on a majority, power authorized: {:?}",
-        t_promote.elapsed()
-    );
+    wait_authorized(&mut p2, 2);
+    let takeover = t_promote.elapsed();
+    eprintln!("MEASURED promote -> epoch 2 committed, grace over, power authorized: {takeover:?}");
+    assert!(takeover >= Duration::from_millis(GRACE_MS));
     let stale = p2.ask("authorize 1");
     assert!(
         stale["error"]

@@ -3,7 +3,7 @@
 //! (and lets an operator poke a group by hand) until `hactl-kvm run` embeds [`ClusterNode`].
 //!
 //! ```text
-//! hactl-cluster-node --journal PATH [--cluster-size 3] [--group hactl-kvm] [--lease-ms 2000] [--poll-ms 200]
+//! hactl-cluster-node --journal PATH [--cluster-size 3] [--group hactl-kvm] [--lease-ms 2000] [--poll-ms 200] [--grace-ms 4000]
 //! commands: status | promote | propose TEXT | authorize EPOCH | quit
 //! ```
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 use hactl_cluster::{ClusterNode, NodeConfig};
 use serde_json::json;
 
-const USAGE: &str = "usage: hactl-cluster-node --journal PATH [--cluster-size N] [--group NAME] [--lease-ms MS] [--poll-ms MS]";
+const USAGE: &str = "usage: hactl-cluster-node --journal PATH [--cluster-size N] [--group NAME] [--lease-ms MS] [--poll-ms MS] [--grace-ms MS]";
 
 fn parse(args: &[String]) -> Result<NodeConfig, String> {
     let mut cfg = NodeConfig {
@@ -24,6 +24,7 @@ fn parse(args: &[String]) -> Result<NodeConfig, String> {
         cluster_size: 3,
         quorum_lease: Duration::from_millis(2000),
         poll_interval: Duration::from_millis(200),
+        takeover_grace: Duration::from_millis(4000),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -40,6 +41,7 @@ fn parse(args: &[String]) -> Result<NodeConfig, String> {
             "--cluster-size" => cfg.cluster_size = number(value()?)? as usize,
             "--lease-ms" => cfg.quorum_lease = Duration::from_millis(number(value()?)?),
             "--poll-ms" => cfg.poll_interval = Duration::from_millis(number(value()?)?),
+            "--grace-ms" => cfg.takeover_grace = Duration::from_millis(number(value()?)?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
