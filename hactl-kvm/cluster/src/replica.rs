@@ -84,8 +84,8 @@ pub enum Wire {
     },
     /// Sent by every member after a view change: where its log stands.
     Hello {
-        /// Whether the sender was in sync before this view change.
-        synced: bool,
+        /// The highest seq the sender knows to be written by a majority (informational).
+        committed: u64,
         /// Its last entry's seq (0: empty).
         head: u64,
         /// Its last entry's chain (0: empty).
@@ -116,7 +116,8 @@ pub enum Role {
     Joining,
     /// In sync, not active.
     Standby,
-    /// In sync, named active by the last epoch entry, and that entry is durable.
+    /// In sync, named active by the last epoch entry (claimed by this incarnation), and that
+    /// entry is durable and written by every member of the view.
     Active,
 }
 
@@ -195,7 +196,8 @@ pub enum Refusal {
 /// A view change being synchronised.
 #[derive(Debug, Clone)]
 struct SyncRound {
-    hellos: BTreeMap<NodeId, (bool, u64, u64, u64)>,
+    /// Per member: (known committed, head, chain, epoch).
+    hellos: BTreeMap<NodeId, (u64, u64, u64, u64)>,
     /// Members still waiting for their transfer (set once every hello is in).
     awaiting: Option<BTreeSet<NodeId>>,
 }
@@ -217,6 +219,13 @@ pub struct Replica {
     reported: u64,
     /// This member's accepted proposals waiting to become durable: seq -> proposal.
     pending: BTreeMap<u64, ProposalId>,
+    /// The epoch this incarnation claimed and was granted. A member that restarts is never
+    /// active in an epoch it held before: it lost track of its proposals in flight, and reusing
+    /// their log positions would give one position two different entries in one epoch.
+    my_epoch: Option<u64>,
+    /// Whether this incarnation has become active in `my_epoch` (it stays active through later
+    /// view changes while that epoch lasts; members joining later need not have written it).
+    activated: bool,
 }
 
 impl Replica {
@@ -235,6 +244,8 @@ impl Replica {
             written: BTreeMap::new(),
             reported: 0,
             pending: BTreeMap::new(),
+            my_epoch: None,
+            activated: false,
         }
     }
 
@@ -305,6 +316,15 @@ impl Replica {
         heads.get(need - 1).copied().unwrap_or(0).min(self.head())
     }
 
+    /// Whether every member of the current view has written up to `seq`. A promoted member
+    /// waits for this before it acts: the former active, if still in the view, has then delivered
+    /// the promotion and stepped down.
+    fn view_has_written(&self, seq: u64) -> bool {
+        self.members
+            .iter()
+            .all(|m| self.written.get(m).copied().unwrap_or(0) >= seq)
+    }
+
     fn epoch_seq(&self) -> u64 {
         self.log
             .iter()
@@ -341,7 +361,13 @@ impl Replica {
     fn update_role(&mut self, out: &mut Vec<Action>) {
         let role = if !self.synced {
             Role::Joining
-        } else if self.active() == Some(self.me) && self.committed() >= self.epoch_seq() {
+        } else if self.active() == Some(self.me)
+            && self.my_epoch == Some(self.epoch())
+            && (self.activated
+                || (self.committed() >= self.epoch_seq()
+                    && self.view_has_written(self.epoch_seq())))
+        {
+            self.activated = true;
             Role::Active
         } else {
             Role::Standby
@@ -369,7 +395,7 @@ impl Replica {
             awaiting: None,
         });
         out.push(Action::Multicast(Wire::Hello {
-            synced: self.synced,
+            committed: self.committed(),
             head: self.head(),
             chain: self.chain(),
             epoch: self.epoch(),
@@ -448,11 +474,11 @@ impl Replica {
         let mut out = Vec::new();
         match msg {
             Wire::Hello {
-                synced,
+                committed,
                 head,
                 chain,
                 epoch,
-            } => self.on_hello(sender, synced, head, chain, epoch, &mut out),
+            } => self.on_hello(sender, committed, head, chain, epoch, &mut out),
             Wire::Transfer { to, base, entries } => self.on_transfer(to, base, entries, &mut out),
             Wire::Written { upto } => {
                 self.written.insert(sender, upto);
@@ -489,6 +515,10 @@ impl Replica {
                         EntryBody::Epoch { active: sender },
                         &mut out,
                     );
+                    if sender == self.me {
+                        self.my_epoch = Some(prev_epoch + 1);
+                    }
+                    self.activated = false;
                     self.update_role(&mut out);
                 }
             }
@@ -499,7 +529,7 @@ impl Replica {
     fn on_hello(
         &mut self,
         sender: NodeId,
-        synced: bool,
+        committed: u64,
         head: u64,
         chain: u64,
         epoch: u64,
@@ -517,7 +547,7 @@ impl Replica {
         if round.awaiting.is_some() || !in_view {
             return;
         }
-        round.hellos.insert(sender, (synced, head, chain, epoch));
+        round.hellos.insert(sender, (committed, head, chain, epoch));
         let hellos = round.hellos.clone();
         if hellos.len() < self.members.len() || !self.has_majority() {
             // A minority view never syncs: nobody in it may accept or act.

@@ -210,12 +210,22 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     assert_same_journal(&mut p1, &mut p3);
 
     // Isolate the active: its power check refuses once Corosync declares it inquorate.
+    wait_authorized(&mut p1, 1);
     let t0 = Instant::now();
     phase("isolate node 1");
     c.isolate(1);
     let mut refused_after = None;
     while t0.elapsed() < Duration::from_secs(15) {
-        if refused(&p1.ask("authorize 1")) {
+        let a = p1.ask("authorize 1");
+        if refused(&a) {
+            let why = a["error"].as_str().unwrap();
+            assert!(
+                why.contains("not quorate")
+                    || why.contains("no majority")
+                    || why.contains("synchronising"),
+                "refused for another reason: {why}"
+            );
+            eprintln!("isolated active refuses: {why}");
             refused_after = Some(t0.elapsed());
             break;
         }
@@ -288,12 +298,15 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
 
     // A provider that stops answering: freeze node 2's corosync; the active's lease runs out.
     phase("freeze corosync on node 2");
+    wait_authorized(&mut p2, 2);
     let cs2 = c.corosync_pid(2);
     c.signal(2, cs2, Signal::SIGSTOP);
     let t0 = Instant::now();
     let mut lease_refusal = None;
     while t0.elapsed() < Duration::from_secs(10) {
-        if refused(&p2.ask("authorize 2")) {
+        let a = p2.ask("authorize 2");
+        if refused(&a) {
+            assert_eq!(a["error"], "not quorate", "refused for another reason");
             lease_refusal = Some(t0.elapsed());
             break;
         }
@@ -302,6 +315,10 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     c.signal(2, cs2, Signal::SIGCONT);
     let lease_refusal = lease_refusal.expect("a frozen corosync kept the active authorized");
     eprintln!("MEASURED corosync frozen -> active refuses power: {lease_refusal:?}");
+    assert!(
+        lease_refusal >= Duration::from_millis(LEASE_MS - POLL_MS - 100),
+        "refused before the lease could have run out: {lease_refusal:?}"
+    );
     assert!(
         lease_refusal <= Duration::from_millis(LEASE_MS + POLL_MS + 1000),
         "refused only after {lease_refusal:?} (lease {LEASE_MS} ms)"
