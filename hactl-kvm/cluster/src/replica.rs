@@ -26,6 +26,9 @@ pub enum EntryBody {
         /// The newly active node.
         active: NodeId,
     },
+    /// The active of this entry's epoch confirms it: its promotion was written by a majority and
+    /// by every member of its view. Only confirmed epochs rank logs in a sync round.
+    Confirm,
     /// One of the active instance's journal records (opaque here: the core's record as JSON).
     Record {
         /// The record.
@@ -84,13 +87,21 @@ pub enum Wire {
     },
     /// Sent by every member after a view change: where its log stands.
     Hello {
-        /// The highest seq the sender knows to be written by a majority (informational).
-        committed: u64,
+        /// The epoch of its last `Confirm` entry (0: none).
+        confirmed_epoch: u64,
+        /// Its last entry of an epoch up to `confirmed_epoch` (a trailing unconfirmed promotion
+        /// does not count).
+        confirmed_head: u64,
         /// Its last entry's seq (0: empty).
         head: u64,
         /// Its last entry's chain (0: empty).
         chain: u64,
         /// Its current epoch.
+        epoch: u64,
+    },
+    /// The newly active member confirms its epoch.
+    Confirm {
+        /// The epoch.
         epoch: u64,
     },
     /// The sender has written (and fsync'ed) its log up to `upto`.
@@ -193,11 +204,20 @@ pub enum Refusal {
     NotSynced,
 }
 
+/// What a member said in its `Hello`.
+#[derive(Debug, Clone, Copy)]
+struct Hello {
+    head: u64,
+    chain: u64,
+    confirmed_epoch: u64,
+    confirmed_head: u64,
+}
+
 /// A view change being synchronised.
 #[derive(Debug, Clone)]
 struct SyncRound {
     /// Per member: (known committed, head, chain, epoch).
-    hellos: BTreeMap<NodeId, (u64, u64, u64, u64)>,
+    hellos: BTreeMap<NodeId, Hello>,
     /// Members still waiting for their transfer (set once every hello is in).
     awaiting: Option<BTreeSet<NodeId>>,
 }
@@ -226,6 +246,8 @@ pub struct Replica {
     /// Whether this incarnation has become active in `my_epoch` (it stays active through later
     /// view changes while that epoch lasts; members joining later need not have written it).
     activated: bool,
+    /// A `Confirm` of this incarnation's epoch is on its way (cleared by a view change).
+    confirm_sent: bool,
 }
 
 impl Replica {
@@ -246,6 +268,7 @@ impl Replica {
             pending: BTreeMap::new(),
             my_epoch: None,
             activated: false,
+            confirm_sent: false,
         }
     }
 
@@ -277,7 +300,7 @@ impl Replica {
     pub fn active(&self) -> Option<NodeId> {
         self.log.iter().rev().find_map(|e| match e.body {
             EntryBody::Epoch { active } => Some(active),
-            EntryBody::Record { .. } => None,
+            EntryBody::Record { .. } | EntryBody::Confirm => None,
         })
     }
 
@@ -325,6 +348,32 @@ impl Replica {
             .all(|m| self.written.get(m).copied().unwrap_or(0) >= seq)
     }
 
+    /// (epoch of the last `Confirm` entry, last seq of an epoch up to it): how up to date a log
+    /// is. A promotion that never got confirmed (a majority may never have seen it) ranks nothing.
+    fn rank(&self) -> (u64, u64) {
+        let ce = self
+            .log
+            .iter()
+            .rev()
+            .find(|e| e.body == EntryBody::Confirm)
+            .map_or(0, |e| e.epoch);
+        let ch = self
+            .log
+            .iter()
+            .rev()
+            .find(|e| e.epoch <= ce)
+            .map_or(0, |e| e.seq);
+        (ce, ch)
+    }
+
+    fn confirmed_current(&self) -> bool {
+        self.log
+            .iter()
+            .rev()
+            .take_while(|e| !matches!(e.body, EntryBody::Epoch { .. }))
+            .any(|e| e.body == EntryBody::Confirm)
+    }
+
     fn epoch_seq(&self) -> u64 {
         self.log
             .iter()
@@ -359,13 +408,28 @@ impl Replica {
     }
 
     fn update_role(&mut self, out: &mut Vec<Action>) {
+        let mine = self.synced
+            && self.round.is_none()
+            && self.active() == Some(self.me)
+            && self.my_epoch == Some(self.epoch());
+        if mine
+            && !self.confirmed_current()
+            && !self.confirm_sent
+            && self.committed() >= self.epoch_seq()
+            && self.view_has_written(self.epoch_seq())
+        {
+            // The former active, if in the view, has stepped down: confirm the epoch.
+            self.confirm_sent = true;
+            out.push(Action::Multicast(Wire::Confirm {
+                epoch: self.epoch(),
+            }));
+        }
         let role = if !self.synced {
             Role::Joining
         } else if self.active() == Some(self.me)
             && self.my_epoch == Some(self.epoch())
             && (self.activated
-                || (self.committed() >= self.epoch_seq()
-                    && self.view_has_written(self.epoch_seq())))
+                || (self.confirmed_current() && self.committed() >= self.confirm_seq()))
         {
             self.activated = true;
             Role::Active
@@ -376,6 +440,14 @@ impl Replica {
             self.role = role;
             out.push(Action::RoleChanged(role));
         }
+    }
+
+    fn confirm_seq(&self) -> u64 {
+        self.log
+            .iter()
+            .rev()
+            .find(|e| e.body == EntryBody::Confirm)
+            .map_or(0, |e| e.seq)
     }
 
     fn append(&mut self, epoch: u64, body: EntryBody, out: &mut Vec<Action>) -> u64 {
@@ -394,8 +466,11 @@ impl Replica {
             hellos: BTreeMap::new(),
             awaiting: None,
         });
+        self.confirm_sent = false;
+        let (confirmed_epoch, confirmed_head) = self.rank();
         out.push(Action::Multicast(Wire::Hello {
-            committed: self.committed(),
+            confirmed_epoch,
+            confirmed_head,
             head: self.head(),
             chain: self.chain(),
             epoch: self.epoch(),
@@ -474,11 +549,33 @@ impl Replica {
         let mut out = Vec::new();
         match msg {
             Wire::Hello {
-                committed,
+                confirmed_epoch,
+                confirmed_head,
                 head,
                 chain,
-                epoch,
-            } => self.on_hello(sender, committed, head, chain, epoch, &mut out),
+                epoch: _,
+            } => self.on_hello(
+                sender,
+                Hello {
+                    head,
+                    chain,
+                    confirmed_epoch,
+                    confirmed_head,
+                },
+                &mut out,
+            ),
+            Wire::Confirm { epoch } => {
+                let accept = self.round.is_none()
+                    && self.synced
+                    && self.has_majority()
+                    && epoch == self.epoch()
+                    && self.active() == Some(sender)
+                    && !self.confirmed_current();
+                if accept {
+                    self.append(epoch, EntryBody::Confirm, &mut out);
+                    self.update_role(&mut out);
+                }
+            }
             Wire::Transfer { to, base, entries } => self.on_transfer(to, base, entries, &mut out),
             Wire::Written { upto } => {
                 self.written.insert(sender, upto);
@@ -493,7 +590,8 @@ impl Replica {
                     && self.synced
                     && self.has_majority()
                     && epoch == self.epoch()
-                    && self.active() == Some(sender);
+                    && self.active() == Some(sender)
+                    && self.confirmed_current();
                 if accept {
                     let seq = self.append(epoch, EntryBody::Record { payload }, &mut out);
                     if sender == self.me {
@@ -519,6 +617,7 @@ impl Replica {
                         self.my_epoch = Some(prev_epoch + 1);
                     }
                     self.activated = false;
+                    self.confirm_sent = false;
                     self.update_role(&mut out);
                 }
             }
@@ -526,15 +625,8 @@ impl Replica {
         out
     }
 
-    fn on_hello(
-        &mut self,
-        sender: NodeId,
-        committed: u64,
-        head: u64,
-        chain: u64,
-        epoch: u64,
-        out: &mut Vec<Action>,
-    ) {
+    fn on_hello(&mut self, sender: NodeId, hello: Hello, out: &mut Vec<Action>) {
+        let head = hello.head;
         let in_view = self.members.contains(&sender);
         if in_view {
             // What a member reports after a view change is what its disk holds now (it may have
@@ -547,30 +639,37 @@ impl Replica {
         if round.awaiting.is_some() || !in_view {
             return;
         }
-        round.hellos.insert(sender, (committed, head, chain, epoch));
+        round.hellos.insert(sender, hello);
         let hellos = round.hellos.clone();
         if hellos.len() < self.members.len() || !self.has_majority() {
             // A minority view never syncs: nobody in it may accept or act.
             return;
         }
-        // Every member's hello is in: all members pick the same donor, the longest log (lowest
-        // node id on a tie). Entries are only ever accepted in majority views in agreed order, so
-        // all journals are prefixes of one log and the longest holds every other; and every
-        // durable entry is on some member of any majority view, so the donor has them all. (A
-        // member that was in sync before may have missed entries while partitioned away: being
-        // "synced" says nothing about being current.)
-        let (&donor, &(_, dhead, dchain, _)) = hellos
+        // Every member's hello is in: all members pick the same donor, the most up-to-date log:
+        // highest confirmed epoch, then the most entries up to that epoch, then the lowest node
+        // id. A promotion that was never confirmed may exist on a minority only and ranks
+        // nothing; entries of one confirmed epoch come from its single active in agreed order, so
+        // of two logs with the same confirmed epoch the one with more such entries extends the
+        // other. (Being "in sync before" says nothing: a member may have missed entries while
+        // partitioned away.)
+        let (&donor, d) = hellos
             .iter()
-            .max_by(|(a_id, a), (b_id, b)| (a.3, a.1).cmp(&(b.3, b.1)).then(b_id.cmp(a_id)))
+            .max_by(|(a_id, a), (b_id, b)| {
+                (a.confirmed_epoch, a.confirmed_head)
+                    .cmp(&(b.confirmed_epoch, b.confirmed_head))
+                    .then(b_id.cmp(a_id))
+            })
             .expect("at least one hello");
+        let (dhead, dchain) = (d.head, d.chain);
         let lagging: BTreeSet<NodeId> = hellos
             .iter()
-            .filter(|(_, h)| (h.1, h.2) != (dhead, dchain))
+            .filter(|(_, h)| (h.head, h.chain) != (dhead, dchain))
             .map(|(&n, _)| n)
             .collect();
         if self.me == donor {
             debug_assert_eq!(self.head(), dhead);
-            for (&n, &(_, head, chain, _)) in &hellos {
+            for (&n, h) in &hellos {
+                let (head, chain) = (h.head, h.chain);
                 if !lagging.contains(&n) {
                     continue;
                 }

@@ -185,7 +185,11 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     );
     for i in 0..20 {
         let seq = p1.propose(&format!("{{\"record\":{i},\"host\":\"kvm{}\"}}", i % 4));
-        assert_eq!(seq, i + 2, "records follow the epoch entry without gaps");
+        assert_eq!(
+            seq,
+            i + 3,
+            "records follow the epoch and confirm entries without gaps"
+        );
     }
     // Durable on the active: written there and delivered to every member of the view, which
     // writes it in the same order.
@@ -200,7 +204,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
         });
     }
     p3.wait("caught-up standby", limit, |s| {
-        s["role"] == "Standby" && s["head"] == 21 && s["epoch"] == 1
+        s["role"] == "Standby" && s["head"] == 22 && s["epoch"] == 1
     });
     assert_same_journal(&mut p1, &mut p3);
     for i in 20..25 {
