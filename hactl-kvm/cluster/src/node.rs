@@ -104,12 +104,15 @@ pub struct NodeStatus {
     pub syncing: bool,
     /// Quorate within the lease.
     pub quorate: bool,
+    /// The nodes votequorum last reported in this node's partition.
+    pub quorum_members: Vec<NodeId>,
 }
 
 enum CpgEvent {
     Deliver(NodeId, Vec<u8>),
     View(Vec<NodeId>),
     Quorum(bool),
+    QuorumMembers(Vec<NodeId>),
 }
 
 static EVENTS: Mutex<Option<Sender<CpgEvent>>> = Mutex::new(None);
@@ -145,6 +148,12 @@ fn on_quorum(_h: &votequorum::Handle, _c: u64, quorate: bool, _nodes: Vec<votequ
     push(CpgEvent::Quorum(quorate));
 }
 
+fn on_nodelist(_h: &votequorum::Handle, _c: u64, _ring: votequorum::RingId, nodes: Vec<CsNodeId>) {
+    let mut ids: Vec<NodeId> = nodes.into_iter().map(u32::from).collect();
+    ids.sort_unstable();
+    push(CpgEvent::QuorumMembers(ids));
+}
+
 enum Request {
     Promote(Sender<Result<(), NodeError>>),
     Propose(String, Sender<Result<u64, NodeError>>),
@@ -156,6 +165,7 @@ struct Shared {
     active_since: Mutex<Option<Instant>>,
     takeover_grace: Duration,
     lease: Mutex<QuorumLease>,
+    quorum_members: Mutex<Vec<NodeId>>,
     stop: AtomicBool,
     failure: Mutex<Option<String>>,
 }
@@ -196,7 +206,7 @@ impl ClusterNode {
         let me = u32::from(cpg::local_get(&cpg_h).map_err(cs("cpg_local_get"))?);
         let vq_h = votequorum::initialize(&votequorum::Callbacks {
             quorum_notification_fn: Some(on_quorum),
-            nodelist_notification_fn: None,
+            nodelist_notification_fn: Some(on_nodelist),
             expectedvotes_notification_fn: None,
         })
         .map_err(cs("votequorum_initialize"))?;
@@ -210,6 +220,7 @@ impl ClusterNode {
             active_since: Mutex::new(None),
             takeover_grace: cfg.takeover_grace,
             lease: Mutex::new(QuorumLease::new(cfg.quorum_lease)),
+            quorum_members: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
         });
@@ -246,8 +257,15 @@ impl ClusterNode {
             .lock()
             .expect("lease lock")
             .is_quorate(Instant::now());
+        let quorum_members = self
+            .shared
+            .quorum_members
+            .lock()
+            .expect("quorum members lock")
+            .clone();
         let r = self.shared.replica.lock().expect("replica lock");
         NodeStatus {
+            quorum_members,
             node: r.me(),
             role: r.role(),
             epoch: r.epoch(),
@@ -415,6 +433,14 @@ impl IoLoop {
                         CpgEvent::Quorum(q) => {
                             drop(r);
                             self.observe_quorum(q);
+                            Vec::new()
+                        }
+                        CpgEvent::QuorumMembers(m) => {
+                            *self
+                                .shared
+                                .quorum_members
+                                .lock()
+                                .expect("quorum members lock") = m;
                             Vec::new()
                         }
                     }

@@ -249,7 +249,13 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     );
     for p in [&mut p2, &mut p3] {
         p.wait("standby of [2,3]", limit, standby_in_sync(&[2, 3]));
+        p.wait("votequorum members [2,3]", limit, |s| {
+            s["quorum_members"] == serde_json::json!([2, 3])
+        });
     }
+    p1.wait("votequorum members [1]", limit, |s| {
+        s["quorum_members"] == serde_json::json!([1])
+    });
     // The majority goes on: node 2 is promoted in epoch 2 and writes.
     phase("promote node 2");
     let t_promote = Instant::now();
