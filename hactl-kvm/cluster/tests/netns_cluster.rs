@@ -19,6 +19,7 @@ const GRACE_MS: u64 = 4000;
 
 struct Probe {
     node: usize,
+    pid: u32,
     stdin: ChildStdin,
     lines: Receiver<String>,
     journal: PathBuf,
@@ -47,6 +48,7 @@ impl Probe {
         });
         Probe {
             node,
+            pid,
             stdin,
             lines,
             journal,
@@ -306,15 +308,43 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
     assert!(refused(&p1.ask("authorize 1")));
     assert!(refused(&p1.ask("authorize 2")), "only the active may fence");
 
-    // A provider that stops answering: freeze node 2's corosync; the active's lease runs out.
-    phase("freeze corosync on node 2");
-    wait_authorized(&mut p2, 2);
-    let cs2 = c.corosync_pid(2);
-    c.signal(2, cs2, Signal::SIGSTOP);
+    // The active's process dies (SIGKILL): node 3 takes over in epoch 3; node 2's restarted
+    // instance comes back as a standby and never resumes epoch 2.
+    phase("kill the active instance on node 2");
+    let t_kill = Instant::now();
+    c.kill(p2.pid);
+    drop(p2);
+    for p in [&mut p1, &mut p3] {
+        p.wait("standby of [1,3]", limit, standby_in_sync(&[1, 3]));
+    }
+    assert_eq!(p3.ask("promote")["ok"], true);
+    p3.wait("active in epoch 3", limit, |s| {
+        s["role"] == "Active" && s["epoch"] == 3
+    });
+    wait_authorized(&mut p3, 3);
+    eprintln!(
+        "MEASURED active killed -> new active authorized (explicit promote at once): {:?}",
+        t_kill.elapsed()
+    );
+    p3.propose("{\"epoch3-record\":1}");
+    let mut p2 = Probe::start(&mut c, 2);
+    p2.wait("restarted standby in epoch 3", limit, |s| {
+        s["role"] == "Standby" && s["epoch"] == 3 && !s["syncing"].as_bool().unwrap()
+    });
+    assert_same_journal(&mut p3, &mut p2);
+    assert_same_journal(&mut p3, &mut p1);
+    let stale = p2.ask("authorize 2");
+    assert!(refused(&stale), "{stale}");
+
+    // A provider that stops answering: freeze node 3's corosync; the active's lease runs out.
+    phase("freeze corosync on node 3");
+    wait_authorized(&mut p3, 3);
+    let cs3 = c.corosync_pid(3);
+    c.signal(3, cs3, Signal::SIGSTOP);
     let t0 = Instant::now();
     let mut lease_refusal = None;
     while t0.elapsed() < Duration::from_secs(10) {
-        let a = p2.ask("authorize 2");
+        let a = p3.ask("authorize 3");
         if refused(&a) {
             assert_eq!(a["error"], "not quorate", "refused for another reason");
             lease_refusal = Some(t0.elapsed());
@@ -322,7 +352,7 @@ fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    c.signal(2, cs2, Signal::SIGCONT);
+    c.signal(3, cs3, Signal::SIGCONT);
     let lease_refusal = lease_refusal.expect("a frozen corosync kept the active authorized");
     eprintln!("MEASURED corosync frozen -> active refuses power: {lease_refusal:?}");
     assert!(
