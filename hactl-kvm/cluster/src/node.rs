@@ -69,6 +69,9 @@ pub enum NodeError {
     /// No answer in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The configuration cannot work.
+    #[error("invalid cluster node configuration: {0}")]
+    Config(&'static str),
     /// Only one node per process (callbacks are global).
     #[error("a ClusterNode already runs in this process")]
     AlreadyRunning,
@@ -181,6 +184,14 @@ impl ClusterNode {
     /// Opens the journal, connects to Corosync (CPG and votequorum), joins the group and starts
     /// the I/O thread. The node is `Joining` until its first view is in sync.
     pub fn start(cfg: NodeConfig) -> Result<ClusterNode, NodeError> {
+        if cfg.poll_interval >= cfg.quorum_lease {
+            return Err(NodeError::Config(
+                "poll_interval must be below quorum_lease (polling renews the lease)",
+            ));
+        }
+        if cfg.cluster_size == 0 {
+            return Err(NodeError::Config("cluster_size must be at least 1"));
+        }
         if RUNNING.swap(true, Ordering::SeqCst) {
             return Err(NodeError::AlreadyRunning);
         }
