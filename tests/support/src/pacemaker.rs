@@ -27,7 +27,8 @@ const CIB_DIR: &str = "/var/lib/pacemaker/cib";
 /// The node's name in corosync.conf.
 pub const NODE_NAME: &str = "node1";
 
-/// The machine-wide lock shared by every test that needs the machine's single cluster slot or
+/// The machine-wide lock shared by every test that needs the machine's single cluster slot (this
+/// single-node cluster and the three-node [`crate::Cluster3`] alike) or
 /// changes what is installed on the machine (the installed-package tests hold it from install to
 /// removal, so no cluster test ever sees a half-installed package). Released when dropped.
 pub struct MachineLock(#[allow(dead_code)] Flock<File>);
@@ -71,6 +72,8 @@ impl Cluster {
         let corosync_bin = require("corosync", "corosync");
         let pacemakerd_bin = require("pacemakerd", "pacemaker");
         require("crm_mon", "pacemaker-cli-utils");
+        // A three-node cluster left by a killed test would look like a foreign corosync.
+        crate::cluster3::remove_stale_clusters();
 
         if let Some(pid) = running_process(&["pacemakerd", "corosync"]) {
             panic!(

@@ -1,0 +1,20 @@
+//! Coordinator high availability on Corosync: who may act, and a journal every coordinator holds.
+//!
+//! - [`lease`]: Corosync's quorum answer, trusted only within a lease.
+//! - [`replica`]: the sans-IO replication state machine: a CPG group in which exactly one member is
+//!   active in a fencing epoch, its journal records replicated in agreed order and durable once
+//!   delivered back and written, state transfer to lagging members, and the epoch check every
+//!   power request passes.
+//! - [`node`]: the thin Corosync I/O layer (libcpg + libvotequorum through `rust-corosync`) that
+//!   runs a [`replica::Replica`] and a [`hactl_journal::Journal`] on a thread of its own.
+//!
+//! The argument why two members can never fence in the same epoch is in
+//! `hactl-kvm/docs/replication.md`.
+
+pub mod lease;
+pub mod node;
+pub mod replica;
+
+pub use lease::QuorumLease;
+pub use node::{ClusterNode, NodeConfig, NodeError, NodeStatus};
+pub use replica::{Action, Entry, EntryBody, NodeId, ProposalId, Refusal, Replica, Role, Wire};

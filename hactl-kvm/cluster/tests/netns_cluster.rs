@@ -1,0 +1,369 @@
+//! The replication group on a real three-node Corosync cluster in network namespaces: one
+//! `hactl-cluster-node` per node, driven through its stdin/stdout commands (the explicit promote
+//! stands in for Pacemaker). Ground truth is what each node wrote to its journal file, compared
+//! byte for byte, and what Corosync itself reports.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ChildStdin;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use test_support::cluster3::Signal;
+use test_support::{Cluster3, QuorumStatus};
+
+const LEASE_MS: u64 = 2000;
+const POLL_MS: u64 = 200;
+const GRACE_MS: u64 = 4000;
+
+struct Probe {
+    node: usize,
+    pid: u32,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    journal: PathBuf,
+}
+
+impl Probe {
+    fn start(c: &mut Cluster3, node: usize) -> Probe {
+        let journal = c.data_dir(node).join("journal");
+        let mut cmd = c.command(node, env!("CARGO_BIN_EXE_hactl-cluster-node"));
+        cmd.arg("--journal")
+            .arg(&journal)
+            .args(["--cluster-size", "3", "--group", "hactl-test"])
+            .args(["--lease-ms", &LEASE_MS.to_string()])
+            .args(["--poll-ms", &POLL_MS.to_string()])
+            .args(["--grace-ms", &GRACE_MS.to_string()]);
+        let pid = c.spawn_piped(node, cmd);
+        let (stdin, stdout) = c.take_pipes(pid);
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Probe {
+            node,
+            pid,
+            stdin,
+            lines,
+            journal,
+        }
+    }
+
+    fn ask(&mut self, cmd: &str) -> Value {
+        writeln!(self.stdin, "{cmd}").expect("probe stdin");
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("node{}: no answer to {cmd:?}: {e}", self.node));
+        serde_json::from_str(&line).expect("probe answers JSON")
+    }
+
+    fn status(&mut self) -> Value {
+        self.ask("status")
+    }
+
+    fn wait(&mut self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let s = self.status();
+            if cond(&s) {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "node{}: not {what} within {limit:?}; status {s}",
+                self.node
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn propose(&mut self, text: &str) -> u64 {
+        let a = self.ask(&format!("propose {text}"));
+        a["seq"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("node{}: propose {text:?} failed: {a}", self.node))
+    }
+
+    fn journal_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.journal).expect("journal file")
+    }
+}
+
+/// Waits until `b` has written as far as `a` (members write what CPG delivered on their own
+/// thread), then compares the two journal files byte for byte.
+fn assert_same_journal(a: &mut Probe, b: &mut Probe) {
+    let head = a.status()["head"].as_u64().unwrap();
+    for p in [&mut *a, &mut *b] {
+        p.wait(
+            &format!("written up to {head}"),
+            Duration::from_secs(10),
+            |s| s["written"].as_u64().unwrap() >= head,
+        );
+    }
+    let (x, y) = (a.journal_bytes(), b.journal_bytes());
+    assert!(
+        x == y,
+        "journals of node{} ({} bytes) and node{} ({} bytes) differ",
+        a.node,
+        x.len(),
+        b.node,
+        y.len()
+    );
+}
+
+fn standby_in_sync(members: &'static [u64]) -> impl Fn(&Value) -> bool {
+    move |s| {
+        s["role"] == "Standby"
+            && !s["syncing"].as_bool().unwrap()
+            && s["quorate"] == true
+            && s["members"].as_array().is_some_and(|m| {
+                m.iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .eq(members.iter().copied())
+            })
+    }
+}
+
+/// Polls `authorize EPOCH` until it passes; returns how long that took. While it does not, the
+/// only acceptable refusal is the take-over grace.
+fn wait_authorized(p: &mut Probe, epoch: u64) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let a = p.ask(&format!("authorize {epoch}"));
+        if a["ok"] == true {
+            return t0.elapsed();
+        }
+        let why = a["error"].as_str().unwrap_or_default().to_string();
+        assert!(why.contains("take-over grace"), "node{}: {why}", p.node);
+        assert!(
+            t0.elapsed() < Duration::from_millis(GRACE_MS + 5000),
+            "still refused: {why}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn refused(v: &Value) -> bool {
+    v.get("ok").is_none() && v["error"].is_string()
+}
+
+#[test]
+fn replication_state_transfer_isolation_and_heal_on_a_real_cluster() {
+    let t_start = Instant::now();
+    let mut c = Cluster3::start();
+    let limit = Duration::from_secs(20);
+    let phase = |name: &str| eprintln!("[{:>6.2} s] {name}", t_start.elapsed().as_secs_f64());
+    phase("cluster up");
+
+    // Nodes 1 and 2 first; node 3 joins late.
+    let mut p1 = Probe::start(&mut c, 1);
+    let mut p2 = Probe::start(&mut c, 2);
+    p1.wait("standby of [1,2]", limit, standby_in_sync(&[1, 2]));
+    p2.wait("standby of [1,2]", limit, standby_in_sync(&[1, 2]));
+    assert!(
+        refused(&p1.ask("propose too-early")),
+        "a standby may not write"
+    );
+    assert!(refused(&p1.ask("authorize 0")), "a standby may not fence");
+
+    assert_eq!(p1.ask("promote")["ok"], true);
+    p1.wait("active in epoch 1", limit, |s| {
+        s["role"] == "Active" && s["epoch"] == 1
+    });
+    p2.wait("standby following node 1", limit, |s| {
+        s["role"] == "Standby" && s["epoch"] == 1 && s["active"] == 1
+    });
+    let grace_left = wait_authorized(&mut p1, 1);
+    assert!(
+        grace_left > Duration::from_millis(GRACE_MS / 2),
+        "no grace: {grace_left:?}"
+    );
+    for i in 0..20 {
+        let seq = p1.propose(&format!("{{\"record\":{i},\"host\":\"kvm{}\"}}", i % 4));
+        assert_eq!(
+            seq,
+            i + 3,
+            "records follow the epoch and confirm entries without gaps"
+        );
+    }
+    // Durable on the active: written there and delivered to every member of the view, which
+    // writes it in the same order.
+    assert_same_journal(&mut p1, &mut p2);
+
+    // The late joiner: state transfer before it counts as a standby.
+    phase("late joiner starts");
+    let mut p3 = Probe::start(&mut c, 3);
+    for p in [&mut p1, &mut p2, &mut p3] {
+        p.wait("in sync in [1,2,3]", limit, |s| {
+            !s["syncing"].as_bool().unwrap() && s["members"].as_array().unwrap().len() == 3
+        });
+    }
+    p3.wait("caught-up standby", limit, |s| {
+        s["role"] == "Standby" && s["head"] == 22 && s["epoch"] == 1
+    });
+    assert_same_journal(&mut p1, &mut p3);
+    for i in 20..25 {
+        p1.propose(&format!("{{\"record\":{i}}}"));
+    }
+    assert_same_journal(&mut p1, &mut p2);
+    assert_same_journal(&mut p1, &mut p3);
+
+    // Isolate the active: its power check refuses once Corosync declares it inquorate.
+    wait_authorized(&mut p1, 1);
+    let t0 = Instant::now();
+    phase("isolate node 1");
+    c.isolate(1);
+    let mut refused_after = None;
+    while t0.elapsed() < Duration::from_secs(15) {
+        let a = p1.ask("authorize 1");
+        if refused(&a) {
+            let why = a["error"].as_str().unwrap();
+            assert!(
+                why.contains("not quorate")
+                    || why.contains("no majority")
+                    || why.contains("synchronising"),
+                "refused for another reason: {why}"
+            );
+            eprintln!("isolated active refuses: {why}");
+            refused_after = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused_after = refused_after.expect("isolated active still authorized after 15 s");
+    eprintln!("MEASURED isolate -> isolated active refuses power: {refused_after:?}");
+    let s1 = p1.status();
+    assert_eq!(s1["quorate"], false, "{s1}");
+    assert!(refused(&p1.ask("propose from-the-minority")));
+    assert_eq!(
+        c.quorum(1),
+        Some(QuorumStatus {
+            quorate: false,
+            nodes: 1
+        })
+    );
+    for p in [&mut p2, &mut p3] {
+        p.wait("standby of [2,3]", limit, standby_in_sync(&[2, 3]));
+        p.wait("votequorum members [2,3]", limit, |s| {
+            s["quorum_members"] == serde_json::json!([2, 3])
+        });
+    }
+    p1.wait("votequorum members [1]", limit, |s| {
+        s["quorum_members"] == serde_json::json!([1])
+    });
+    // The majority goes on: node 2 is promoted in epoch 2 and writes.
+    phase("promote node 2");
+    let t_promote = Instant::now();
+    assert_eq!(p2.ask("promote")["ok"], true);
+    p2.wait("active in epoch 2", limit, |s| {
+        s["role"] == "Active" && s["epoch"] == 2
+    });
+    wait_authorized(&mut p2, 2);
+    let takeover = t_promote.elapsed();
+    eprintln!("MEASURED promote -> epoch 2 committed, grace over, power authorized: {takeover:?}");
+    assert!(takeover >= Duration::from_millis(GRACE_MS));
+    let stale = p2.ask("authorize 1");
+    assert!(
+        stale["error"]
+            .as_str()
+            .unwrap()
+            .contains("stale fencing epoch 1"),
+        "{stale}"
+    );
+    assert!(
+        refused(&p1.ask("authorize 1")),
+        "the old active stays refused"
+    );
+    for i in 0..5 {
+        p2.propose(&format!("{{\"epoch2-record\":{i}}}"));
+    }
+    assert_same_journal(&mut p2, &mut p3);
+    assert!(
+        p1.journal_bytes() != p2.journal_bytes(),
+        "the isolated node missed epoch 2"
+    );
+
+    // Heal: node 1 comes back as a standby of epoch 2 and catches up.
+    phase("heal node 1");
+    c.heal(1);
+    p1.wait("standby in epoch 2", Duration::from_secs(30), |s| {
+        s["role"] == "Standby"
+            && s["epoch"] == 2
+            && s["quorate"] == true
+            && !s["syncing"].as_bool().unwrap()
+    });
+    p2.wait("active of [1,2,3]", limit, |s| {
+        s["role"] == "Active" && s["members"].as_array().unwrap().len() == 3
+    });
+    p2.propose("{\"after-heal\":true}");
+    assert_same_journal(&mut p1, &mut p2);
+    assert_same_journal(&mut p1, &mut p3);
+    assert!(refused(&p1.ask("authorize 1")));
+    assert!(refused(&p1.ask("authorize 2")), "only the active may fence");
+
+    // The active's process dies (SIGKILL): node 3 takes over in epoch 3; node 2's restarted
+    // instance comes back as a standby and never resumes epoch 2.
+    phase("kill the active instance on node 2");
+    let t_kill = Instant::now();
+    c.kill(p2.pid);
+    drop(p2);
+    for p in [&mut p1, &mut p3] {
+        p.wait("standby of [1,3]", limit, standby_in_sync(&[1, 3]));
+    }
+    assert_eq!(p3.ask("promote")["ok"], true);
+    p3.wait("active in epoch 3", limit, |s| {
+        s["role"] == "Active" && s["epoch"] == 3
+    });
+    wait_authorized(&mut p3, 3);
+    eprintln!(
+        "MEASURED active killed -> new active authorized (explicit promote at once): {:?}",
+        t_kill.elapsed()
+    );
+    p3.propose("{\"epoch3-record\":1}");
+    let mut p2 = Probe::start(&mut c, 2);
+    p2.wait("restarted standby in epoch 3", limit, |s| {
+        s["role"] == "Standby" && s["epoch"] == 3 && !s["syncing"].as_bool().unwrap()
+    });
+    assert_same_journal(&mut p3, &mut p2);
+    assert_same_journal(&mut p3, &mut p1);
+    let stale = p2.ask("authorize 2");
+    assert!(refused(&stale), "{stale}");
+
+    // A provider that stops answering: freeze node 3's corosync; the active's lease runs out.
+    phase("freeze corosync on node 3");
+    wait_authorized(&mut p3, 3);
+    let cs3 = c.corosync_pid(3);
+    c.signal(3, cs3, Signal::SIGSTOP);
+    let t0 = Instant::now();
+    let mut lease_refusal = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        let a = p3.ask("authorize 3");
+        if refused(&a) {
+            assert_eq!(a["error"], "not quorate", "refused for another reason");
+            lease_refusal = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.signal(3, cs3, Signal::SIGCONT);
+    let lease_refusal = lease_refusal.expect("a frozen corosync kept the active authorized");
+    eprintln!("MEASURED corosync frozen -> active refuses power: {lease_refusal:?}");
+    assert!(
+        lease_refusal >= Duration::from_millis(LEASE_MS - POLL_MS - 100),
+        "refused before the lease could have run out: {lease_refusal:?}"
+    );
+    assert!(
+        lease_refusal <= Duration::from_millis(LEASE_MS + POLL_MS + 1000),
+        "refused only after {lease_refusal:?} (lease {LEASE_MS} ms)"
+    );
+    phase("down");
+    c.down();
+    phase("done");
+}
