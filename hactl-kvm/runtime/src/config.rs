@@ -94,6 +94,8 @@ pub enum DriverKind {
     FenceAgent,
     /// An operator script (see the README for its contract).
     Script,
+    /// In-process Redfish over HTTPS (the `redfish` crate fence_redfish uses).
+    Redfish,
 }
 
 /// `[daemon]`.
@@ -245,7 +247,7 @@ impl Default for SshConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PowerConfig {
-    /// `ipmi`, `fence-agent` or `script`.
+    /// `ipmi`, `fence-agent`, `script` or `redfish`.
     pub driver: DriverKind,
     /// BMC user when CloudStack's out-of-band management has none.
     pub username: String,
@@ -263,6 +265,12 @@ pub struct PowerConfig {
     pub agent_options: BTreeMap<String, String>,
     /// Script path (script driver).
     pub script: PathBuf,
+    /// Redfish: PEM file of CA certificates trusted besides the system store
+    /// (verification is never turned off).
+    pub redfish_ca_file: Option<PathBuf>,
+    /// Redfish: the system's resource path; empty = the only system of the
+    /// service, or the one whose Id or Name is the CloudStack host name.
+    pub redfish_systems_uri: String,
 }
 
 impl Default for PowerConfig {
@@ -277,6 +285,8 @@ impl Default for PowerConfig {
             agent: String::new(),
             agent_options: BTreeMap::new(),
             script: PathBuf::new(),
+            redfish_ca_file: None,
+            redfish_systems_uri: String::new(),
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::lock::DirLock;
 use crate::notify::Notifier;
 use crate::power::{
     BmcTarget, EpochGuard, FenceAgentDriver, IpmiDriver, PowerAnswer, PowerDriver, PowerError,
-    PowerOp, PowerRequest, ScriptDriver,
+    PowerOp, PowerRequest, RedfishDriver, ScriptDriver,
 };
 use crate::secrets::Secrets;
 use cloudstack_api::inventory::{self as csinv, IdMap, MapContext};
@@ -116,6 +116,7 @@ pub(crate) struct Drivers {
     ipmi: IpmiDriver,
     fence_agent: FenceAgentDriver,
     script: ScriptDriver,
+    redfish: RedfishDriver,
 }
 
 pub(crate) fn drivers_for_check(cfg: &RuntimeConfig) -> Drivers {
@@ -148,6 +149,11 @@ fn build_drivers(cfg: &RuntimeConfig) -> Drivers {
             script: cfg.power.script.clone(),
             guard: EpochGuard::default(),
         },
+        redfish: RedfishDriver {
+            ca_file: cfg.power.redfish_ca_file.clone(),
+            systems_uri: Some(cfg.power.redfish_systems_uri.clone()).filter(|u| !u.is_empty()),
+            guard: EpochGuard::default(),
+        },
     }
 }
 
@@ -157,6 +163,7 @@ impl Drivers {
             DriverKind::Ipmi => &self.ipmi,
             DriverKind::FenceAgent => &self.fence_agent,
             DriverKind::Script => &self.script,
+            DriverKind::Redfish => &self.redfish,
         }
     }
 }

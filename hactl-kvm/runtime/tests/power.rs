@@ -181,3 +181,92 @@ fn script_driver_contract() {
         Err(PowerError::AuthFailed(_))
     ));
 }
+
+/// The in-process Redfish driver against the Redfish double (HTTPS with a
+/// per-run CA, sessions): ground truth is the double's own request log.
+#[test]
+fn redfish_driver_switches_power_over_a_verified_session_and_refuses_a_stale_epoch() {
+    use hactl_runtime::power::RedfishDriver;
+    use test_support::redfish_double::{DoubleBehaviour, RedfishDouble};
+    let dbl = RedfishDouble::start(DoubleBehaviour {
+        sessions: true,
+        already_status: Some(409),
+        ..DoubleBehaviour::default()
+    });
+    let t = |password: &str| BmcTarget {
+        host_name: "node1".into(),
+        host_uuid: "u-1".into(),
+        host_ip: "127.0.0.1".into(),
+        address: "127.0.0.1".into(),
+        port: dbl.port(),
+        username: dbl.behaviour.username.clone(),
+        password: Some(SecretString::new(password)),
+        kg_hex: None,
+    };
+    let good = t(&dbl.behaviour.password);
+    let d = RedfishDriver {
+        ca_file: Some(dbl.ca_file()),
+        systems_uri: None,
+        guard: EpochGuard::default(),
+    };
+    assert_eq!(
+        d.execute(&good, &req(PowerOp::Status, 2)),
+        Ok(PowerAnswer::State(PowerReading::On))
+    );
+    assert_eq!(
+        d.execute(&good, &req(PowerOp::Off, 2)),
+        Ok(PowerAnswer::Accepted)
+    );
+    assert_eq!(
+        d.execute(&good, &req(PowerOp::Status, 2)),
+        Ok(PowerAnswer::State(PowerReading::Off))
+    );
+    // An off on an off system: the BMC's 409 counts only after a read confirmed Off.
+    assert_eq!(
+        d.execute(&good, &req(PowerOp::Off, 2)),
+        Ok(PowerAnswer::Accepted)
+    );
+    // An older coordinator incarnation never reaches the BMC.
+    assert!(matches!(
+        d.execute(&good, &req(PowerOp::On, 1)),
+        Err(PowerError::StaleEpoch {
+            epoch: 1,
+            current: 2
+        })
+    ));
+    assert_eq!(
+        dbl.resets(),
+        vec![("ForceOff".to_string(), 204), ("ForceOff".to_string(), 409)]
+    );
+    // Every login was a session, and every session was deleted again.
+    let created = dbl
+        .events()
+        .iter()
+        .filter(|e| e.str("session") == Some("created"))
+        .count();
+    let deleted = dbl
+        .events()
+        .iter()
+        .filter(|e| e.str("session") == Some("deleted"))
+        .count();
+    assert_eq!((created, deleted), (4, 4));
+
+    // Wrong password: classified, no secret in the message, no reset sent.
+    let e = d.execute(&t("nope-pw"), &req(PowerOp::On, 3)).unwrap_err();
+    assert!(matches!(e, PowerError::AuthFailed(_)), "{e}");
+    assert!(!e.to_string().contains("nope-pw"), "{e}");
+    // A BMC whose certificate the driver cannot verify is never acted on.
+    let unverified = RedfishDriver {
+        ca_file: None,
+        systems_uri: None,
+        guard: EpochGuard::default(),
+    };
+    let e = unverified.execute(&good, &req(PowerOp::On, 3)).unwrap_err();
+    assert!(matches!(e, PowerError::Unreachable(_)), "{e}");
+    assert_eq!(dbl.resets().len(), 2, "{:?}", dbl.resets());
+    assert_eq!(
+        d.execute(&good, &req(PowerOp::On, 3)),
+        Ok(PowerAnswer::Accepted)
+    );
+    assert_eq!(dbl.resets().last(), Some(&("On".to_string(), 204)));
+}
