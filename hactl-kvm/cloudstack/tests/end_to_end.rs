@@ -123,14 +123,23 @@ async fn changes_in_cloudstack_reach_the_core() {
         "CloudStack Host HA"
     );
     assert_eq!(core.host(id(&h[4])).unwrap().ha, HaState::Available);
-    // The added host is known to the core in its partition. (Its HA state
-    // is not asserted: the core starts protecting a host only when its
-    // partition becomes ACTIVE, so a host added to or moved into an
-    // already-ACTIVE partition stays HA None; reported to the lead.)
+    // The added host is known to the core in its partition, and protected
+    // like the hosts that were there: added to or moved into an
+    // already-ACTIVE partition, it becomes AVAILABLE.
     assert_eq!(
         core.host(id(&added)).unwrap().cluster,
         ids.clone().cluster(&c2),
         "added"
+    );
+    assert_eq!(
+        core.host(id(&added)).unwrap().ha,
+        HaState::Available,
+        "added"
+    );
+    assert_eq!(
+        core.host(id(&h[1])).unwrap().ha,
+        HaState::Available,
+        "moved"
     );
 
     // One listHosts per cluster round feeds health; an agent in Alert is

@@ -452,3 +452,32 @@ fn a_batchs_earlier_health_failures_stop_its_fence() {
         .iter()
         .any(|a| matches!(a, Action::Emit(Event::MassFailureDetected { .. }))));
 }
+
+/// A host added to, or moved into, a partition that is already ACTIVE is
+/// protected like the hosts that were there when it became ACTIVE (it used to
+/// stay in NONE for good: found wiring the daemon to CloudStack's inventory).
+#[test]
+fn a_host_added_to_or_moved_into_an_active_partition_is_protected_and_recovered() {
+    let mut w = World::new(cfg(), 2, 4);
+    w.run_until(T0);
+    assert_eq!(w.partition(ClusterId(0)), PartitionState::Active);
+    assert_eq!(w.partition(ClusterId(1)), PartitionState::Active);
+    // Added: a new host in cluster 0.
+    let added = HostId(7);
+    w.hosts.insert(added, SimHost::new(ClusterId(0)));
+    let input = w.host_input(added);
+    w.feed(input);
+    // Moved: host 1002 goes from cluster 1 into cluster 0.
+    let moved = HostId(1002);
+    w.hosts.get_mut(&moved).unwrap().cluster = ClusterId(0);
+    let input = w.host_input(moved);
+    w.feed(input);
+    w.run_until(T0 + 120_000);
+    assert_eq!(w.ha(added), HaState::Available);
+    assert_eq!(w.ha(moved), HaState::Available);
+    // And protected for real: when it dies it is fenced.
+    w.crash(added);
+    w.run_until(T0 + 400_000);
+    assert_eq!(w.fence_count(added), 1, "the added host is recovered");
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+}

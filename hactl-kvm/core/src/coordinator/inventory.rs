@@ -144,6 +144,7 @@ impl Coordinator {
                     self.clusters[c].hosts.push(i);
                     self.hosts[i].cluster = c;
                     self.mark_cluster(old_cluster);
+                    self.join_active_partition(i, now, out);
                 }
                 let gained_vms = host.has_vms && !self.hosts[i].host.has_vms;
                 self.hosts[i].host = host;
@@ -213,6 +214,7 @@ impl Coordinator {
                     }
                 };
                 self.clusters[c].hosts.push(i);
+                self.join_active_partition(i, now, out);
                 if self.hosts[i].ha == HaState::Failed {
                     out.push(Action::Emit(Event::OperatorActionRequired {
                         host: self.hosts[i].host.id,
@@ -227,6 +229,16 @@ impl Coordinator {
                 self.mark_host(i);
                 self.mark_cluster(c);
             }
+        }
+    }
+
+    /// A host that arrives in a partition which is already ACTIVE gets the
+    /// `PartitionActivated` its partition's hosts got when it became ACTIVE;
+    /// without it the host would stay NONE, unprotected, until the partition
+    /// changed state again. (FENCED/FAILED hosts ignore the trigger.)
+    fn join_active_partition(&mut self, i: usize, now: Millis, out: &mut Vec<Action>) {
+        if self.clusters[self.hosts[i].cluster].state == PartitionState::Active {
+            self.fire(i, HaTrigger::PartitionActivated, now, out);
         }
     }
 

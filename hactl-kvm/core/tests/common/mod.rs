@@ -30,7 +30,7 @@ pub struct SimHost {
 }
 
 impl SimHost {
-    fn new(cluster: ClusterId) -> Self {
+    pub fn new(cluster: ClusterId) -> Self {
         SimHost {
             cluster,
             alive: true,
