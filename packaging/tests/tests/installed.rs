@@ -19,15 +19,19 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Every man page the hactl-kvm package must carry: one per visible subcommand of the parser.
+/// Every man page the hactl-kvm package must carry: one per visible subcommand of the parser, at
+/// every depth (`hactl-kvm journal verify` has `hactl-kvm-journal-verify(8)`).
 fn hactl_man_pages() -> Vec<String> {
-    let cmd = hactl_kvm_cli::command();
-    let mut pages = vec!["hactl-kvm.8.gz".to_string()];
-    for sub in cmd.get_subcommands() {
-        if !sub.is_hide_set() && sub.get_name() != "help" {
-            pages.push(format!("hactl-kvm-{}.8.gz", sub.get_name()));
+    fn walk(cmd: &clap::Command, page: &str, pages: &mut Vec<String>) {
+        pages.push(format!("{page}.8.gz"));
+        for sub in cmd.get_subcommands() {
+            if !sub.is_hide_set() && sub.get_name() != "help" {
+                walk(sub, &format!("{page}-{}", sub.get_name()), pages);
+            }
         }
     }
+    let mut pages = Vec::new();
+    walk(&hactl_kvm_cli::command(), "hactl-kvm", &mut pages);
     pages
 }
 
