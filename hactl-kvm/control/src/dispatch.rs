@@ -75,9 +75,15 @@ pub fn core_input(core: &Coordinator, request: &Request) -> Result<Input, Contro
         Request::Status
         | Request::Hosts { .. }
         | Request::HostHistory { .. }
-        | Request::Events { .. } => {
+        | Request::Events { .. }
+        | Request::Role => {
             return Err(ControlError::BadRequest {
                 detail: "a query, not a core command".into(),
+            })
+        }
+        Request::SetRole { .. } => {
+            return Err(ControlError::BadRequest {
+                detail: "a role change is the daemon's, not a core command".into(),
             })
         }
     };

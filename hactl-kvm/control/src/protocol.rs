@@ -134,6 +134,25 @@ pub enum Request {
         /// True to enter maintenance, false to leave it.
         on: bool,
     },
+    /// This instance's role among the coordinator instances (read only).
+    Role,
+    /// Make this instance active (it drives the core and may act) or
+    /// standby (it keeps a replica and never acts). Sent by the
+    /// `ocf:cloudstack:hactl` agent on Pacemaker's promote/demote.
+    SetRole {
+        /// The role wanted.
+        role: CoordinatorRole,
+    },
+}
+
+/// The role of one coordinator instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoordinatorRole {
+    /// Drives the core; the only instance that may issue power actions.
+    Active,
+    /// Keeps the journal replica current; never acts.
+    Standby,
 }
 
 impl Request {
@@ -143,13 +162,15 @@ impl Request {
             Request::Status
             | Request::Hosts { .. }
             | Request::HostHistory { .. }
-            | Request::Events { .. } => false,
+            | Request::Events { .. }
+            | Request::Role => false,
             Request::Power { op, .. } => *op != PowerRequest::Status,
             Request::AckCap { .. }
             | Request::ConfirmOff { .. }
             | Request::Enable { .. }
             | Request::Disable { .. }
-            | Request::Maintenance { .. } => true,
+            | Request::Maintenance { .. }
+            | Request::SetRole { .. } => true,
         }
     }
 }
@@ -198,6 +219,8 @@ pub enum Reply {
     },
     /// Answer to [`Request::HostHistory`].
     HostHistory(HostHistory),
+    /// Answer to [`Request::Role`] and [`Request::SetRole`].
+    Role(RoleReport),
     /// One event of an `events` stream.
     Event(EventRecord),
     /// The end of an `events` stream.
@@ -399,4 +422,31 @@ pub struct EventRecord {
     pub at_unix_ms: u64,
     /// The core's event.
     pub event: Event,
+}
+
+/// Where this instance stands among the coordinator instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleReport {
+    /// Active or standby now.
+    pub role: CoordinatorRole,
+    /// The quorum provider in use (`standalone` or `corosync`).
+    pub quorum_provider: String,
+    /// Whether quorum is held now (within the quorum lease).
+    pub quorate: bool,
+    /// The fencing epoch this instance acts under (bumped by every
+    /// promotion; power drivers refuse a stale one).
+    pub epoch: u64,
+    /// Journal records this instance holds (its replica's head).
+    pub journal_head: u64,
+    /// Records known durable on every member of the current view.
+    pub journal_committed: u64,
+    /// False while a state transfer is still running: such a replica must
+    /// not be promoted.
+    pub in_sync: bool,
+    /// What the hactl OCF agent should give Pacemaker as this instance's
+    /// promotion score (higher = more current; 0 = never promote).
+    pub promotion_score: i64,
+    /// For a SetRole answer: what changed, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
 }

@@ -12,7 +12,8 @@
 //! | 4 | the CLI and the daemon speak different protocol versions |
 
 use crate::protocol::{
-    ControlError, EventRecord, HostHistory, HostRow, RateCapStatus, Reply, Response, StatusReport,
+    ControlError, CoordinatorRole, EventRecord, HostHistory, HostRow, RateCapStatus, Reply,
+    Response, RoleReport, StatusReport,
 };
 use crate::time::human;
 use hactl_core::{ActivityVerdict, Event, RateScope, Record};
@@ -59,6 +60,7 @@ pub fn human_response(response: &Response) -> String {
             Reply::Status(s) => status(s),
             Reply::Hosts { hosts: h } => hosts(h),
             Reply::HostHistory(h) => history(h),
+            Reply::Role(r) => role(r),
             Reply::Event(e) => event_line(e) + "\n",
             Reply::EndOfStream => String::new(),
             Reply::PowerRead {
@@ -78,6 +80,38 @@ pub fn human_response(response: &Response) -> String {
             }
         },
     }
+}
+
+/// `hactl-kvm role`: one line per fact, the change first when there is one.
+fn role(r: &RoleReport) -> String {
+    let mut out = String::new();
+    if let Some(c) = &r.changed {
+        let _ = writeln!(out, "changed: {c}");
+    }
+    let role = match r.role {
+        CoordinatorRole::Active => "active",
+        CoordinatorRole::Standby => "standby",
+    };
+    let _ = writeln!(out, "role: {role} (epoch {})", r.epoch);
+    let _ = writeln!(
+        out,
+        "quorum: {} ({})",
+        if r.quorate { "quorate" } else { "NOT quorate" },
+        r.quorum_provider
+    );
+    let _ = writeln!(
+        out,
+        "journal: {} records, {} committed{}",
+        r.journal_head,
+        r.journal_committed,
+        if r.in_sync {
+            ""
+        } else {
+            ", state transfer running"
+        }
+    );
+    let _ = writeln!(out, "promotion score: {}", r.promotion_score);
+    out
 }
 
 /// Left-aligned columns, two spaces apart.
