@@ -820,3 +820,109 @@ fn cloudstack_heartbeat_file_counts_as_evidence_of_life() {
     }
     assert!(w.stop_daemon().success());
 }
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// SIGTERM while a fence's power-off is in flight at a slow BMC: the daemon
+/// takes no new work, lets the off land, exits 0 only after the BMC applied
+/// it (the BMC's own clock says when), and the next start completes the
+/// fence without repeating the off.
+#[test]
+fn sigterm_lets_an_inflight_power_off_land_before_exiting() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    let uuid = w.hosts[0].uuid.clone();
+    // Slow, but answering before the 2.5 s retransmit interval: a
+    // retransmitted chassis command would be applied twice by ipmi_sim.
+    w.hosts[0]
+        .bmc
+        .set_chassis_delay(Duration::from_millis(2000));
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(60), || w
+            .log()
+            .contains(r#""event":"fence_issued""#)),
+        "never fenced; log:\n{}",
+        w.log()
+    );
+    assert!(
+        w.hosts[0].bmc.events().is_empty(),
+        "the slow BMC applied the off before SIGTERM; the test proves nothing"
+    );
+    let status = w.stop_daemon();
+    let exited_at = unix_now();
+    assert!(status.success(), "exit {status:?}; log:\n{}", w.log());
+    let events = w.hosts[0].bmc.timed_events();
+    assert_eq!(
+        events.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
+        vec![PowerEvent::Off],
+        "log:\n{}",
+        w.log()
+    );
+    assert!(
+        events[0].at <= exited_at,
+        "the daemon exited before the off it issued landed"
+    );
+    assert!(
+        w.log()
+            .contains("waiting for 1 in-flight power operation(s)"),
+        "log:\n{}",
+        w.log()
+    );
+    // The next start verifies the off and finishes the fence: on, never a
+    // second off.
+    w.hosts[0].bmc.set_chassis_delay(Duration::ZERO);
+    w.start_daemon();
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "log:\n{}",
+        w.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.hosts[0].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert!(w.stop_daemon().success());
+}
+
+/// SIGTERM while the BMC has gone silent in the middle of a fence: the
+/// daemon does not wait forever; it exits 0 once the operation reached its
+/// timeout (power_op_timeout_ms 5 s, well inside shutdown_timeout_ms 10 s),
+/// and the chassis was never touched.
+#[test]
+fn sigterm_with_a_hung_bmc_exits_once_the_operation_times_out() {
+    let mut w = World::new(3, "secret");
+    w.start_daemon();
+    w.wait_available(3);
+    let uuid = w.hosts[0].uuid.clone();
+    w.hosts[0].bmc.set_chassis_hangs(true);
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(60), || w
+            .log()
+            .contains(r#""event":"fence_issued""#)),
+        "never fenced; log:\n{}",
+        w.log()
+    );
+    let t = Instant::now();
+    let status = w.stop_daemon(); // fails the test past 20 s
+    assert!(status.success(), "exit {status:?}; log:\n{}", w.log());
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}: the shutdown waited past the operation's timeout",
+        t.elapsed()
+    );
+    assert!(w.hosts[0].bmc.events().is_empty());
+    assert!(w.log().contains("stopped; journal closed"), "{}", w.log());
+}
