@@ -299,6 +299,42 @@ retransmit_ms = 2500
         }
     }
 
+    /// Host `i` crashes: its heartbeat stops and CloudStack loses its agent.
+    fn crash(&mut self, i: usize) {
+        self.hosts[i].writer.as_mut().unwrap().stop();
+        let uuid = self.hosts[i].uuid.clone();
+        self.cs
+            .update_host(&uuid, |h| h.state = "Disconnected".into());
+    }
+
+    /// Waits until the daemon's log contains `needle`.
+    fn wait_log(&self, needle: &str, within: Duration) {
+        assert!(
+            wait_until(within, || self.log().contains(needle)),
+            "never logged {needle}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Host `i`'s BMC applies exactly one off then one on, and nothing more
+    /// within two further seconds.
+    fn assert_fenced_once(&self, i: usize) {
+        let events = self.hosts[i]
+            .bmc
+            .wait_for_events(2, Duration::from_secs(60));
+        assert_eq!(
+            events,
+            vec![PowerEvent::Off, PowerEvent::On],
+            "log:\n{}",
+            self.log()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            self.hosts[i].bmc.events(),
+            vec![PowerEvent::Off, PowerEvent::On]
+        );
+    }
+
     fn calls(&self, command: &str, host: &str) -> usize {
         self.cs
             .calls_of(command)
@@ -837,21 +873,13 @@ fn sigterm_lets_an_inflight_power_off_land_before_exiting() {
     let mut w = World::new(3, "secret");
     w.start_daemon();
     w.wait_available(3);
-    let uuid = w.hosts[0].uuid.clone();
     // Slow, but answering before the 2.5 s retransmit interval: a
     // retransmitted chassis command would be applied twice by ipmi_sim.
     w.hosts[0]
         .bmc
         .set_chassis_delay(Duration::from_millis(2000));
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
-    assert!(
-        wait_until(Duration::from_secs(60), || w
-            .log()
-            .contains(r#""event":"fence_issued""#)),
-        "never fenced; log:\n{}",
-        w.log()
-    );
+    w.crash(0);
+    w.wait_log(r#""event":"fence_issued""#, Duration::from_secs(60));
     assert!(
         w.hosts[0].bmc.events().is_empty(),
         "the slow BMC applied the off before SIGTERM; the test proves nothing"
@@ -880,18 +908,7 @@ fn sigterm_lets_an_inflight_power_off_land_before_exiting() {
     // second off.
     w.hosts[0].bmc.set_chassis_delay(Duration::ZERO);
     w.start_daemon();
-    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
-    assert_eq!(
-        events,
-        vec![PowerEvent::Off, PowerEvent::On],
-        "log:\n{}",
-        w.log()
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        w.hosts[0].bmc.events(),
-        vec![PowerEvent::Off, PowerEvent::On]
-    );
+    w.assert_fenced_once(0);
     assert!(w.stop_daemon().success());
 }
 
@@ -904,17 +921,9 @@ fn sigterm_with_a_hung_bmc_exits_once_the_operation_times_out() {
     let mut w = World::new(3, "secret");
     w.start_daemon();
     w.wait_available(3);
-    let uuid = w.hosts[0].uuid.clone();
     w.hosts[0].bmc.set_chassis_hangs(true);
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
-    assert!(
-        wait_until(Duration::from_secs(60), || w
-            .log()
-            .contains(r#""event":"fence_issued""#)),
-        "never fenced; log:\n{}",
-        w.log()
-    );
+    w.crash(0);
+    w.wait_log(r#""event":"fence_issued""#, Duration::from_secs(60));
     let t = Instant::now();
     let status = w.stop_daemon(); // fails the test past 20 s
     assert!(status.success(), "exit {status:?}; log:\n{}", w.log());
