@@ -72,6 +72,48 @@ pub enum ConfigFileError {
 pub enum QuorumProvider {
     /// One management node: its own quorum only (warned about at start).
     Standalone,
+    /// Two or three management nodes: votequorum decides, the core's journal
+    /// is replicated over CPG (`[cluster]`), one instance is active.
+    Corosync,
+}
+
+/// `[cluster]`: the Corosync group (used only with `quorum = "corosync"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's Corosync node id: 0 = take whatever the local Corosync
+    /// says (`cpg_local_get`); any other value is checked against it at
+    /// start (a configuration copied to the wrong node is refused).
+    pub node_id: u32,
+    /// Management nodes in the Corosync nodelist (a group view needs more
+    /// than half of them).
+    pub cluster_size: usize,
+    /// The CPG group every instance joins.
+    pub group: String,
+    /// votequorum's "quorate" is trusted this long after it was last given.
+    pub quorum_lease_ms: u64,
+    /// votequorum is asked this often (renews the lease).
+    pub poll_interval_ms: u64,
+    /// A newly active instance waits this long before any power action
+    /// (must exceed Corosync's token + consensus timeouts).
+    pub takeover_grace_ms: u64,
+    /// A journal record not durable (written by a majority) within this
+    /// long makes the active instance stop acting.
+    pub propose_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 0,
+            cluster_size: 3,
+            group: "hactl-kvm".into(),
+            quorum_lease_ms: 2_000,
+            poll_interval_ms: 200,
+            takeover_grace_ms: 4_000,
+            propose_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// How activity (is the suspect's heartbeat advancing?) is checked.
@@ -334,6 +376,9 @@ pub struct RuntimeConfig {
     /// `[cloudstack]`.
     #[serde(default)]
     pub cloudstack: CloudStackConfig,
+    /// `[cluster]` (quorum provider `corosync`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// `[core]`: the decision core's timing and guards.
     #[serde(default)]
     pub core: CoreConfig,
@@ -430,10 +475,28 @@ impl RuntimeConfig {
             ),
             ("activity.read_timeout_ms", self.activity.read_timeout_ms),
             ("power.retransmit_ms", self.power.retransmit_ms),
+            ("cluster.cluster_size", self.cluster.cluster_size as u64),
+            ("cluster.poll_interval_ms", self.cluster.poll_interval_ms),
+            ("cluster.takeover_grace_ms", self.cluster.takeover_grace_ms),
+            (
+                "cluster.propose_timeout_ms",
+                self.cluster.propose_timeout_ms,
+            ),
         ] {
             if v == 0 {
                 return Err(invalid(format!("{name} must be greater than zero")));
             }
+        }
+        if self.cluster.poll_interval_ms >= self.cluster.quorum_lease_ms {
+            return Err(invalid(format!(
+                "cluster.poll_interval_ms ({}) must be below cluster.quorum_lease_ms ({}): polling renews the lease",
+                self.cluster.poll_interval_ms, self.cluster.quorum_lease_ms
+            )));
+        }
+        if self.cluster.group.is_empty() || self.cluster.group.len() > 127 {
+            return Err(invalid(
+                "cluster.group must be 1 to 127 bytes (a CPG group name)".into(),
+            ));
         }
         let uses = |k: DriverKind| {
             self.power.driver == k || self.hosts.iter().any(|h| h.driver == Some(k))

@@ -16,6 +16,12 @@
 //! * SIGHUP: the configuration and secrets are re-read; an invalid one is
 //!   rejected and the running one kept. `[core]` and `[daemon]` changes need
 //!   a restart (said in the log).
+//! * Roles ([`roles`]): only an active instance drives the core and acts;
+//!   with `quorum = "corosync"` the core's journal is the CPG group's.
+
+mod roles;
+use roles::Roles;
+pub use roles::{CoreJournal, PowerGate, RoleError, RoleStatus, StartOptions, REPLICA_FILE};
 
 use crate::activity::{self, LocalCheck, PeerSshCheck};
 use crate::clock::now_ms;
@@ -33,7 +39,7 @@ use cloudstack_api::types::{ClusterInfo, HostInfo, Pod, Zone};
 use cloudstack_api::{Client, ClientConfig, Credentials};
 use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, ClusterId, Coordinator, Event, HaState, HostId,
-    Input, Inventory, OpRef, PowerActionOutcome, PowerReading, Record, Window,
+    Input, Inventory, OpRef, PowerActionOutcome, PowerReading, Window,
 };
 use hactl_journal::Journal;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -65,6 +71,12 @@ pub enum DaemonError {
     /// CloudStack client could not be built.
     #[error("CloudStack client: {0}")]
     Client(#[from] cloudstack_api::Error),
+    /// The Corosync group could not be joined (quorum provider `corosync`).
+    #[error("corosync: {0}")]
+    Cluster(String),
+    /// A replicated journal record did not become durable in time.
+    #[error("journal record not durable in the group: {0}")]
+    NotDurable(String),
     /// I/O.
     #[error("{what}: {source}")]
     Io {
@@ -265,7 +277,8 @@ pub struct Daemon {
     cfg: RuntimeConfig,
     secrets: Secrets,
     core: Coordinator,
-    journal: Journal,
+    journal: CoreJournal,
+    roles: Roles,
     handoff_journal: Journal,
     handoffs: Handoffs,
     handoff_running: HashSet<String>,
@@ -296,34 +309,33 @@ impl Daemon {
     /// (with the reason) a bad configuration, a bad secrets file or a
     /// journal directory held by another daemon.
     pub fn start(config_path: &Path) -> Result<Daemon, DaemonError> {
+        Self::start_with(config_path, StartOptions::default())
+    }
+
+    /// [`Daemon::start`], as standby when told (always with `quorum = "corosync"`).
+    pub fn start_with(config_path: &Path, opts: StartOptions) -> Result<Daemon, DaemonError> {
         let cfg = RuntimeConfig::load(config_path)?;
         let secrets = Secrets::load(&cfg.daemon.secrets_file)?;
         let lock = DirLock::acquire(&cfg.daemon.journal_dir)?;
         let dir = cfg.daemon.journal_dir.clone();
-        let (journal, replay) = Journal::open::<Record>(dir.join(JOURNAL_FILE))?;
-        if let Some(t) = replay.torn_tail {
-            tracing::warn!(
-                "journal: cut off a torn last record at byte {} ({} bytes) from a crash",
-                t.offset,
-                t.bytes
-            );
-        }
+        let (roles, journal, records, act_now) = Roles::open(&cfg, &dir, opts)?;
         let (handoff_journal, hreplay) = Journal::open::<HandoffRecord>(dir.join(HANDOFF_FILE))?;
         let handoffs = Handoffs::replay(&hreplay.records);
         let ids_path = dir.join(IDS_FILE);
         let ids = load_ids(&ids_path)?;
         let client = Arc::new(client_for_check(&cfg, &secrets)?);
-        let n = replay.records.len();
-        let (core, actions) = Coordinator::recover(cfg.core.clone(), replay.records, now_ms())?;
-        tracing::info!(
-            "coordinator epoch {} started from {} journal records in {}",
-            core.epoch(),
-            n,
-            dir.display()
-        );
-        tracing::warn!(
-            "quorum provider `standalone`: this coordinator has no quorum but its own; run exactly one per CloudStack (a second one on another machine would fence independently)"
-        );
+        let n = records.len();
+        // A standby's core is never driven (and its start records never written): promotion
+        // rebuilds it from the journal.
+        let (core, actions) = Coordinator::recover(cfg.core.clone(), records, now_ms())?;
+        if act_now {
+            tracing::info!(
+                "coordinator epoch {} started from {} journal records in {}",
+                core.epoch(),
+                n,
+                dir.display()
+            );
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let mut d = Daemon {
             config_path: config_path.to_path_buf(),
@@ -334,6 +346,7 @@ impl Daemon {
             secrets,
             core,
             journal,
+            roles,
             handoff_journal,
             handoffs,
             handoff_running: HashSet::new(),
@@ -353,10 +366,12 @@ impl Daemon {
             notifier: Notifier::from_env(),
             _lock: lock,
         };
-        d.execute(actions)?;
-        let now = now_ms();
-        let a = d.core.handle(now, Input::QuorumChanged { quorate: true });
-        d.execute(a)?;
+        if act_now {
+            d.execute(actions)?;
+            let now = now_ms();
+            let a = d.core.handle(now, Input::QuorumChanged { quorate: true });
+            d.execute(a)?;
+        }
         Ok(d)
     }
 
@@ -381,10 +396,11 @@ impl Daemon {
         let mut quorum_renewal = tokio::time::interval(Duration::from_millis(
             (self.cfg.core.quorum_lease_ms / 3).max(100),
         ));
+        let mut role_timer = tokio::time::interval(Roles::tick_interval(&self.cfg));
         self.notifier.notify("READY=1");
         tracing::info!("ready");
         loop {
-            let sleep = match self.core.next_timeout() {
+            let sleep = match self.core.next_timeout().filter(|_| self.roles.acting()) {
                 Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
                 None => Duration::from_secs(3600),
             };
@@ -408,8 +424,9 @@ impl Daemon {
                     self.notifier.notify("WATCHDOG=1");
                 }
                 _ = inventory_timer.tick() => self.spawn_inventory(),
+                _ = role_timer.tick() => self.on_role_tick()?,
                 _ = quorum_renewal.tick() => {
-                    if self.api_ok {
+                    if self.api_ok && self.roles.renews_quorum() {
                         let a = self.core.handle(now_ms(), Input::QuorumChanged { quorate: true });
                         self.execute(a)?;
                     }
@@ -563,7 +580,7 @@ impl Daemon {
                 }
             }
         }
-        if !inputs.is_empty() {
+        if !inputs.is_empty() && self.roles.acting() {
             let mut out = Vec::new();
             self.core.handle_batch(now_ms(), inputs, &mut out);
             self.execute(out)?;
@@ -789,7 +806,14 @@ impl Daemon {
         let mut health: BTreeMap<String, Vec<OpRef>> = BTreeMap::new();
         for a in actions {
             match a {
-                Action::Persist(r) => self.journal.append(&r)?,
+                Action::Persist(r) => match self.journal.append(&r) {
+                    // Persist-before-act: nothing after a record that is not durable.
+                    Err(DaemonError::NotDurable(why)) => {
+                        self.deactivate(&why);
+                        return Ok(());
+                    }
+                    done => done?,
+                },
                 Action::Emit(e) => self.on_event(&e)?,
                 _ if self.stopping => {}
                 Action::RunHealthCheck { op, .. } => {
@@ -891,7 +915,7 @@ impl Daemon {
 
     /// Starts a task for every owed hand-off step that has none running.
     fn resume_handoffs(&mut self) {
-        if self.stopping {
+        if self.stopping || !self.roles.acting() {
             return;
         }
         let owed: Vec<(String, HandoffState)> = self
@@ -971,23 +995,28 @@ impl Daemon {
         };
         let sem = self.power_sem.clone();
         let drivers = self.drivers.clone();
+        let gate = self.roles.gate();
         let in_flight = self.in_flight_power.clone();
         in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let r = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                drivers.get(driver).execute(&target, &req).map_err(|e| {
-                    tracing::error!(
-                        "power {:?} of {} ({}, BMC {}:{}) failed: {e}",
-                        req.op,
-                        target.host_name,
-                        req.host,
-                        target.address,
-                        target.port
-                    );
-                    e
-                })
+                // Right before the BMC: this instance still acts (and, with Corosync, in the
+                // current fencing epoch, quorate within the lease).
+                gate.authorize()
+                    .and_then(|()| drivers.get(driver).execute(&target, &req))
+                    .map_err(|e| {
+                        tracing::error!(
+                            "power {:?} of {} ({}, BMC {}:{}) failed: {e}",
+                            req.op,
+                            target.host_name,
+                            req.host,
+                            target.address,
+                            target.port
+                        );
+                        e
+                    })
             })
             .await
             .unwrap_or_else(|e| Err(PowerError::Rejected(format!("driver panicked: {e}"))));
