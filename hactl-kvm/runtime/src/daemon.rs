@@ -17,6 +17,8 @@
 //!   rejected and the running one kept. `[core]` and `[daemon]` changes need
 //!   a restart (said in the log).
 
+mod control;
+
 use crate::activity::{self, LocalCheck, PeerSshCheck};
 use crate::clock::now_ms;
 use crate::config::{ActivityMode, DriverKind, RuntimeConfig};
@@ -31,11 +33,13 @@ use crate::secrets::Secrets;
 use cloudstack_api::inventory::{self as csinv, IdMap, MapContext};
 use cloudstack_api::types::{ClusterInfo, HostInfo, Pod, Zone};
 use cloudstack_api::{Client, ClientConfig, Credentials};
+use hactl_control::{ControlGroup, ControlServer, EventHub, PeerCred, Request, ServerConfig};
 use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, ClusterId, Coordinator, Event, HaState, HostId,
     Input, Inventory, OpRef, PowerActionOutcome, PowerReading, Record, Window,
 };
 use hactl_journal::Journal;
+use hactl_metrics::Metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +69,15 @@ pub enum DaemonError {
     /// CloudStack client could not be built.
     #[error("CloudStack client: {0}")]
     Client(#[from] cloudstack_api::Error),
+    /// The control socket could not be served.
+    #[error(transparent)]
+    ControlSocket(#[from] hactl_control::ServerError),
+    /// The control group does not exist.
+    #[error("daemon.control_group: {0}")]
+    ControlGroup(#[from] hactl_control::GroupError),
+    /// The metrics endpoint could not be served.
+    #[error(transparent)]
+    Metrics(#[from] hactl_metrics::MetricsServerError),
     /// I/O.
     #[error("{what}: {source}")]
     Io {
@@ -88,6 +101,12 @@ enum Msg {
     Census {
         cluster: ClusterId,
         samples: Vec<(HostId, Option<(u64, String)>)>,
+    },
+    /// A control-socket request, answered by the loop.
+    Control {
+        peer: PeerCred,
+        request: Request,
+        reply: control::ReplyTx,
     },
 }
 
@@ -288,6 +307,15 @@ pub struct Daemon {
     census: HashMap<ClusterId, (u64, CensusSample)>,
     census_running: HashSet<ClusterId>,
     notifier: Notifier,
+    started: Instant,
+    /// Events for the control socket (backlog and followers).
+    hub: Arc<EventHub>,
+    metrics: Arc<Metrics>,
+    sinks: control::Sinks,
+    host_side: HashMap<HostId, control::HostSide>,
+    last_compaction_unix_ms: Option<u64>,
+    /// Records in the journal file.
+    journal_records: u64,
     _lock: DirLock,
 }
 
@@ -325,6 +353,7 @@ impl Daemon {
             "quorum provider `standalone`: this coordinator has no quorum but its own; run exactly one per CloudStack (a second one on another machine would fence independently)"
         );
         let (tx, rx) = mpsc::unbounded_channel();
+        let sinks = control::Sinks::open(&cfg.events)?;
         let mut d = Daemon {
             config_path: config_path.to_path_buf(),
             power_sem: Arc::new(Semaphore::new(cfg.daemon.power_concurrency)),
@@ -351,13 +380,88 @@ impl Daemon {
             census: HashMap::new(),
             census_running: HashSet::new(),
             notifier: Notifier::from_env(),
+            started: Instant::now(),
+            hub: Arc::new(EventHub::new(hactl_control::DEFAULT_BACKLOG)),
+            metrics: Arc::new(Metrics::new()),
+            sinks,
+            host_side: HashMap::new(),
+            last_compaction_unix_ms: None,
+            journal_records: n as u64,
             _lock: lock,
         };
         d.execute(actions)?;
         let now = now_ms();
         let a = d.core.handle(now, Input::QuorumChanged { quorate: true });
         d.execute(a)?;
+        d.update_gauges();
         Ok(d)
+    }
+
+    /// Binds the control socket and the metrics endpoint and serves them
+    /// on their own tasks. Called first in [`Daemon::run`]: binding the
+    /// socket sets the process umask for a moment.
+    async fn serve_operator_interface(
+        &mut self,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
+        let path = self.cfg.daemon.control_socket.clone();
+        if let Some(dir) = path.parent() {
+            if !dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(|source| DaemonError::Io {
+                        what: format!("create the control socket's directory {}", dir.display()),
+                        source,
+                    })?;
+            }
+        }
+        let server = ControlServer::bind(ServerConfig {
+            path,
+            group: ControlGroup::by_name(&self.cfg.daemon.control_group)?,
+        })
+        .await?;
+        tracing::info!(
+            "control socket {} (root and group {})",
+            server.path().display(),
+            self.cfg.daemon.control_group
+        );
+        let port = Arc::new(control::ControlPort {
+            tx: self.tx.clone(),
+            hub: self.hub.clone(),
+        });
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = server.serve(port).await {
+                tracing::error!("control socket stopped: {e}");
+            }
+        })];
+        if !self.cfg.daemon.metrics_listen.is_empty() {
+            let addr = self
+                .cfg
+                .daemon
+                .metrics_listen
+                .parse()
+                .map_err(|e| DaemonError::Io {
+                    what: format!("daemon.metrics_listen {}", self.cfg.daemon.metrics_listen),
+                    source: std::io::Error::other(e),
+                })?;
+            let listener = hactl_metrics::bind(addr).await?;
+            tracing::info!(
+                "metrics endpoint http://{}/metrics",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            );
+            let metrics = self.metrics.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = hactl_metrics::serve(listener, metrics).await {
+                    tracing::error!("metrics endpoint stopped: {e}");
+                }
+            }));
+        }
+        Ok(tasks)
     }
 
     /// Runs until SIGTERM/SIGINT; returns after a graceful stop.
@@ -372,6 +476,7 @@ impl Daemon {
         let mut sigterm = sig(SignalKind::terminate())?;
         let mut sigint = sig(SignalKind::interrupt())?;
         let mut sighup = sig(SignalKind::hangup())?;
+        let operator_tasks = self.serve_operator_interface().await?;
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         let mut inventory_timer =
             tokio::time::interval(Duration::from_millis(self.cfg.daemon.inventory_interval_ms));
@@ -416,6 +521,13 @@ impl Daemon {
                 }
             }
         }
+        // No new control requests; the socket file goes with the server.
+        for t in &operator_tasks {
+            t.abort();
+        }
+        for t in operator_tasks {
+            let _ = t.await;
+        }
         self.shutdown().await
     }
 
@@ -448,6 +560,8 @@ impl Daemon {
         if left > 0 {
             tracing::warn!("stopped with {left} power operation(s) still running past the shutdown timeout; the journal makes the next start verify them");
         }
+        // Requests that reached the loop after the server stopped.
+        self.sinks.shutdown();
         drop(self.journal);
         drop(self.handoff_journal);
         tracing::info!("stopped; journal closed");
@@ -457,38 +571,41 @@ impl Daemon {
     fn reload(&mut self) {
         match RuntimeConfig::load(&self.config_path) {
             Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
-            Ok(new) => {
-                match Secrets::load(&new.daemon.secrets_file) {
-                    Err(e) => {
-                        tracing::error!("reload refused, keeping the running configuration: {e}")
+            Ok(new) => match Secrets::load(&new.daemon.secrets_file) {
+                Err(e) => {
+                    tracing::error!("reload refused, keeping the running configuration: {e}")
+                }
+                Ok(secrets) => {
+                    if new.core != self.cfg.core
+                        || new.daemon != self.cfg.daemon
+                        || new.events != self.cfg.events
+                    {
+                        tracing::warn!("reload: [core], [daemon] and [events] changes take effect at the next restart");
                     }
-                    Ok(secrets) => {
-                        if new.core != self.cfg.core || new.daemon != self.cfg.daemon {
-                            tracing::warn!("reload: [core] and [daemon] changes take effect at the next restart");
-                        }
-                        match client_for_check(&new, &secrets) {
-                            Err(e) => tracing::error!(
-                                "reload refused, keeping the running configuration: {e}"
-                            ),
-                            Ok(client) => {
-                                self.client = Arc::new(client);
-                                let core = self.cfg.core.clone();
-                                let daemon = self.cfg.daemon.clone();
-                                self.cfg = new;
-                                self.cfg.core = core;
-                                self.cfg.daemon = daemon;
-                                self.drivers = Arc::new(build_drivers(&self.cfg));
-                                self.secrets = secrets;
-                                tracing::info!(
-                                    "configuration reloaded from {}",
-                                    self.config_path.display()
-                                );
-                                self.spawn_inventory();
-                            }
+                    match client_for_check(&new, &secrets) {
+                        Err(e) => tracing::error!(
+                            "reload refused, keeping the running configuration: {e}"
+                        ),
+                        Ok(client) => {
+                            self.client = Arc::new(client);
+                            let core = self.cfg.core.clone();
+                            let daemon = self.cfg.daemon.clone();
+                            let events = self.cfg.events.clone();
+                            self.cfg = new;
+                            self.cfg.core = core;
+                            self.cfg.daemon = daemon;
+                            self.cfg.events = events;
+                            self.drivers = Arc::new(build_drivers(&self.cfg));
+                            self.secrets = secrets;
+                            tracing::info!(
+                                "configuration reloaded from {}",
+                                self.config_path.display()
+                            );
+                            self.spawn_inventory();
                         }
                     }
                 }
-            }
+            },
         }
     }
 
@@ -496,7 +613,20 @@ impl Daemon {
         let mut inputs = Vec::new();
         for m in msgs {
             match m {
-                Msg::Input(i) => inputs.push(i),
+                Msg::Input(i) => {
+                    self.note_input(&i);
+                    inputs.push(i)
+                }
+                Msg::Control {
+                    peer,
+                    request,
+                    reply,
+                } => {
+                    // In order: what arrived before the request is decided
+                    // first, so the answer reflects it.
+                    self.run_batch(std::mem::take(&mut inputs))?;
+                    self.on_control(peer, request, reply)?;
+                }
                 Msg::Inventory(r) => {
                     self.inventory_pending = false;
                     match r {
@@ -530,10 +660,12 @@ impl Daemon {
                             };
                             if let Some(h) = by_uuid.get(e.uuid.as_str()) {
                                 if csinv::is_listed_host(h) {
-                                    inputs.push(Input::HealthResult {
+                                    let i = Input::HealthResult {
                                         op,
                                         outcome: csinv::health_of(h),
-                                    });
+                                    };
+                                    self.note_input(&i);
+                                    inputs.push(i);
                                 }
                             }
                         }
@@ -563,14 +695,22 @@ impl Daemon {
                 }
             }
         }
-        if !inputs.is_empty() {
-            let mut out = Vec::new();
-            self.core.handle_batch(now_ms(), inputs, &mut out);
-            self.execute(out)?;
-        }
+        self.run_batch(inputs)?;
         self.reconcile_handoffs()?;
         self.resume_handoffs();
         self.maybe_compact()
+    }
+
+    /// Feeds a batch of inputs to the core and carries out its actions.
+    fn run_batch(&mut self, inputs: Vec<Input>) -> Result<(), DaemonError> {
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        self.core.handle_batch(now_ms(), inputs, &mut out);
+        self.execute(out)?;
+        self.update_gauges();
+        Ok(())
     }
 
     /// Rewrites the journal with the core's compact records once it is
@@ -583,6 +723,8 @@ impl Daemon {
         let before = self.journal.len();
         let records = self.core.compact_records(now_ms());
         self.journal.rewrite(&records)?;
+        self.journal_records = records.len() as u64;
+        self.last_compaction_unix_ms = Some(hactl_control::time::now_unix_ms());
         tracing::info!(
             "journal compacted: {before} -> {} bytes ({} records)",
             self.journal.len(),
@@ -789,7 +931,12 @@ impl Daemon {
         let mut health: BTreeMap<String, Vec<OpRef>> = BTreeMap::new();
         for a in actions {
             match a {
-                Action::Persist(r) => self.journal.append(&r)?,
+                Action::Persist(r) => {
+                    let started = Instant::now();
+                    self.journal.append(&r)?;
+                    self.metrics.observe_journal_fsync(started.elapsed());
+                    self.journal_records += 1;
+                }
                 Action::Emit(e) => self.on_event(&e)?,
                 _ if self.stopping => {}
                 Action::RunHealthCheck { op, .. } => {
@@ -820,11 +967,14 @@ impl Daemon {
         for (cluster, ops) in health {
             let client = self.client.clone();
             let tx = self.tx.clone();
+            let metrics = self.metrics.clone();
             tokio::spawn(async move {
+                let started = Instant::now();
                 let result = client
                     .list_kvm_hosts(Some(&cluster))
                     .await
                     .map_err(|e| e.to_string());
+                metrics.observe_health_check(started.elapsed());
                 let _ = tx.send(Msg::HealthRound { ops, result });
             });
         }
@@ -834,6 +984,7 @@ impl Daemon {
     fn on_event(&mut self, e: &Event) -> Result<(), DaemonError> {
         let line = serde_json::to_string(e).unwrap_or_default();
         tracing::info!(target: "hactl_event", "{line}");
+        self.publish_event(e);
         match e {
             Event::FenceConfirmed { host, .. } => {
                 if let Some(h) = self.hosts.get(host) {
@@ -969,15 +1120,32 @@ impl Daemon {
                 return;
             }
         };
+        self.side(op.host).start(match kind {
+            PowerOp::Status => "power read",
+            PowerOp::Off => "power off",
+            PowerOp::On => "power on",
+            PowerOp::Cycle => "power cycle",
+        });
         let sem = self.power_sem.clone();
         let drivers = self.drivers.clone();
         let in_flight = self.in_flight_power.clone();
+        let metrics = self.metrics.clone();
         in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let r = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                drivers.get(driver).execute(&target, &req).map_err(|e| {
+                let started = Instant::now();
+                let r = drivers.get(driver).execute(&target, &req);
+                if kind == PowerOp::Status {
+                    let reading = match &r {
+                        Ok(PowerAnswer::State(s)) => *s,
+                        Ok(PowerAnswer::Accepted) => PowerReading::Unknown,
+                        Err(e) => e.reading(),
+                    };
+                    metrics.observe_power_read(reading, started.elapsed());
+                }
+                r.map_err(|e| {
                     tracing::error!(
                         "power {:?} of {} ({}, BMC {}:{}) failed: {e}",
                         req.op,
@@ -1041,6 +1209,8 @@ impl Daemon {
         let window = Duration::from_millis(window_ms);
         let deadline = Duration::from_millis(timeout_ms);
         let sem = self.activity_sem.clone();
+        let metrics = self.metrics.clone();
+        self.side(op.host).start("activity check");
         match mode {
             ActivityMode::Local => {
                 let check = LocalCheck {
@@ -1069,6 +1239,7 @@ impl Daemon {
                                 ActivityVerdict::CannotTell(CannotTellReason::Timeout),
                                 "local check panicked".into(),
                             ));
+                    metrics.observe_activity_check(Duration::from_millis(now_ms() - from));
                     tracing::info!("activity of {} (local): {:?}: {why}", op.host, verdict);
                     let _ = tx.send(Msg::Input(Input::ActivityResult {
                         op,
@@ -1100,6 +1271,7 @@ impl Daemon {
                     let _permit = sem.acquire_owned().await;
                     let from = now_ms();
                     let (verdict, why) = activity::run_peer(&check).await;
+                    metrics.observe_activity_check(Duration::from_millis(now_ms() - from));
                     tracing::info!(
                         "activity of {} (peer {}): {:?}: {why}",
                         op.host,
