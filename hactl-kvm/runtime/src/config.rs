@@ -19,6 +19,46 @@ pub const DEFAULT_SECRETS_PATH: &str = "/etc/hactl-kvm/secrets.toml";
 /// Where the journal and its lock live by default.
 pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/hactl-kvm";
 
+/// The control socket's group by default: root's own, so that out of the
+/// box only root may use the socket; a site names its operators' group.
+pub const DEFAULT_CONTROL_GROUP: &str = "root";
+/// The events file by default.
+pub const DEFAULT_EVENTS_FILE: &str = "/var/log/hactl-kvm/events.jsonl";
+
+/// `[events]`: where the core's events go besides the control socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// The syslog datagram socket (RFC 5424, LOG_DAEMON); empty: none.
+    pub syslog_socket: String,
+    /// The JSON-lines events file; empty: none.
+    pub file: String,
+    /// Rotate the events file before it grows beyond this many bytes.
+    pub file_max_bytes: u64,
+    /// Rotated events files kept (`.1` newest).
+    pub file_keep: u32,
+    /// A program run per event with the event's JSON on stdin; empty: none.
+    pub on_event: String,
+    /// The hook's run is killed (with its process group) after this long.
+    pub on_event_timeout_ms: u64,
+    /// Events waiting for the hook before new ones are dropped (counted).
+    pub on_event_queue: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            syslog_socket: hactl_events::DEFAULT_SYSLOG_SOCKET.into(),
+            file: DEFAULT_EVENTS_FILE.into(),
+            file_max_bytes: 16 << 20,
+            file_keep: 5,
+            on_event: String::new(),
+            on_event_timeout_ms: 10_000,
+            on_event_queue: 256,
+        }
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, Error)]
 pub enum ConfigFileError {
@@ -162,6 +202,12 @@ pub struct DaemonConfig {
     /// Rewrite the journal with only the records that rebuild the current
     /// state (`Coordinator::compact_records`) when it grows beyond this.
     pub journal_compact_bytes: u64,
+    /// The control socket (`hactl-kvm status`, `hosts`, ... connect here).
+    pub control_socket: PathBuf,
+    /// Besides root, members of this group may use the control socket.
+    pub control_group: String,
+    /// The `/metrics` endpoint's address; empty: no endpoint.
+    pub metrics_listen: String,
 }
 
 impl Default for DaemonConfig {
@@ -175,6 +221,9 @@ impl Default for DaemonConfig {
             activity_concurrency: 32,
             shutdown_timeout_ms: 30_000,
             journal_compact_bytes: 16 << 20,
+            control_socket: hactl_control::DEFAULT_SOCKET.into(),
+            control_group: DEFAULT_CONTROL_GROUP.into(),
+            metrics_listen: hactl_metrics::DEFAULT_LISTEN.into(),
         }
     }
 }
@@ -388,6 +437,9 @@ pub struct RuntimeConfig {
     /// `[power]`.
     #[serde(default)]
     pub power: PowerConfig,
+    /// `[events]`.
+    #[serde(default)]
+    pub events: EventsConfig,
     /// `[[partition]]`.
     #[serde(default, rename = "partition", skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<PartitionOverride>,
@@ -482,6 +534,13 @@ impl RuntimeConfig {
                 "cluster.propose_timeout_ms",
                 self.cluster.propose_timeout_ms,
             ),
+            ("events.file_max_bytes", self.events.file_max_bytes),
+            ("events.file_keep", u64::from(self.events.file_keep)),
+            (
+                "events.on_event_timeout_ms",
+                self.events.on_event_timeout_ms,
+            ),
+            ("events.on_event_queue", self.events.on_event_queue as u64),
         ] {
             if v == 0 {
                 return Err(invalid(format!("{name} must be greater than zero")));
@@ -517,6 +576,31 @@ impl RuntimeConfig {
                 "[power] privilege {:?} is not one of user, operator, administrator",
                 self.power.privilege
             )));
+        }
+        if !self.daemon.metrics_listen.is_empty()
+            && self
+                .daemon
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(format!(
+                "daemon.metrics_listen {:?} is not an address:port (e.g. 127.0.0.1:9643; empty for no endpoint)",
+                self.daemon.metrics_listen
+            )));
+        }
+        if !self.daemon.control_socket.is_absolute() {
+            return Err(invalid(
+                "daemon.control_socket must be an absolute path".into(),
+            ));
+        }
+        if self.daemon.control_group.is_empty() {
+            return Err(invalid("daemon.control_group must name a group".into()));
+        }
+        if !self.events.on_event.is_empty() && !Path::new(&self.events.on_event).is_absolute() {
+            return Err(invalid(
+                "events.on_event must be an absolute path (it is run without a shell)".into(),
+            ));
         }
         for h in &self.hosts {
             if h.power_op_timeout_ms == Some(0) || h.quiet_period_ms == Some(0) {

@@ -76,6 +76,27 @@ impl CoreJournal {
         }
     }
 
+    /// The journal file (the replica's file in `corosync` mode).
+    pub fn path(&self) -> std::path::PathBuf {
+        match self {
+            CoreJournal::Local(j) => j.path().to_path_buf(),
+            CoreJournal::Replicated { node, .. } => node.journal_path(),
+        }
+    }
+
+    /// Every core record held, in order.
+    pub fn records(&self) -> Result<Vec<Record>, String> {
+        match self {
+            CoreJournal::Local(j) => Ok(hactl_journal::inspect::<Record>(j.path())
+                .map_err(|e| e.to_string())?
+                .records
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect()),
+            CoreJournal::Replicated { node, .. } => Ok(replicated_records(node)),
+        }
+    }
+
     /// No bytes (see [`CoreJournal::len`]).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -88,6 +109,25 @@ impl CoreJournal {
             CoreJournal::Replicated { .. } => Ok(()),
         }
     }
+}
+
+/// The core records in the replica's log, in log order.
+fn replicated_records(node: &ClusterNode) -> Vec<Record> {
+    node.log()
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EntryBody::Record { payload } => Some(payload),
+            _ => None,
+        })
+        .filter_map(|p| match serde_json::from_str::<Record>(&p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // A newer version's record: every member skips it alike.
+                tracing::error!("replicated record not readable, skipped: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// The check every power action passes right before a BMC is touched.
@@ -349,22 +389,7 @@ impl Daemon {
             RoleState::Standby => Step::Nothing,
             RoleState::Promoting { prev_epoch, since } => {
                 if s.role == ReplicaRole::Active && s.epoch > prev_epoch {
-                    let records = node
-                        .log()
-                        .into_iter()
-                        .filter_map(|e| match e.body {
-                            EntryBody::Record { payload } => Some(payload),
-                            _ => None,
-                        })
-                        .filter_map(|p| match serde_json::from_str::<Record>(&p) {
-                            Ok(r) => Some(r),
-                            Err(e) => {
-                                // A newer version's record: every member skips it alike.
-                                tracing::error!("replicated record not readable, skipped: {e}");
-                                None
-                            }
-                        })
-                        .collect();
+                    let records = replicated_records(&node);
                     Step::Activate {
                         records,
                         epoch: s.epoch,
@@ -488,7 +513,7 @@ impl Daemon {
     /// Makes this instance active or standby. Idempotent; refuses to promote a replica that is
     /// still syncing or not quorate, and says why. A Corosync promotion completes asynchronously
     /// (the group must confirm the new epoch): watch [`Daemon::role_status`].
-    pub fn set_role(&mut self, active: bool) -> Result<String, RoleError> {
+    pub fn change_role(&mut self, active: bool) -> Result<String, RoleError> {
         if self.stopping {
             return Err(RoleError::Stopping);
         }
@@ -510,15 +535,10 @@ impl Daemon {
         }
         let Some(node) = self.roles.node.clone() else {
             // Standalone: recover from the local journal with a new epoch.
-            let records = match &self.journal {
-                CoreJournal::Local(j) => hactl_journal::inspect::<Record>(j.path())
-                    .map_err(|e| RoleError::Refused(format!("cannot read the journal: {e}")))?
-                    .records
-                    .into_iter()
-                    .map(|(_, r)| r)
-                    .collect(),
-                CoreJournal::Replicated { .. } => Vec::new(),
-            };
+            let records = self
+                .journal
+                .records()
+                .map_err(|e| RoleError::Refused(format!("cannot read the journal: {e}")))?;
             self.activate(records, 0)
                 .map_err(|e| RoleError::Refused(e.to_string()))?;
             return Ok(format!(
