@@ -298,7 +298,8 @@ impl Daemon {
         request: Request,
         reply: ReplyTx,
     ) -> Result<(), DaemonError> {
-        let input = match dispatch::core_input(&self.core, &request) {
+        let by = dispatch::operator_of(peer.uid);
+        let input = match dispatch::core_input(&self.core, &request, by) {
             Ok(i) => i,
             Err(e) => {
                 let _ = reply.send(Err(e));
