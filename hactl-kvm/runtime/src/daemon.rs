@@ -21,7 +21,9 @@
 
 mod roles;
 use roles::Roles;
-pub use roles::{CoreJournal, HandoffJournal, PowerGate, RoleError, RoleStatus, StartOptions, REPLICA_FILE};
+pub use roles::{
+    CoreJournal, HandoffJournal, PowerGate, RoleError, RoleStatus, StartOptions, REPLICA_FILE,
+};
 
 mod control;
 

@@ -451,7 +451,7 @@ impl Cluster3 {
                 let Ok((len, client)) = inside.recv_from(&mut buf) else {
                     return;
                 };
-                if !upstream.contains_key(&client) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = upstream.entry(client) {
                     let Ok(up) = UdpSocket::bind("127.0.0.1:0") else {
                         continue;
                     };
@@ -467,7 +467,7 @@ impl Cluster3 {
                             let _ = reply_to.send_to(&b[..l], client);
                         }
                     });
-                    upstream.insert(client, up);
+                    slot.insert(up);
                 }
                 let _ = upstream[&client].send(&buf[..len]);
             }

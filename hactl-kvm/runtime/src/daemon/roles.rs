@@ -19,10 +19,10 @@
 use super::{Daemon, DaemonError};
 use crate::clock::now_ms;
 use crate::config::{QuorumProvider, RuntimeConfig};
-use crate::power::PowerError;
-use hactl_cluster::{ClusterNode, EntryBody, NodeConfig, Role as ReplicaRole};
 use crate::handoff::{HandoffRecord, Handoffs};
+use crate::power::PowerError;
 use cloudstack_api::inventory::IdMap;
+use hactl_cluster::{ClusterNode, EntryBody, NodeConfig, NodeError, Refusal, Role as ReplicaRole};
 use hactl_core::{Coordinator, Input, Record};
 use hactl_journal::Journal;
 use serde::Serialize;
@@ -67,11 +67,30 @@ enum SideRecord {
     Ids(IdMap),
 }
 
+/// Proposes until durable or `timeout`: a proposal refused or rejected because a view change is
+/// being synchronised (a member joined or left) is proposed again once the round closed; it was
+/// not accepted, so it is not in the log twice.
+fn propose_durable(node: &ClusterNode, payload: String, timeout: Duration) -> Result<u64, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.propose(payload.clone(), left) {
+            Ok(seq) => return Ok(seq),
+            Err(NodeError::Refused(Refusal::Syncing)) | Err(NodeError::Rejected(_))
+                if Instant::now() + Duration::from_millis(20) < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// Proposes a side record; when it is not durable the instance stops acting (the gate closes at
 /// once, the next role tick turns it standby).
 fn propose_side(node: &ClusterNode, timeout: Duration, gate: &PowerGate, rec: &SideRecord) {
     let payload = serde_json::to_string(rec).expect("side records serialise");
-    if let Err(e) = node.propose(payload, timeout) {
+    if let Err(e) = propose_durable(node, payload, timeout) {
         tracing::error!("replicated {rec:?} not durable: {e}; this instance stops acting");
         gate.set(false, 0);
     }
@@ -117,9 +136,9 @@ impl CoreJournal {
             CoreJournal::Local(j) => Ok(j.append(record)?),
             CoreJournal::Replicated { node, timeout, .. } => {
                 let payload = serde_json::to_string(record).expect("records serialise");
-                node.propose(payload, *timeout)
+                propose_durable(node, payload, *timeout)
                     .map(|_| ())
-                    .map_err(|e| DaemonError::NotDurable(e.to_string()))
+                    .map_err(DaemonError::NotDurable)
             }
         }
     }
@@ -135,7 +154,15 @@ impl CoreJournal {
 
     /// Replicates a changed id map while acting (`corosync`; standalone keeps `ids.json` only).
     pub fn replicate_ids(&self, ids: &IdMap, acting: bool) {
-        if let (CoreJournal::Replicated { node, timeout, gate }, true) = (self, acting) {
+        if let (
+            CoreJournal::Replicated {
+                node,
+                timeout,
+                gate,
+            },
+            true,
+        ) = (self, acting)
+        {
             propose_side(node, *timeout, gate, &SideRecord::Ids(ids.clone()));
         }
     }
@@ -514,7 +541,7 @@ impl Daemon {
                         replicated: Box::new(replicated(&node)),
                         epoch: s.epoch,
                     }
-                } else if s.epoch > prev_epoch {
+                } else if s.epoch > prev_epoch && s.active != Some(s.node) {
                     self.roles.state = RoleState::Standby;
                     tracing::warn!(
                         "promotion lost: epoch {} went to node {:?}",
