@@ -131,6 +131,13 @@ fn queries_answer_in_tables_and_json() {
         3,
         "{s}"
     );
+    // Each row names the CloudStack host behind the core's id.
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with(&format!("{id} "))
+                && l.contains(&format!(" {} ", w.hosts[0].name))),
+        "{s}"
+    );
     let j = json(&w.cli(&["hosts", "--state", "FAILED", "--json"]));
     assert_eq!(j["ok"]["hosts"].as_array().unwrap().len(), 0, "{j}");
 

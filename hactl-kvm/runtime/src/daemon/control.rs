@@ -258,6 +258,7 @@ impl Daemon {
             Request::Hosts { partition, state } => {
                 let mut hosts = dispatch::host_rows(&self.core, partition, state);
                 for row in &mut hosts {
+                    row.name = self.hosts.get(&row.view.id).map(|e| e.name.clone());
                     if let Some(s) = self.host_side.get(&row.view.id) {
                         row.power_read_at_unix_ms = s.power_read_at;
                         row.last_health = s.last_health;
