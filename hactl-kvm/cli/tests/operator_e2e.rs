@@ -594,6 +594,8 @@ fn ack_cap_releases_a_tripped_cap() {
     w.core = CORE
         .replace("per_partition = 3", "per_partition = 1")
         .replace("global = 3", "global = 1");
+    let port = free_port();
+    w.metrics_listen = format!("127.0.0.1:{port}");
     w.write_config("secret", 0o600);
     w.start_daemon();
     w.wait_available(6);
@@ -611,6 +613,8 @@ fn ack_cap_releases_a_tripped_cap() {
         s.contains("rate cap:     global: 1/1 fences in window - TRIPPED"),
         "{s}"
     );
+    let tripped = || samples(&scrape(port))["hactl_rate_cap_tripped{scope=\"global\"}"];
+    assert_eq!(tripped(), 1.0);
     // The first host recovers (heartbeat back, agent Up).
     let storage = w.dir.path().join("storage");
     let name0 = w.hosts[0].name.clone();
@@ -652,6 +656,11 @@ fn ack_cap_releases_a_tripped_cap() {
     );
     let cluster = j["ok"]["partitions"][0]["id"].as_u64().unwrap();
     let partition = format!("cluster-{cluster}");
+    assert_eq!(tripped(), 0.0, "global cap gauge after the ack");
+    assert_eq!(
+        samples(&scrape(port))[&format!("hactl_rate_cap_tripped{{scope=\"{partition}\"}}")],
+        1.0
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert!(w.hosts[1].bmc.events().is_empty());
     let out = w.cli(&["ack-cap", &partition, "--json"]);
@@ -661,6 +670,8 @@ fn ack_cap_releases_a_tripped_cap() {
     // Now the held fence goes out.
     let events = w.hosts[1].bmc.wait_for_events(1, Duration::from_secs(60));
     assert_eq!(events.first(), Some(&PowerEvent::Off), "log:\n{}", w.log());
+    // That fence trips the cap of 1 again, counted from the acknowledgement.
+    assert_eq!(tripped(), 1.0);
     let acks: Vec<Value> = operator_records(&w)
         .into_iter()
         .filter(|r| r["command"]["command"] == "acknowledge_rate_cap")
