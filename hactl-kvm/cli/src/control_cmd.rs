@@ -151,7 +151,6 @@ pub enum ControlCommand {
     /// that is still syncing is not promoted (the answer says why).
     ///
     /// Example: hactl-kvm role promote
-    #[command(hide = true)]
     Role {
         /// status, promote or demote.
         #[arg(value_parser = ["status", "promote", "demote"], default_value = "status")]

@@ -427,3 +427,69 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     drop(c);
     w.daemon = None;
 }
+
+/// Standalone `run --standby`: nothing is driven or powered while standby (a crashed host is not
+/// touched); `hactl-kvm role promote` recovers from the local journal with a new epoch and the
+/// crashed host is fenced then (BMC: one off, one on).
+#[test]
+fn standalone_standby_acts_only_after_promote() {
+    let mut w = World::new(3, "secret");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(w.log_path())
+        .unwrap();
+    w.daemon = Some(
+        Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+            .args(["run", "--standby", "--config"])
+            .arg(w.config_path())
+            .env("HACTL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts"),
+    );
+    w.wait_socket();
+    fn role_of(w: &World, action: &str) -> Value {
+        let out = w.cli(&["role", action, "--json"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+    let r = role_of(&w, "status");
+    assert_eq!(r["ok"]["role"], "standby", "{r}");
+    assert_eq!(r["ok"]["quorum_provider"], "standalone", "{r}");
+    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    // Long enough for an active daemon to have fenced (it takes about 10 s with these timings).
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(
+        w.hosts[0].bmc.events().is_empty(),
+        "a standby powered {name}: {:?}",
+        w.hosts[0].bmc.events()
+    );
+    assert_eq!(
+        w.count(r#""to":"AVAILABLE""#),
+        0,
+        "a standby drove the core"
+    );
+    assert_eq!(w.calls("declareHostAsDegraded", &uuid), 0);
+    let p = role_of(&w, "promote");
+    assert_eq!(p["ok"]["role"], "active", "{p}");
+    assert_eq!(
+        role_of(&w, "promote")["ok"]["epoch"],
+        p["ok"]["epoch"],
+        "idempotent"
+    );
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name}; log:\n{}",
+        w.log()
+    );
+    let d = role_of(&w, "demote");
+    assert_eq!(d["ok"]["role"], "standby", "{d}");
+    assert!(w.stop_daemon().success());
+}
