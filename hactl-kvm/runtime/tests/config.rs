@@ -61,6 +61,18 @@ fn unknown_or_bad_keys_are_refused_with_their_name() {
     let e =
         RuntimeConfig::parse(p, &format!("{base}[activity]\nmode = \"psychic\"\n")).unwrap_err();
     assert!(e.to_string().contains("mode"), "{e}");
+    let ok = RuntimeConfig::parse(p, &format!("{base}[daemon]\nquorum = \"corosync\"\n")).unwrap();
+    assert_eq!(ok.cluster.quorum_lease_ms, 2000);
+    let e = RuntimeConfig::parse(
+        p,
+        &format!("{base}[cluster]\nquorum_lease_ms = 200\npoll_interval_ms = 200\n"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cluster.poll_interval_ms"), "{e}");
+    let e = RuntimeConfig::parse(p, &format!("{base}[cluster]\ngroup = \"\"\n")).unwrap_err();
+    assert!(e.to_string().contains("cluster.group"), "{e}");
+    let e = RuntimeConfig::parse(p, &format!("{base}[cluster]\nnodes = 3\n")).unwrap_err();
+    assert!(e.to_string().contains("nodes"), "{e}");
 }
 
 #[test]
