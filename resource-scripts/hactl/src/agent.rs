@@ -120,8 +120,7 @@ impl Agent<'_> {
                     ));
                     return Outcome::ok();
                 }
-                let why = last_line(&String::from_utf8_lossy(&stderr));
-                let why = why.strip_prefix("hactl-kvm check-config: ").unwrap_or(&why);
+                let why = check_config_reason(&String::from_utf8_lossy(&stderr));
                 Outcome::fail(
                     OcfRc::ErrConfigured,
                     format!(
@@ -466,6 +465,24 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// check-config's refusal in one line: its first line without the program
+/// prefix and, for a multi-line message (a TOML error with its excerpt),
+/// the last line too.
+fn check_config_reason(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let Some(first) = lines.first() else {
+        return "no reason given".into();
+    };
+    let first = first.trim();
+    let first = first
+        .strip_prefix("hactl-kvm check-config: ")
+        .unwrap_or(first);
+    match lines.last() {
+        Some(last) if lines.len() > 1 => format!("{first}: {}", last.trim()),
+        _ => first.to_string(),
+    }
 }
 
 fn last_line(text: &str) -> String {
