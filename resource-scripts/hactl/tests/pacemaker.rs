@@ -207,7 +207,7 @@ fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
     );
     assert!(out.status.success(), "{out:?}");
     let (ok, status) = cluster.wait_for_status(Duration::from_secs(60), |s| {
-        (s.contains("Unpromoted: [ node1 ]") || s.contains("Unpromoted (target-role): [ node1 ]"))
+        s.contains("Unpromoted: [ node1 ]") || s.contains("Unpromoted (target-role): [ node1 ]")
     });
     assert!(
         ok,
