@@ -168,6 +168,8 @@ fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
         primitive.extend(op.split(' ').map(String::from));
     }
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
+    // The README's configuration: stop everything without quorum.
+    cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
     cluster.crm_configure(&args);
     cluster.crm_configure(&[
         "clone",
