@@ -103,7 +103,8 @@ PIDS+=($!)
 umask 077
 printf '[cloudstack]\nsecret_key = "%s"\n[bmc]\npassword = "secret"\n' "$SECRET" >"$WORK/secrets.toml"
 {
-  printf '[daemon]\njournal_dir = "%s"\nsecrets_file = "%s"\n' "$WORK/journal" "$WORK/secrets.toml"
+  printf '[daemon]\njournal_dir = "%s"\nsecrets_file = "%s"\ncontrol_socket = "%s"\n' "$WORK/journal" "$WORK/secrets.toml" "$WORK/control.sock"
+  printf '[events]\nsyslog_socket = ""\nfile = "%s"\n' "$WORK/events.jsonl"
   printf '[cloudstack]\nurl = "%s"\napi_key = "%s"\n' "$ENDPOINT" "$APIKEY"
   printf '[activity]\nmode = "local"\nrequire_mount = false\n[activity.mounts]\nprimary = "%s"\n' "$HB"
   printf '[power]\nusername = "admin"\n'

@@ -7,7 +7,9 @@
 
 use clap::{Args, Subcommand};
 use hactl_control::render::{self, exit_code, EXIT_UNREACHABLE, EXIT_USAGE};
-use hactl_control::{ControlClient, PowerRequest, Request, Response, Target, DEFAULT_SOCKET};
+use hactl_control::{
+    ControlClient, CoordinatorRole, PowerRequest, Request, Response, Target, DEFAULT_SOCKET,
+};
 use hactl_core::{ClusterId, HaState, HostId, RateScope};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -156,6 +158,19 @@ pub enum ControlCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// This instance's coordinator role (active or standby, fencing epoch, replica, promotion
+    /// score), or make it active (promote) or standby (demote). Both are idempotent; a replica
+    /// that is still syncing is not promoted (the answer says why).
+    ///
+    /// Example: hactl-kvm role promote
+    #[command(hide = true)]
+    Role {
+        /// status, promote or demote.
+        #[arg(value_parser = ["status", "promote", "demote"], default_value = "status")]
+        action: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn parse_id(s: &str, prefix: &str) -> Result<u32, String> {
@@ -295,6 +310,18 @@ pub fn run(cmd: ControlCommand) -> ExitCode {
         }
         ControlCommand::Enable { target, common } => (common, Request::Enable { target }),
         ControlCommand::Disable { target, common } => (common, Request::Disable { target }),
+        ControlCommand::Role { action, common } => (
+            common,
+            match action.as_str() {
+                "promote" => Request::SetRole {
+                    role: CoordinatorRole::Active,
+                },
+                "demote" => Request::SetRole {
+                    role: CoordinatorRole::Standby,
+                },
+                _ => Request::Role,
+            },
+        ),
         ControlCommand::Maintenance { host, mode, common } => (
             common,
             Request::Maintenance {

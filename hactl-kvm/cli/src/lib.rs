@@ -44,7 +44,7 @@ pub enum Command {
     /// the shared storage (SIGTERM stops it, SIGHUP reloads the configuration).
     ///
     /// Exit status: 0 after a clean stop, 1 when it cannot start or fails.
-    Run(ConfigArgs),
+    Run(RunArgs),
 
     /// Validate the configuration and secrets, reach the CloudStack API once
     /// and every BMC once (power status only) and print what was found.
@@ -77,6 +77,17 @@ pub struct ConfigArgs {
     /// The configuration file.
     #[arg(long, value_name = "FILE", default_value = "/etc/hactl-kvm/hactl.toml")]
     pub config: std::path::PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Start as standby: keep the journal, drive nothing, act on nothing
+    /// until promoted (`hactl-kvm role promote`). With quorum = "corosync"
+    /// every instance starts standby anyway.
+    #[arg(long)]
+    pub standby: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => simulate(args),
-        Command::Run(args) => run(&args.config),
+        Command::Run(args) => run(&args.config.config, args.standby),
         Command::CheckConfig(args) => check_config(&args.config),
         Command::Journal(args) => hactl_kvm_cli::journal_cmd::run(args),
         Command::Control(cmd) => hactl_kvm_cli::control_cmd::run(cmd),
@@ -194,9 +194,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime starts")
 }
 
-fn run(config: &std::path::Path) -> ExitCode {
+fn run(config: &std::path::Path, standby: bool) -> ExitCode {
     init_logging();
-    let daemon = match hactl_runtime::Daemon::start(config) {
+    let opts = hactl_runtime::daemon::StartOptions { standby };
+    let daemon = match hactl_runtime::Daemon::start_with(config, opts) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("hactl-kvm run: {e}");

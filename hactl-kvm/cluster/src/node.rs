@@ -163,6 +163,7 @@ enum Request {
 }
 
 struct Shared {
+    journal_path: PathBuf,
     replica: Mutex<Replica>,
     /// When this member last became Active (None while not Active).
     active_since: Mutex<Option<Instant>>,
@@ -227,6 +228,7 @@ impl ClusterNode {
         // Only once Corosync answered: a node that cannot run leaves no journal behind.
         let (journal, replay) = Journal::open::<Entry>(&cfg.journal)?;
         let shared = Arc::new(Shared {
+            journal_path: cfg.journal.clone(),
             replica: Mutex::new(Replica::new(me, cfg.cluster_size, replay.records)),
             active_since: Mutex::new(None),
             takeover_grace: cfg.takeover_grace,
@@ -288,6 +290,11 @@ impl ClusterNode {
             syncing: r.syncing(),
             quorate,
         }
+    }
+
+    /// The local journal file of the replicated log.
+    pub fn journal_path(&self) -> PathBuf {
+        self.shared.journal_path.clone()
     }
 
     /// The replicated log as held locally.

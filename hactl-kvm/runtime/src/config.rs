@@ -19,6 +19,46 @@ pub const DEFAULT_SECRETS_PATH: &str = "/etc/hactl-kvm/secrets.toml";
 /// Where the journal and its lock live by default.
 pub const DEFAULT_JOURNAL_DIR: &str = "/var/lib/hactl-kvm";
 
+/// The control socket's group by default: root's own, so that out of the
+/// box only root may use the socket; a site names its operators' group.
+pub const DEFAULT_CONTROL_GROUP: &str = "root";
+/// The events file by default.
+pub const DEFAULT_EVENTS_FILE: &str = "/var/log/hactl-kvm/events.jsonl";
+
+/// `[events]`: where the core's events go besides the control socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// The syslog datagram socket (RFC 5424, LOG_DAEMON); empty: none.
+    pub syslog_socket: String,
+    /// The JSON-lines events file; empty: none.
+    pub file: String,
+    /// Rotate the events file before it grows beyond this many bytes.
+    pub file_max_bytes: u64,
+    /// Rotated events files kept (`.1` newest).
+    pub file_keep: u32,
+    /// A program run per event with the event's JSON on stdin; empty: none.
+    pub on_event: String,
+    /// The hook's run is killed (with its process group) after this long.
+    pub on_event_timeout_ms: u64,
+    /// Events waiting for the hook before new ones are dropped (counted).
+    pub on_event_queue: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            syslog_socket: hactl_events::DEFAULT_SYSLOG_SOCKET.into(),
+            file: DEFAULT_EVENTS_FILE.into(),
+            file_max_bytes: 16 << 20,
+            file_keep: 5,
+            on_event: String::new(),
+            on_event_timeout_ms: 10_000,
+            on_event_queue: 256,
+        }
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, Error)]
 pub enum ConfigFileError {
@@ -72,6 +112,48 @@ pub enum ConfigFileError {
 pub enum QuorumProvider {
     /// One management node: its own quorum only (warned about at start).
     Standalone,
+    /// Two or three management nodes: votequorum decides, the core's journal
+    /// is replicated over CPG (`[cluster]`), one instance is active.
+    Corosync,
+}
+
+/// `[cluster]`: the Corosync group (used only with `quorum = "corosync"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's Corosync node id: 0 = take whatever the local Corosync
+    /// says (`cpg_local_get`); any other value is checked against it at
+    /// start (a configuration copied to the wrong node is refused).
+    pub node_id: u32,
+    /// Management nodes in the Corosync nodelist (a group view needs more
+    /// than half of them).
+    pub cluster_size: usize,
+    /// The CPG group every instance joins.
+    pub group: String,
+    /// votequorum's "quorate" is trusted this long after it was last given.
+    pub quorum_lease_ms: u64,
+    /// votequorum is asked this often (renews the lease).
+    pub poll_interval_ms: u64,
+    /// A newly active instance waits this long before any power action
+    /// (must exceed Corosync's token + consensus timeouts).
+    pub takeover_grace_ms: u64,
+    /// A journal record not durable (written by a majority) within this
+    /// long makes the active instance stop acting.
+    pub propose_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 0,
+            cluster_size: 3,
+            group: "hactl-kvm".into(),
+            quorum_lease_ms: 2_000,
+            poll_interval_ms: 200,
+            takeover_grace_ms: 4_000,
+            propose_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// How activity (is the suspect's heartbeat advancing?) is checked.
@@ -120,6 +202,12 @@ pub struct DaemonConfig {
     /// Rewrite the journal with only the records that rebuild the current
     /// state (`Coordinator::compact_records`) when it grows beyond this.
     pub journal_compact_bytes: u64,
+    /// The control socket (`hactl-kvm status`, `hosts`, ... connect here).
+    pub control_socket: PathBuf,
+    /// Besides root, members of this group may use the control socket.
+    pub control_group: String,
+    /// The `/metrics` endpoint's address; empty: no endpoint.
+    pub metrics_listen: String,
 }
 
 impl Default for DaemonConfig {
@@ -133,6 +221,9 @@ impl Default for DaemonConfig {
             activity_concurrency: 32,
             shutdown_timeout_ms: 30_000,
             journal_compact_bytes: 16 << 20,
+            control_socket: hactl_control::DEFAULT_SOCKET.into(),
+            control_group: DEFAULT_CONTROL_GROUP.into(),
+            metrics_listen: hactl_metrics::DEFAULT_LISTEN.into(),
         }
     }
 }
@@ -334,6 +425,9 @@ pub struct RuntimeConfig {
     /// `[cloudstack]`.
     #[serde(default)]
     pub cloudstack: CloudStackConfig,
+    /// `[cluster]` (quorum provider `corosync`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// `[core]`: the decision core's timing and guards.
     #[serde(default)]
     pub core: CoreConfig,
@@ -343,6 +437,9 @@ pub struct RuntimeConfig {
     /// `[power]`.
     #[serde(default)]
     pub power: PowerConfig,
+    /// `[events]`.
+    #[serde(default)]
+    pub events: EventsConfig,
     /// `[[partition]]`.
     #[serde(default, rename = "partition", skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<PartitionOverride>,
@@ -430,10 +527,35 @@ impl RuntimeConfig {
             ),
             ("activity.read_timeout_ms", self.activity.read_timeout_ms),
             ("power.retransmit_ms", self.power.retransmit_ms),
+            ("cluster.cluster_size", self.cluster.cluster_size as u64),
+            ("cluster.poll_interval_ms", self.cluster.poll_interval_ms),
+            ("cluster.takeover_grace_ms", self.cluster.takeover_grace_ms),
+            (
+                "cluster.propose_timeout_ms",
+                self.cluster.propose_timeout_ms,
+            ),
+            ("events.file_max_bytes", self.events.file_max_bytes),
+            ("events.file_keep", u64::from(self.events.file_keep)),
+            (
+                "events.on_event_timeout_ms",
+                self.events.on_event_timeout_ms,
+            ),
+            ("events.on_event_queue", self.events.on_event_queue as u64),
         ] {
             if v == 0 {
                 return Err(invalid(format!("{name} must be greater than zero")));
             }
+        }
+        if self.cluster.poll_interval_ms >= self.cluster.quorum_lease_ms {
+            return Err(invalid(format!(
+                "cluster.poll_interval_ms ({}) must be below cluster.quorum_lease_ms ({}): polling renews the lease",
+                self.cluster.poll_interval_ms, self.cluster.quorum_lease_ms
+            )));
+        }
+        if self.cluster.group.is_empty() || self.cluster.group.len() > 127 {
+            return Err(invalid(
+                "cluster.group must be 1 to 127 bytes (a CPG group name)".into(),
+            ));
         }
         let uses = |k: DriverKind| {
             self.power.driver == k || self.hosts.iter().any(|h| h.driver == Some(k))
@@ -454,6 +576,31 @@ impl RuntimeConfig {
                 "[power] privilege {:?} is not one of user, operator, administrator",
                 self.power.privilege
             )));
+        }
+        if !self.daemon.metrics_listen.is_empty()
+            && self
+                .daemon
+                .metrics_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(format!(
+                "daemon.metrics_listen {:?} is not an address:port (e.g. 127.0.0.1:9643; empty for no endpoint)",
+                self.daemon.metrics_listen
+            )));
+        }
+        if !self.daemon.control_socket.is_absolute() {
+            return Err(invalid(
+                "daemon.control_socket must be an absolute path".into(),
+            ));
+        }
+        if self.daemon.control_group.is_empty() {
+            return Err(invalid("daemon.control_group must name a group".into()));
+        }
+        if !self.events.on_event.is_empty() && !Path::new(&self.events.on_event).is_absolute() {
+            return Err(invalid(
+                "events.on_event must be an absolute path (it is run without a shell)".into(),
+            ));
         }
         for h in &self.hosts {
             if h.power_op_timeout_ms == Some(0) || h.quiet_period_ms == Some(0) {

@@ -16,6 +16,14 @@
 //! * SIGHUP: the configuration and secrets are re-read; an invalid one is
 //!   rejected and the running one kept. `[core]` and `[daemon]` changes need
 //!   a restart (said in the log).
+//! * Roles ([`roles`]): only an active instance drives the core and acts;
+//!   with `quorum = "corosync"` the core's journal is the CPG group's.
+
+mod roles;
+use roles::Roles;
+pub use roles::{CoreJournal, PowerGate, RoleError, RoleStatus, StartOptions, REPLICA_FILE};
+
+mod control;
 
 use crate::activity::{self, LocalCheck, PeerSshCheck};
 use crate::clock::now_ms;
@@ -31,11 +39,13 @@ use crate::secrets::Secrets;
 use cloudstack_api::inventory::{self as csinv, IdMap, MapContext};
 use cloudstack_api::types::{ClusterInfo, HostInfo, Pod, Zone};
 use cloudstack_api::{Client, ClientConfig, Credentials};
+use hactl_control::{ControlGroup, ControlServer, EventHub, PeerCred, Request, ServerConfig};
 use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, ClusterId, Coordinator, Event, HaState, HostId,
-    Input, Inventory, OpRef, PowerActionOutcome, PowerReading, Record, Window,
+    Input, Inventory, OpRef, PowerActionOutcome, PowerReading, Window,
 };
 use hactl_journal::Journal;
+use hactl_metrics::Metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +75,21 @@ pub enum DaemonError {
     /// CloudStack client could not be built.
     #[error("CloudStack client: {0}")]
     Client(#[from] cloudstack_api::Error),
+    /// The Corosync group could not be joined (quorum provider `corosync`).
+    #[error("corosync: {0}")]
+    Cluster(String),
+    /// A replicated journal record did not become durable in time.
+    #[error("journal record not durable in the group: {0}")]
+    NotDurable(String),
+    /// The control socket could not be served.
+    #[error(transparent)]
+    ControlSocket(#[from] hactl_control::ServerError),
+    /// The control group does not exist.
+    #[error("daemon.control_group: {0}")]
+    ControlGroup(#[from] hactl_control::GroupError),
+    /// The metrics endpoint could not be served.
+    #[error(transparent)]
+    Metrics(#[from] hactl_metrics::MetricsServerError),
     /// I/O.
     #[error("{what}: {source}")]
     Io {
@@ -88,6 +113,12 @@ enum Msg {
     Census {
         cluster: ClusterId,
         samples: Vec<(HostId, Option<(u64, String)>)>,
+    },
+    /// A control-socket request, answered by the loop.
+    Control {
+        peer: PeerCred,
+        request: Request,
+        reply: control::ReplyTx,
     },
 }
 
@@ -265,7 +296,8 @@ pub struct Daemon {
     cfg: RuntimeConfig,
     secrets: Secrets,
     core: Coordinator,
-    journal: Journal,
+    journal: CoreJournal,
+    roles: Roles,
     handoff_journal: Journal,
     handoffs: Handoffs,
     handoff_running: HashSet<String>,
@@ -288,6 +320,15 @@ pub struct Daemon {
     census: HashMap<ClusterId, (u64, CensusSample)>,
     census_running: HashSet<ClusterId>,
     notifier: Notifier,
+    started: Instant,
+    /// Events for the control socket (backlog and followers).
+    hub: Arc<EventHub>,
+    metrics: Arc<Metrics>,
+    sinks: control::Sinks,
+    host_side: HashMap<HostId, control::HostSide>,
+    last_compaction_unix_ms: Option<u64>,
+    /// Records in the journal file.
+    journal_records: u64,
     _lock: DirLock,
 }
 
@@ -296,35 +337,35 @@ impl Daemon {
     /// (with the reason) a bad configuration, a bad secrets file or a
     /// journal directory held by another daemon.
     pub fn start(config_path: &Path) -> Result<Daemon, DaemonError> {
+        Self::start_with(config_path, StartOptions::default())
+    }
+
+    /// [`Daemon::start`], as standby when told (always with `quorum = "corosync"`).
+    pub fn start_with(config_path: &Path, opts: StartOptions) -> Result<Daemon, DaemonError> {
         let cfg = RuntimeConfig::load(config_path)?;
         let secrets = Secrets::load(&cfg.daemon.secrets_file)?;
         let lock = DirLock::acquire(&cfg.daemon.journal_dir)?;
         let dir = cfg.daemon.journal_dir.clone();
-        let (journal, replay) = Journal::open::<Record>(dir.join(JOURNAL_FILE))?;
-        if let Some(t) = replay.torn_tail {
-            tracing::warn!(
-                "journal: cut off a torn last record at byte {} ({} bytes) from a crash",
-                t.offset,
-                t.bytes
-            );
-        }
+        let (roles, journal, records, act_now) = Roles::open(&cfg, &dir, opts)?;
         let (handoff_journal, hreplay) = Journal::open::<HandoffRecord>(dir.join(HANDOFF_FILE))?;
         let handoffs = Handoffs::replay(&hreplay.records);
         let ids_path = dir.join(IDS_FILE);
         let ids = load_ids(&ids_path)?;
         let client = Arc::new(client_for_check(&cfg, &secrets)?);
-        let n = replay.records.len();
-        let (core, actions) = Coordinator::recover(cfg.core.clone(), replay.records, now_ms())?;
-        tracing::info!(
-            "coordinator epoch {} started from {} journal records in {}",
-            core.epoch(),
-            n,
-            dir.display()
-        );
-        tracing::warn!(
-            "quorum provider `standalone`: this coordinator has no quorum but its own; run exactly one per CloudStack (a second one on another machine would fence independently)"
-        );
+        let n = records.len();
+        // A standby's core is never driven (and its start records never written): promotion
+        // rebuilds it from the journal.
+        let (core, actions) = Coordinator::recover(cfg.core.clone(), records, now_ms())?;
+        if act_now {
+            tracing::info!(
+                "coordinator epoch {} started from {} journal records in {}",
+                core.epoch(),
+                n,
+                dir.display()
+            );
+        }
         let (tx, rx) = mpsc::unbounded_channel();
+        let sinks = control::Sinks::open(&cfg.events)?;
         let mut d = Daemon {
             config_path: config_path.to_path_buf(),
             power_sem: Arc::new(Semaphore::new(cfg.daemon.power_concurrency)),
@@ -334,6 +375,7 @@ impl Daemon {
             secrets,
             core,
             journal,
+            roles,
             handoff_journal,
             handoffs,
             handoff_running: HashSet::new(),
@@ -351,13 +393,90 @@ impl Daemon {
             census: HashMap::new(),
             census_running: HashSet::new(),
             notifier: Notifier::from_env(),
+            started: Instant::now(),
+            hub: Arc::new(EventHub::new(hactl_control::DEFAULT_BACKLOG)),
+            metrics: Arc::new(Metrics::new()),
+            sinks,
+            host_side: HashMap::new(),
+            last_compaction_unix_ms: None,
+            journal_records: n as u64,
             _lock: lock,
         };
-        d.execute(actions)?;
-        let now = now_ms();
-        let a = d.core.handle(now, Input::QuorumChanged { quorate: true });
-        d.execute(a)?;
+        if act_now {
+            d.execute(actions)?;
+            let now = now_ms();
+            let a = d.core.handle(now, Input::QuorumChanged { quorate: true });
+            d.execute(a)?;
+        }
+        d.update_gauges();
         Ok(d)
+    }
+
+    /// Binds the control socket and the metrics endpoint and serves them
+    /// on their own tasks. Called first in [`Daemon::run`]: binding the
+    /// socket sets the process umask for a moment.
+    async fn serve_operator_interface(
+        &mut self,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, DaemonError> {
+        let path = self.cfg.daemon.control_socket.clone();
+        if let Some(dir) = path.parent() {
+            if !dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(|source| DaemonError::Io {
+                        what: format!("create the control socket's directory {}", dir.display()),
+                        source,
+                    })?;
+            }
+        }
+        let server = ControlServer::bind(ServerConfig {
+            path,
+            group: ControlGroup::by_name(&self.cfg.daemon.control_group)?,
+        })
+        .await?;
+        tracing::info!(
+            "control socket {} (root and group {})",
+            server.path().display(),
+            self.cfg.daemon.control_group
+        );
+        let port = Arc::new(control::ControlPort {
+            tx: self.tx.clone(),
+            hub: self.hub.clone(),
+        });
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = server.serve(port).await {
+                tracing::error!("control socket stopped: {e}");
+            }
+        })];
+        if !self.cfg.daemon.metrics_listen.is_empty() {
+            let addr = self
+                .cfg
+                .daemon
+                .metrics_listen
+                .parse()
+                .map_err(|e| DaemonError::Io {
+                    what: format!("daemon.metrics_listen {}", self.cfg.daemon.metrics_listen),
+                    source: std::io::Error::other(e),
+                })?;
+            let listener = hactl_metrics::bind(addr).await?;
+            tracing::info!(
+                "metrics endpoint http://{}/metrics",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            );
+            let metrics = self.metrics.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = hactl_metrics::serve(listener, metrics).await {
+                    tracing::error!("metrics endpoint stopped: {e}");
+                }
+            }));
+        }
+        Ok(tasks)
     }
 
     /// Runs until SIGTERM/SIGINT; returns after a graceful stop.
@@ -372,6 +491,7 @@ impl Daemon {
         let mut sigterm = sig(SignalKind::terminate())?;
         let mut sigint = sig(SignalKind::interrupt())?;
         let mut sighup = sig(SignalKind::hangup())?;
+        let operator_tasks = self.serve_operator_interface().await?;
         let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
         let mut inventory_timer =
             tokio::time::interval(Duration::from_millis(self.cfg.daemon.inventory_interval_ms));
@@ -381,10 +501,11 @@ impl Daemon {
         let mut quorum_renewal = tokio::time::interval(Duration::from_millis(
             (self.cfg.core.quorum_lease_ms / 3).max(100),
         ));
+        let mut role_timer = tokio::time::interval(Roles::tick_interval(&self.cfg));
         self.notifier.notify("READY=1");
         tracing::info!("ready");
         loop {
-            let sleep = match self.core.next_timeout() {
+            let sleep = match self.core.next_timeout().filter(|_| self.roles.acting()) {
                 Some(t) => Duration::from_millis(t.saturating_sub(now_ms())),
                 None => Duration::from_secs(3600),
             };
@@ -408,13 +529,21 @@ impl Daemon {
                     self.notifier.notify("WATCHDOG=1");
                 }
                 _ = inventory_timer.tick() => self.spawn_inventory(),
+                _ = role_timer.tick() => self.on_role_tick()?,
                 _ = quorum_renewal.tick() => {
-                    if self.api_ok {
+                    if self.api_ok && self.roles.renews_quorum() {
                         let a = self.core.handle(now_ms(), Input::QuorumChanged { quorate: true });
                         self.execute(a)?;
                     }
                 }
             }
+        }
+        // No new control requests; the socket file goes with the server.
+        for t in &operator_tasks {
+            t.abort();
+        }
+        for t in operator_tasks {
+            let _ = t.await;
         }
         self.shutdown().await
     }
@@ -448,6 +577,8 @@ impl Daemon {
         if left > 0 {
             tracing::warn!("stopped with {left} power operation(s) still running past the shutdown timeout; the journal makes the next start verify them");
         }
+        // Requests that reached the loop after the server stopped.
+        self.sinks.shutdown();
         drop(self.journal);
         drop(self.handoff_journal);
         tracing::info!("stopped; journal closed");
@@ -457,38 +588,41 @@ impl Daemon {
     fn reload(&mut self) {
         match RuntimeConfig::load(&self.config_path) {
             Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
-            Ok(new) => {
-                match Secrets::load(&new.daemon.secrets_file) {
-                    Err(e) => {
-                        tracing::error!("reload refused, keeping the running configuration: {e}")
+            Ok(new) => match Secrets::load(&new.daemon.secrets_file) {
+                Err(e) => {
+                    tracing::error!("reload refused, keeping the running configuration: {e}")
+                }
+                Ok(secrets) => {
+                    if new.core != self.cfg.core
+                        || new.daemon != self.cfg.daemon
+                        || new.events != self.cfg.events
+                    {
+                        tracing::warn!("reload: [core], [daemon] and [events] changes take effect at the next restart");
                     }
-                    Ok(secrets) => {
-                        if new.core != self.cfg.core || new.daemon != self.cfg.daemon {
-                            tracing::warn!("reload: [core] and [daemon] changes take effect at the next restart");
-                        }
-                        match client_for_check(&new, &secrets) {
-                            Err(e) => tracing::error!(
-                                "reload refused, keeping the running configuration: {e}"
-                            ),
-                            Ok(client) => {
-                                self.client = Arc::new(client);
-                                let core = self.cfg.core.clone();
-                                let daemon = self.cfg.daemon.clone();
-                                self.cfg = new;
-                                self.cfg.core = core;
-                                self.cfg.daemon = daemon;
-                                self.drivers = Arc::new(build_drivers(&self.cfg));
-                                self.secrets = secrets;
-                                tracing::info!(
-                                    "configuration reloaded from {}",
-                                    self.config_path.display()
-                                );
-                                self.spawn_inventory();
-                            }
+                    match client_for_check(&new, &secrets) {
+                        Err(e) => tracing::error!(
+                            "reload refused, keeping the running configuration: {e}"
+                        ),
+                        Ok(client) => {
+                            self.client = Arc::new(client);
+                            let core = self.cfg.core.clone();
+                            let daemon = self.cfg.daemon.clone();
+                            let events = self.cfg.events.clone();
+                            self.cfg = new;
+                            self.cfg.core = core;
+                            self.cfg.daemon = daemon;
+                            self.cfg.events = events;
+                            self.drivers = Arc::new(build_drivers(&self.cfg));
+                            self.secrets = secrets;
+                            tracing::info!(
+                                "configuration reloaded from {}",
+                                self.config_path.display()
+                            );
+                            self.spawn_inventory();
                         }
                     }
                 }
-            }
+            },
         }
     }
 
@@ -496,7 +630,20 @@ impl Daemon {
         let mut inputs = Vec::new();
         for m in msgs {
             match m {
-                Msg::Input(i) => inputs.push(i),
+                Msg::Input(i) => {
+                    self.note_input(&i);
+                    inputs.push(i)
+                }
+                Msg::Control {
+                    peer,
+                    request,
+                    reply,
+                } => {
+                    // In order: what arrived before the request is decided
+                    // first, so the answer reflects it.
+                    self.run_batch(std::mem::take(&mut inputs))?;
+                    self.on_control(peer, request, reply)?;
+                }
                 Msg::Inventory(r) => {
                     self.inventory_pending = false;
                     match r {
@@ -530,10 +677,12 @@ impl Daemon {
                             };
                             if let Some(h) = by_uuid.get(e.uuid.as_str()) {
                                 if csinv::is_listed_host(h) {
-                                    inputs.push(Input::HealthResult {
+                                    let i = Input::HealthResult {
                                         op,
                                         outcome: csinv::health_of(h),
-                                    });
+                                    };
+                                    self.note_input(&i);
+                                    inputs.push(i);
                                 }
                             }
                         }
@@ -563,14 +712,24 @@ impl Daemon {
                 }
             }
         }
-        if !inputs.is_empty() {
-            let mut out = Vec::new();
-            self.core.handle_batch(now_ms(), inputs, &mut out);
-            self.execute(out)?;
+        if self.roles.acting() {
+            self.run_batch(inputs)?;
         }
         self.reconcile_handoffs()?;
         self.resume_handoffs();
         self.maybe_compact()
+    }
+
+    /// Feeds a batch of inputs to the core and carries out its actions.
+    fn run_batch(&mut self, inputs: Vec<Input>) -> Result<(), DaemonError> {
+        if inputs.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        self.core.handle_batch(now_ms(), inputs, &mut out);
+        self.execute(out)?;
+        self.update_gauges();
+        Ok(())
     }
 
     /// Rewrites the journal with the core's compact records once it is
@@ -583,6 +742,8 @@ impl Daemon {
         let before = self.journal.len();
         let records = self.core.compact_records(now_ms());
         self.journal.rewrite(&records)?;
+        self.journal_records = records.len() as u64;
+        self.last_compaction_unix_ms = Some(hactl_control::time::now_unix_ms());
         tracing::info!(
             "journal compacted: {before} -> {} bytes ({} records)",
             self.journal.len(),
@@ -789,7 +950,19 @@ impl Daemon {
         let mut health: BTreeMap<String, Vec<OpRef>> = BTreeMap::new();
         for a in actions {
             match a {
-                Action::Persist(r) => self.journal.append(&r)?,
+                Action::Persist(r) => {
+                    let started = Instant::now();
+                    match self.journal.append(&r) {
+                        // Persist-before-act: nothing after a record that is not durable.
+                        Err(DaemonError::NotDurable(why)) => {
+                            self.deactivate(&why);
+                            return Ok(());
+                        }
+                        done => done?,
+                    }
+                    self.metrics.observe_journal_fsync(started.elapsed());
+                    self.journal_records += 1;
+                }
                 Action::Emit(e) => self.on_event(&e)?,
                 _ if self.stopping => {}
                 Action::RunHealthCheck { op, .. } => {
@@ -820,11 +993,14 @@ impl Daemon {
         for (cluster, ops) in health {
             let client = self.client.clone();
             let tx = self.tx.clone();
+            let metrics = self.metrics.clone();
             tokio::spawn(async move {
+                let started = Instant::now();
                 let result = client
                     .list_kvm_hosts(Some(&cluster))
                     .await
                     .map_err(|e| e.to_string());
+                metrics.observe_health_check(started.elapsed());
                 let _ = tx.send(Msg::HealthRound { ops, result });
             });
         }
@@ -834,6 +1010,7 @@ impl Daemon {
     fn on_event(&mut self, e: &Event) -> Result<(), DaemonError> {
         let line = serde_json::to_string(e).unwrap_or_default();
         tracing::info!(target: "hactl_event", "{line}");
+        self.publish_event(e);
         match e {
             Event::FenceConfirmed { host, .. } => {
                 if let Some(h) = self.hosts.get(host) {
@@ -891,7 +1068,7 @@ impl Daemon {
 
     /// Starts a task for every owed hand-off step that has none running.
     fn resume_handoffs(&mut self) {
-        if self.stopping {
+        if self.stopping || !self.roles.acting() {
             return;
         }
         let owed: Vec<(String, HandoffState)> = self
@@ -969,15 +1146,37 @@ impl Daemon {
                 return;
             }
         };
+        self.side(op.host).start(match kind {
+            PowerOp::Status => "power read",
+            PowerOp::Off => "power off",
+            PowerOp::On => "power on",
+            PowerOp::Cycle => "power cycle",
+        });
         let sem = self.power_sem.clone();
         let drivers = self.drivers.clone();
+        let gate = self.roles.gate();
         let in_flight = self.in_flight_power.clone();
+        let metrics = self.metrics.clone();
         in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let r = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                drivers.get(driver).execute(&target, &req).map_err(|e| {
+                let started = Instant::now();
+                // Right before the BMC: this instance still acts (and, with Corosync, in the
+                // current fencing epoch, quorate within the lease).
+                let r = gate
+                    .authorize()
+                    .and_then(|()| drivers.get(driver).execute(&target, &req));
+                if kind == PowerOp::Status {
+                    let reading = match &r {
+                        Ok(PowerAnswer::State(s)) => *s,
+                        Ok(PowerAnswer::Accepted) => PowerReading::Unknown,
+                        Err(e) => e.reading(),
+                    };
+                    metrics.observe_power_read(reading, started.elapsed());
+                }
+                r.map_err(|e| {
                     tracing::error!(
                         "power {:?} of {} ({}, BMC {}:{}) failed: {e}",
                         req.op,
@@ -1041,6 +1240,8 @@ impl Daemon {
         let window = Duration::from_millis(window_ms);
         let deadline = Duration::from_millis(timeout_ms);
         let sem = self.activity_sem.clone();
+        let metrics = self.metrics.clone();
+        self.side(op.host).start("activity check");
         match mode {
             ActivityMode::Local => {
                 let check = LocalCheck {
@@ -1069,6 +1270,7 @@ impl Daemon {
                                 ActivityVerdict::CannotTell(CannotTellReason::Timeout),
                                 "local check panicked".into(),
                             ));
+                    metrics.observe_activity_check(Duration::from_millis(now_ms() - from));
                     tracing::info!("activity of {} (local): {:?}: {why}", op.host, verdict);
                     let _ = tx.send(Msg::Input(Input::ActivityResult {
                         op,
@@ -1100,6 +1302,7 @@ impl Daemon {
                     let _permit = sem.acquire_owned().await;
                     let from = now_ms();
                     let (verdict, why) = activity::run_peer(&check).await;
+                    metrics.observe_activity_check(Duration::from_millis(now_ms() - from));
                     tracing::info!(
                         "activity of {} (peer {}): {:?}: {why}",
                         op.host,

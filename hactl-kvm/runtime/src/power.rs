@@ -124,6 +124,10 @@ pub enum PowerError {
     /// The driver is not configured for this host.
     #[error("power driver not configured: {0}")]
     Config(String),
+    /// This instance may not act now (standby, not quorate, stale fencing
+    /// epoch, take-over grace): checked right before the BMC is touched.
+    #[error("power action not authorized: {0}")]
+    NotAuthorized(String),
 }
 
 impl PowerError {
@@ -132,7 +136,9 @@ impl PowerError {
         match self {
             PowerError::Unreachable(_) | PowerError::Config(_) => PowerFailure::Unreachable,
             PowerError::AuthFailed(_) => PowerFailure::AuthFailed,
-            PowerError::Rejected(_) | PowerError::StaleEpoch { .. } => PowerFailure::Rejected,
+            PowerError::Rejected(_)
+            | PowerError::StaleEpoch { .. }
+            | PowerError::NotAuthorized(_) => PowerFailure::Rejected,
             PowerError::Timeout(_) => PowerFailure::Timeout,
         }
     }

@@ -1,0 +1,574 @@
+//! Coordinator roles: which `hactl-kvm run` instance drives the core and may act.
+//!
+//! * `standalone` (default): the instance is active from the start, its journal is a local file;
+//!   exactly as before roles existed. With `run --standby` it starts standby (the core is not
+//!   driven, nothing acts) until promoted: promote = recover the core from the local journal (a
+//!   new coordinator epoch, the startup grace) and act; demote = stop acting.
+//! * `corosync`: every instance starts standby and joins the CPG group of `[cluster]` through
+//!   `hactl_cluster::ClusterNode`, which keeps its replica of the group's journal. Promote = claim
+//!   a new fencing epoch in the group, then (once the group confirmed it) recover the core from the
+//!   replica and act; the core's `Persist` records go through `ClusterNode::propose` and count as
+//!   done only once durable (delivered back through CPG and written by a majority). Demote, a lost
+//!   epoch or a record that did not become durable = stop acting.
+//!
+//! Whatever the mode, every power action passes [`PowerGate::authorize`] right before the driver
+//! touches a BMC: this instance is acting and, with Corosync, `ClusterNode::authorize_power` of
+//! the fencing epoch it was promoted in (active in the replica, quorate within the lease, majority
+//! view, no sync round open, take-over grace over).
+
+use super::{Daemon, DaemonError};
+use crate::clock::now_ms;
+use crate::config::{QuorumProvider, RuntimeConfig};
+use crate::power::PowerError;
+use hactl_cluster::{ClusterNode, EntryBody, NodeConfig, Role as ReplicaRole};
+use hactl_core::{Coordinator, Input, Record};
+use hactl_journal::Journal;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The replicated journal's file in the journal directory (`corosync` mode).
+pub const REPLICA_FILE: &str = "replica.journal";
+
+/// How `hactl-kvm run` was told to start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Start as standby (always so with `quorum = "corosync"`).
+    pub standby: bool,
+}
+
+/// Where the core's journal records go.
+pub enum CoreJournal {
+    /// A local file (`standalone`).
+    Local(Journal),
+    /// The CPG group's replicated journal (`corosync`).
+    Replicated {
+        /// The group member.
+        node: Arc<ClusterNode>,
+        /// How long a record may take to become durable.
+        timeout: Duration,
+    },
+}
+
+impl CoreJournal {
+    /// Appends a record: fsync'ed locally, or durable in the group. A replicated record that is
+    /// not durable in time is [`DaemonError::NotDurable`]: the caller stops acting.
+    pub fn append(&mut self, record: &Record) -> Result<(), DaemonError> {
+        match self {
+            CoreJournal::Local(j) => Ok(j.append(record)?),
+            CoreJournal::Replicated { node, timeout } => {
+                let payload = serde_json::to_string(record).expect("records serialise");
+                node.propose(payload, *timeout)
+                    .map(|_| ())
+                    .map_err(|e| DaemonError::NotDurable(e.to_string()))
+            }
+        }
+    }
+
+    /// Bytes in the local file; 0 for the replicated journal (it is not compacted: compaction of
+    /// the replicated log is not built yet).
+    pub fn len(&self) -> u64 {
+        match self {
+            CoreJournal::Local(j) => j.len(),
+            CoreJournal::Replicated { .. } => 0,
+        }
+    }
+
+    /// The journal file (the replica's file in `corosync` mode).
+    pub fn path(&self) -> std::path::PathBuf {
+        match self {
+            CoreJournal::Local(j) => j.path().to_path_buf(),
+            CoreJournal::Replicated { node, .. } => node.journal_path(),
+        }
+    }
+
+    /// Every core record held, in order.
+    pub fn records(&self) -> Result<Vec<Record>, String> {
+        match self {
+            CoreJournal::Local(j) => Ok(hactl_journal::inspect::<Record>(j.path())
+                .map_err(|e| e.to_string())?
+                .records
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect()),
+            CoreJournal::Replicated { node, .. } => Ok(replicated_records(node)),
+        }
+    }
+
+    /// No bytes (see [`CoreJournal::len`]).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the local file's records (compaction); nothing for the replicated journal.
+    pub fn rewrite(&mut self, records: &[Record]) -> Result<(), DaemonError> {
+        match self {
+            CoreJournal::Local(j) => Ok(j.rewrite(records)?),
+            CoreJournal::Replicated { .. } => Ok(()),
+        }
+    }
+}
+
+/// The core records in the replica's log, in log order.
+fn replicated_records(node: &ClusterNode) -> Vec<Record> {
+    node.log()
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EntryBody::Record { payload } => Some(payload),
+            _ => None,
+        })
+        .filter_map(|p| match serde_json::from_str::<Record>(&p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // A newer version's record: every member skips it alike.
+                tracing::error!("replicated record not readable, skipped: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The check every power action passes right before a BMC is touched.
+#[derive(Default)]
+pub struct PowerGate {
+    acting: AtomicBool,
+    /// The fencing epoch this instance was promoted in (`corosync` only).
+    epoch: AtomicU64,
+    node: Option<Arc<ClusterNode>>,
+}
+
+impl PowerGate {
+    /// Passes only while this instance acts, and with Corosync only what
+    /// `ClusterNode::authorize_power` passes for the epoch it acts in.
+    pub fn authorize(&self) -> Result<(), PowerError> {
+        if !self.acting.load(Ordering::SeqCst) {
+            return Err(PowerError::NotAuthorized(
+                "this coordinator instance is standby".into(),
+            ));
+        }
+        if let Some(node) = &self.node {
+            node.authorize_power(self.epoch.load(Ordering::SeqCst))
+                .map_err(|r| PowerError::NotAuthorized(r.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn set(&self, acting: bool, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+        self.acting.store(acting, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoleState {
+    Standby,
+    /// A claim was multicast; waiting for the group to confirm an epoch above `prev_epoch`.
+    Promoting {
+        prev_epoch: u64,
+        since: Instant,
+    },
+    /// Drives the core (in fencing epoch `epoch` with Corosync; 0 standalone).
+    Active {
+        epoch: u64,
+    },
+}
+
+/// This instance's role and its quorum provider.
+pub struct Roles {
+    node: Option<Arc<ClusterNode>>,
+    gate: Arc<PowerGate>,
+    state: RoleState,
+    promote_timeout: Duration,
+    /// Whether the power gate passed at the last role tick (logs the moment it stops).
+    could_act: bool,
+    last_quorate: bool,
+}
+
+/// What a role report says (the control socket's `Role` answer is built from it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleStatus {
+    /// `active` or `standby` (a promotion under way is still standby).
+    pub active: bool,
+    /// `standalone` or `corosync`.
+    pub quorum_provider: &'static str,
+    /// Quorate now (Corosync: within the lease; standalone: the API answers).
+    pub quorate: bool,
+    /// The fencing epoch (Corosync: the group's; standalone: the core's).
+    pub epoch: u64,
+    /// Records held (the replica's head; standalone: 0).
+    pub journal_head: u64,
+    /// Records written by a majority (standalone: 0).
+    pub journal_committed: u64,
+    /// False while the replica is joining or a sync round is open.
+    pub in_sync: bool,
+    /// The promotion score for Pacemaker (0 = never promote this one).
+    pub promotion_score: i64,
+    /// Whether a power action would pass the gate now.
+    pub may_act: bool,
+    /// The node the group names active (Corosync).
+    pub active_node: Option<u32>,
+    /// This node's Corosync node id (Corosync).
+    pub node_id: Option<u32>,
+}
+
+/// Why a role change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    /// The replica is still catching up.
+    #[error("not promoted: the journal replica is still syncing (state transfer or sync round under way); try again when in_sync is true")]
+    Syncing,
+    /// No quorum.
+    #[error("not promoted: not quorate ({0})")]
+    NotQuorate(String),
+    /// The group refused or did not answer.
+    #[error("not promoted: {0}")]
+    Refused(String),
+    /// The daemon is stopping.
+    #[error("the daemon is stopping")]
+    Stopping,
+}
+
+impl Roles {
+    /// Opens the core's journal for the configured provider. Returns the roles, the journal, the
+    /// records to rebuild the core from and whether to act at once.
+    pub(super) fn open(
+        cfg: &RuntimeConfig,
+        dir: &Path,
+        opts: StartOptions,
+    ) -> Result<(Roles, CoreJournal, Vec<Record>, bool), DaemonError> {
+        match cfg.daemon.quorum {
+            QuorumProvider::Standalone => {
+                let (journal, replay) = Journal::open::<Record>(dir.join(super::JOURNAL_FILE))?;
+                if let Some(t) = replay.torn_tail {
+                    tracing::warn!(
+                        "journal: cut off a torn last record at byte {} ({} bytes) from a crash",
+                        t.offset,
+                        t.bytes
+                    );
+                }
+                tracing::warn!(
+                    "quorum provider `standalone`: this coordinator has no quorum but its own; run exactly one per CloudStack (a second one on another machine would fence independently)"
+                );
+                let act = !opts.standby;
+                let gate = Arc::new(PowerGate::default());
+                gate.set(act, 0);
+                let roles = Roles {
+                    node: None,
+                    gate,
+                    state: if act {
+                        RoleState::Active { epoch: 0 }
+                    } else {
+                        RoleState::Standby
+                    },
+                    promote_timeout: Duration::from_secs(10),
+                    could_act: act,
+                    last_quorate: true,
+                };
+                if !act {
+                    tracing::warn!("started as standby: the core is not driven and nothing acts until promoted");
+                }
+                Ok((roles, CoreJournal::Local(journal), replay.records, act))
+            }
+            QuorumProvider::Corosync => {
+                let c = &cfg.cluster;
+                let node = ClusterNode::start(NodeConfig {
+                    group: c.group.clone(),
+                    journal: dir.join(REPLICA_FILE),
+                    cluster_size: c.cluster_size,
+                    quorum_lease: Duration::from_millis(c.quorum_lease_ms),
+                    poll_interval: Duration::from_millis(c.poll_interval_ms),
+                    takeover_grace: Duration::from_millis(c.takeover_grace_ms),
+                })
+                .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+                let me = node.status().node;
+                if c.node_id != 0 && c.node_id != me {
+                    return Err(DaemonError::Cluster(format!(
+                        "[cluster] node_id is {} but the local Corosync says this node is {me}",
+                        c.node_id
+                    )));
+                }
+                tracing::info!(
+                    "quorum provider `corosync`: node {me} of {}, CPG group {:?}; standby until promoted",
+                    c.cluster_size,
+                    c.group
+                );
+                let node = Arc::new(node);
+                let gate = Arc::new(PowerGate {
+                    node: Some(node.clone()),
+                    ..PowerGate::default()
+                });
+                let roles = Roles {
+                    node: Some(node.clone()),
+                    gate,
+                    state: RoleState::Standby,
+                    promote_timeout: Duration::from_millis(c.propose_timeout_ms.max(1000) * 2),
+                    could_act: false,
+                    last_quorate: false,
+                };
+                let journal = CoreJournal::Replicated {
+                    node,
+                    timeout: Duration::from_millis(c.propose_timeout_ms),
+                };
+                Ok((roles, journal, Vec::new(), false))
+            }
+        }
+    }
+
+    /// Whether this instance drives the core now.
+    pub fn acting(&self) -> bool {
+        matches!(self.state, RoleState::Active { .. })
+    }
+
+    /// The gate the power tasks check.
+    pub fn gate(&self) -> Arc<PowerGate> {
+        self.gate.clone()
+    }
+
+    /// Whether the provider says quorate (standalone: always; the API check is the daemon's).
+    fn provider_quorate(&self) -> bool {
+        self.node.as_ref().map_or(true, |n| n.status().quorate)
+    }
+
+    /// Whether the core's quorum lease is to be renewed now: acting and quorate.
+    pub fn renews_quorum(&self) -> bool {
+        self.acting() && self.provider_quorate()
+    }
+
+    /// How often the daemon runs [`Daemon::on_role_tick`].
+    pub fn tick_interval(cfg: &RuntimeConfig) -> Duration {
+        Duration::from_millis(cfg.cluster.poll_interval_ms.clamp(50, 1000))
+    }
+}
+
+/// What a tick decided.
+enum Step {
+    Nothing,
+    Activate { records: Vec<Record>, epoch: u64 },
+    Deactivate(String),
+}
+
+impl Daemon {
+    /// Called every [`Roles::tick_interval`]: completes a promotion the group confirmed, stops
+    /// acting when the group moved on, and turns a lost quorum into a core input at once.
+    pub(super) fn on_role_tick(&mut self) -> Result<(), DaemonError> {
+        let step = self.role_step();
+        match step {
+            Step::Nothing => {}
+            Step::Activate { records, epoch } => self.activate(records, epoch)?,
+            Step::Deactivate(why) => self.deactivate(&why),
+        }
+        if self.roles.acting() {
+            let quorate = self.api_ok && self.roles.provider_quorate();
+            if quorate != self.roles.last_quorate {
+                self.roles.last_quorate = quorate;
+                if !quorate {
+                    tracing::warn!("quorum lost: the core stops fencing");
+                }
+                let a = self.core.handle(now_ms(), Input::QuorumChanged { quorate });
+                self.execute(a)?;
+            }
+            let can = self.roles.gate.authorize();
+            match (&can, self.roles.could_act) {
+                (Err(e), true) => tracing::warn!("power actions stopped: {e}"),
+                (Ok(()), false) => tracing::info!("power actions allowed"),
+                _ => {}
+            }
+            self.roles.could_act = can.is_ok();
+        }
+        Ok(())
+    }
+
+    fn role_step(&mut self) -> Step {
+        let Some(node) = self.roles.node.clone() else {
+            return Step::Nothing;
+        };
+        let s = node.status();
+        match self.roles.state {
+            RoleState::Standby => Step::Nothing,
+            RoleState::Promoting { prev_epoch, since } => {
+                if s.role == ReplicaRole::Active && s.epoch > prev_epoch {
+                    let records = replicated_records(&node);
+                    Step::Activate {
+                        records,
+                        epoch: s.epoch,
+                    }
+                } else if s.epoch > prev_epoch {
+                    self.roles.state = RoleState::Standby;
+                    tracing::warn!(
+                        "promotion lost: epoch {} went to node {:?}",
+                        s.epoch,
+                        s.active
+                    );
+                    Step::Nothing
+                } else if since.elapsed() > self.roles.promote_timeout {
+                    self.roles.state = RoleState::Standby;
+                    tracing::warn!(
+                        "promotion not confirmed by the group within {:?}; still standby",
+                        self.roles.promote_timeout
+                    );
+                    Step::Nothing
+                } else {
+                    Step::Nothing
+                }
+            }
+            RoleState::Active { epoch } => {
+                if s.role != ReplicaRole::Active || s.epoch != epoch {
+                    Step::Deactivate(format!(
+                        "the group is in fencing epoch {} with node {:?} active (this node was active in {epoch}; its replica role is {:?})",
+                        s.epoch, s.active, s.role
+                    ))
+                } else {
+                    Step::Nothing
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the core from `records` (a new coordinator epoch, the startup grace) and acts.
+    fn activate(&mut self, records: Vec<Record>, fencing_epoch: u64) -> Result<(), DaemonError> {
+        let n = records.len();
+        let (core, actions) = Coordinator::recover(self.cfg.core.clone(), records, now_ms())?;
+        self.core = core;
+        // The new core learns the inventory from scratch; heartbeat censuses start over.
+        self.inventory = None;
+        self.census.clear();
+        self.roles.state = RoleState::Active {
+            epoch: fencing_epoch,
+        };
+        self.roles.gate.set(true, fencing_epoch);
+        self.roles.could_act = false;
+        tracing::warn!(
+            "active: coordinator epoch {} recovered from {n} journal records (fencing epoch {fencing_epoch}); startup grace {} ms before any fence",
+            self.core.epoch(),
+            self.cfg.core.startup_grace_ms
+        );
+        self.execute(actions)?;
+        if self.roles.acting() {
+            let quorate = self.api_ok && self.roles.provider_quorate();
+            self.roles.last_quorate = quorate;
+            let a = self.core.handle(now_ms(), Input::QuorumChanged { quorate });
+            self.execute(a)?;
+            self.spawn_inventory();
+        }
+        Ok(())
+    }
+
+    /// Stops acting: no core input, no power action passes the gate from now on. In-flight
+    /// operations' results are dropped; a later promotion rebuilds the core from the journal.
+    pub(super) fn deactivate(&mut self, why: &str) {
+        if !self.roles.acting() {
+            return;
+        }
+        self.roles.gate.set(false, 0);
+        self.roles.state = RoleState::Standby;
+        self.roles.could_act = false;
+        tracing::warn!("standby: {why}; no power action from now on");
+    }
+
+    /// Where this instance stands.
+    pub fn role_status(&self) -> RoleStatus {
+        let may_act = self.roles.acting() && self.roles.gate.authorize().is_ok();
+        let active = self.roles.acting();
+        match &self.roles.node {
+            None => RoleStatus {
+                active,
+                quorum_provider: "standalone",
+                quorate: self.api_ok,
+                epoch: u64::from(self.core.epoch()),
+                journal_head: 0,
+                journal_committed: 0,
+                in_sync: true,
+                promotion_score: if active { 1010 } else { 1000 },
+                may_act,
+                active_node: None,
+                node_id: None,
+            },
+            Some(node) => {
+                let s = node.status();
+                let in_sync = s.role != ReplicaRole::Joining && !s.syncing;
+                RoleStatus {
+                    active,
+                    quorum_provider: "corosync",
+                    quorate: s.quorate,
+                    epoch: s.epoch,
+                    journal_head: s.head,
+                    journal_committed: s.committed,
+                    in_sync,
+                    // Members in sync hold the same log; keep the active where it is.
+                    promotion_score: match (in_sync, active) {
+                        (false, _) => 0,
+                        (true, true) => 1010,
+                        (true, false) => 1000,
+                    },
+                    may_act,
+                    active_node: s.active,
+                    node_id: Some(s.node),
+                }
+            }
+        }
+    }
+
+    /// Makes this instance active or standby. Idempotent; refuses to promote a replica that is
+    /// still syncing or not quorate, and says why. A Corosync promotion completes asynchronously
+    /// (the group must confirm the new epoch): watch [`Daemon::role_status`].
+    pub fn change_role(&mut self, active: bool) -> Result<String, RoleError> {
+        if self.stopping {
+            return Err(RoleError::Stopping);
+        }
+        if !active {
+            if !self.roles.acting() {
+                if matches!(self.roles.state, RoleState::Promoting { .. }) {
+                    self.roles.state = RoleState::Standby;
+                    return Ok("promotion abandoned; standby".into());
+                }
+                return Ok("already standby".into());
+            }
+            self.deactivate("demoted by request");
+            return Ok("demoted: standby, no power action from now on".into());
+        }
+        match self.roles.state {
+            RoleState::Active { .. } => return Ok("already active".into()),
+            RoleState::Promoting { .. } => return Ok("promotion under way".into()),
+            RoleState::Standby => {}
+        }
+        let Some(node) = self.roles.node.clone() else {
+            // Standalone: recover from the local journal with a new epoch.
+            let records = self
+                .journal
+                .records()
+                .map_err(|e| RoleError::Refused(format!("cannot read the journal: {e}")))?;
+            self.activate(records, 0)
+                .map_err(|e| RoleError::Refused(e.to_string()))?;
+            return Ok(format!(
+                "promoted: active in coordinator epoch {}",
+                self.core.epoch()
+            ));
+        };
+        let s = node.status();
+        if s.role == ReplicaRole::Joining || s.syncing {
+            return Err(RoleError::Syncing);
+        }
+        if !s.quorate {
+            return Err(RoleError::NotQuorate(format!(
+                "votequorum partition {:?}",
+                s.quorum_members
+            )));
+        }
+        node.promote(self.roles.promote_timeout)
+            .map_err(|e| RoleError::Refused(e.to_string()))?;
+        self.roles.state = RoleState::Promoting {
+            prev_epoch: s.epoch,
+            since: Instant::now(),
+        };
+        tracing::info!(
+            "promotion requested: claiming fencing epoch {}",
+            s.epoch + 1
+        );
+        Ok(format!(
+            "promotion under way: claiming fencing epoch {}",
+            s.epoch + 1
+        ))
+    }
+}
