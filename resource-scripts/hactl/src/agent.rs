@@ -378,7 +378,20 @@ impl Agent<'_> {
             }
             Err(o) => return o,
         }
-        match control::set_role(&p.socket, role, self.deadline()) {
+        // A Corosync promotion completes asynchronously (the group must
+        // confirm the new epoch): an accepted SetRole is followed by Role
+        // until the daemon reports the role or the deadline passes.
+        let answer = control::set_role(&p.socket, role, self.deadline()).and_then(|r| {
+            let mut r = r;
+            while r.role != role && Instant::now() + START_POLL < self.deadline() {
+                std::thread::sleep(START_POLL);
+                let changed = r.changed.take();
+                r = control::role(&p.socket, self.deadline())?;
+                r.changed = r.changed.or(changed);
+            }
+            Ok(r)
+        });
+        match answer {
             Ok(r) if r.role == role => {
                 self.log.info(&format!(
                     "{action}: now {:?}, epoch {}{}",
@@ -390,7 +403,11 @@ impl Agent<'_> {
             }
             Ok(r) => Outcome::fail(
                 OcfRc::ErrGeneric,
-                format!("{action}: the daemon answered but is still {:?}", r.role),
+                format!(
+                    "{action}: the daemon accepted but is still {:?} after {} ms",
+                    r.role,
+                    self.env.work_budget().as_millis()
+                ),
             ),
             Err(RoleError::Refused(e)) => Outcome::fail(
                 OcfRc::ErrGeneric,

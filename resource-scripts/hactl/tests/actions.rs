@@ -122,6 +122,31 @@ fn a_refused_promotion_fails_with_the_daemons_reason() {
 }
 
 #[test]
+fn a_promotion_completing_later_is_awaited_within_the_deadline() {
+    // Accepted at once, active 800 ms later (a Corosync promotion).
+    let f = Fixture::new("promote_delay_ms = 800");
+    assert_eq!(f.start().rc, 0);
+    let p = f.action("promote", None, 20_000);
+    assert_eq!(p.rc, 0, "{p:?}");
+    assert_eq!(role_of(&f.socket()).unwrap().role, Active);
+    assert_eq!(f.monitor().rc, 8);
+
+    // One that does not complete within the operation's deadline fails.
+    let g = Fixture::new("promote_delay_ms = 60000");
+    assert_eq!(g.start().rc, 0);
+    let p = g.action("promote", None, 3_000);
+    assert_eq!(p.rc, 1, "{p:?}");
+    assert!(p.took < Duration::from_secs(3), "{:?}", p.took);
+    assert!(
+        p.exit_reason()
+            .unwrap()
+            .starts_with("promote: the daemon accepted but is still Standby after"),
+        "{p:?}"
+    );
+    assert_eq!(g.monitor().rc, 0);
+}
+
+#[test]
 fn a_stuck_daemon_fails_monitor_in_time_and_stop_kills_it() {
     let f = Fixture::new("");
     assert_eq!(f.start().rc, 0);

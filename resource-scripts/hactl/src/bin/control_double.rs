@@ -7,7 +7,9 @@
 //! FILE holds `key = value` lines: `socket` (required), `promotion_score`
 //! (default 10), `in_sync` (default true), `refuse_promote` (a reason: every
 //! promotion is refused with it), `fail_start` (print it and exit 1 at
-//! once), `ignore_sigterm` (true: only SIGKILL ends it).
+//! once), `ignore_sigterm` (true: only SIGKILL ends it), `promote_delay_ms`
+//! (a promotion is accepted at once but completes that much later, as a
+//! Corosync promotion waits for the group to confirm the new epoch).
 //! Every SetRole it receives is appended to `<socket>.requests`, the
 //! tests' ground truth of what the agent asked.
 
@@ -23,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 struct Double {
-    role: Mutex<CoordinatorRole>,
+    role: Arc<Mutex<CoordinatorRole>>,
+    promote_delay_ms: u64,
     epoch: Mutex<u64>,
     score: i64,
     in_sync: bool,
@@ -62,6 +65,15 @@ impl Double {
             }
         }
         let mut role = self.role.lock().unwrap();
+        if want == CoordinatorRole::Active && *role != want && self.promote_delay_ms > 0 {
+            let (shared, delay) = (self.role.clone(), self.promote_delay_ms);
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(delay));
+                *shared.lock().unwrap() = CoordinatorRole::Active;
+            });
+            drop(role);
+            return Ok(Reply::Role(self.report(Some("promotion pending".into()))));
+        }
         let changed = if *role == want {
             None
         } else {
@@ -161,11 +173,15 @@ fn serve(cfg: HashMap<String, String>, standby: bool) {
     }
     let socket = PathBuf::from(&cfg["socket"]);
     let double = Arc::new(Double {
-        role: Mutex::new(if standby {
+        role: Arc::new(Mutex::new(if standby {
             CoordinatorRole::Standby
         } else {
             CoordinatorRole::Active
-        }),
+        })),
+        promote_delay_ms: cfg
+            .get("promote_delay_ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         epoch: Mutex::new(1),
         score: cfg
             .get("promotion_score")
