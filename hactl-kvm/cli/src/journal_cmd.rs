@@ -162,6 +162,7 @@ fn record_host(r: &Record) -> Option<HostId> {
         | Record::FenceIssued { host, .. }
         | Record::FenceResolved { host, .. }
         | Record::PowerOnOwed { host, .. } => Some(*host),
+        Record::OperatorCommand { command, .. } => hactl_control::dispatch::command_host(command),
         _ => None,
     }
 }

@@ -2,7 +2,9 @@
 //! decision core and journal (the daemon's side built from
 //! `hactl_control::dispatch`), the journal file as ground truth.
 
-use hactl_control::dispatch::{core_input, host_history, host_rows, outcome, status_report};
+use hactl_control::dispatch::{
+    core_input, host_history, host_rows, operator_of, outcome, status_report,
+};
 use hactl_control::{
     ControlError, ControlGroup, ControlHandler, ControlServer, EventHub, EventRecord,
     JournalStatus, PeerCred, Reply, Request, ServerConfig,
@@ -55,7 +57,7 @@ impl Daemon {
 }
 
 impl ControlHandler for Daemon {
-    async fn handle(&self, _: PeerCred, request: Request) -> Result<Reply, ControlError> {
+    async fn handle(&self, peer: PeerCred, request: Request) -> Result<Reply, ControlError> {
         match &request {
             Request::Status => Ok(Reply::Status(status_report(
                 &self.core.lock().unwrap(),
@@ -74,7 +76,8 @@ impl ControlHandler for Daemon {
                 Ok(Reply::HostHistory(host_history(&self.records(), *host)))
             }
             _ => {
-                let input = core_input(&self.core.lock().unwrap(), &request)?;
+                let input =
+                    core_input(&self.core.lock().unwrap(), &request, operator_of(peer.uid))?;
                 let actions = self.feed(input);
                 outcome(&request, &actions)
             }
@@ -213,14 +216,27 @@ async fn operator_subcommands_against_a_real_core() {
 
     let o = hactl(&sock, &["ack-cap"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let records = daemon.records();
     assert!(matches!(
-        daemon.records().last().unwrap(),
+        records.last().unwrap(),
         Record::RateCapAcknowledged { .. }
     ));
+    // Who ran it, journaled just before.
+    assert!(matches!(
+        &records[records.len() - 2],
+        Record::OperatorCommand { by, .. } if by.uid == nix::unistd::getuid().as_raw()
+    ));
 
-    let o = hactl(&sock, &["enable", "cluster-1"]).await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).starts_with("error: not supported: enable/disable of cluster-1"));
+    let o = hactl(&sock, &["disable", "cluster-1"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        out(&o).starts_with("changed: cluster-1: HA disabled by "),
+        "{}",
+        out(&o)
+    );
+    let o = hactl(&sock, &["enable", "cluster-7"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(err(&o), "error: unknown partition cluster-7\n");
 
     // Events: the user power request above is in the stream.
     let o = hactl(&sock, &["events"]).await;

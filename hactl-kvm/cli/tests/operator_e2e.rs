@@ -10,9 +10,11 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use test_support::peers::wait_until;
+use test_support::PowerEvent;
 
 fn text(o: &Output) -> String {
     format!(
@@ -211,4 +213,299 @@ fn raw_request(w: &World, line: &str) -> Value {
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer).unwrap();
     serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+/// A free loopback TCP port (bound and released; the daemon binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` over loopback: the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// Sample `name{labels}` -> value of a text exposition; panics on a
+/// malformed sample line.
+fn samples(exposition: &str) -> std::collections::BTreeMap<String, f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("sample line has a value");
+            let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {l}"));
+            (series.to_string(), v)
+        })
+        .collect()
+}
+
+/// `promtool check metrics` on an exposition. As in the metrics crate's own
+/// test: Debian's promtool (2.42) reads an OpenMetrics counter family `x`
+/// (samples `x_total`) as a family `x_total` without help; that one finding
+/// is accepted when `x` has HELP and TYPE counter, anything else fails.
+fn promtool_check_metrics(exposition: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let promtool = test_support::require("promtool", "prometheus");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) => {
+            for line in findings.lines().filter(|l| !l.trim().is_empty()) {
+                let family = line
+                    .strip_suffix("_total no help text")
+                    .unwrap_or_else(|| panic!("promtool: {line}"));
+                assert!(
+                    exposition.contains(&format!("# HELP {family} "))
+                        && exposition.contains(&format!("# TYPE {family} counter")),
+                    "promtool: {line}"
+                );
+            }
+        }
+        _ => panic!("promtool check metrics failed: {findings}\n{exposition}"),
+    }
+}
+
+/// Crashes `w.hosts[0]` (heartbeat stops, agent disconnected) and waits for
+/// its BMC to see the fence's power-off and the recovery's power-on.
+fn crash_first_host(w: &mut World) {
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    let uuid = w.hosts[0].uuid.clone();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {}; daemon log:\n{}",
+        w.hosts[0].name,
+        w.log()
+    );
+}
+
+/// A fence (ground truth: the BMC's power-off) reaches every sink: an
+/// RFC 5424 line on a syslog test socket (LOG_DAEMON, WARNING, MSGID
+/// FENCE_ISSUED, the host in structured data), the JSON-lines events file,
+/// the on_event hook's stdin, and the metrics endpoint (scraped, promtool
+/// clean, fences issued and confirmed counted).
+#[test]
+fn a_fence_reaches_syslog_events_file_hook_and_metrics() {
+    let mut w = World::new(3, "secret");
+    let d = w.dir.path().to_path_buf();
+    let syslog = std::os::unix::net::UnixDatagram::bind(d.join("syslog.sock")).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let hook = d.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ncat >> {}\n", d.join("hook.out").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let port = free_port();
+    w.metrics_listen = format!("127.0.0.1:{port}");
+    w.events = format!(
+        "[events]\nsyslog_socket = \"{}\"\nfile = \"{}\"\non_event = \"{}\"\non_event_timeout_ms = 5000\n",
+        d.join("syslog.sock").display(),
+        d.join("events.jsonl").display(),
+        hook.display()
+    );
+    w.write_config("secret", 0o600);
+    w.start_daemon();
+    w.wait_available(3);
+    let id = core_id(&w, &w.hosts[0].uuid.clone());
+    let n: u64 = id.trim_start_matches("host-").parse().unwrap();
+    crash_first_host(&mut w);
+
+    // syslog: the fence's line.
+    let mut lines = Vec::new();
+    let fence_line =
+        |lines: &[String]| lines.iter().find(|l| l.contains(" FENCE_ISSUED ")).cloned();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while fence_line(&lines).is_none() && std::time::Instant::now() < until {
+        let mut buf = vec![0u8; 65536];
+        if let Ok(len) = syslog.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..len]).into_owned());
+        }
+    }
+    let line = fence_line(&lines).unwrap_or_else(|| {
+        panic!(
+            "no FENCE_ISSUED syslog line among {} lines:\n{}",
+            lines.len(),
+            lines.join("\n")
+        )
+    });
+    // LOG_DAEMON (3) * 8 + WARNING (4), RFC 5424 version 1, our app name.
+    assert!(line.starts_with("<28>1 "), "{line}");
+    assert!(line.contains(" hactl-kvm "), "{line}");
+    assert!(line.contains(&format!("host=\"{id}\"")), "{line}");
+
+    // The events file and the hook got the same event as JSON.
+    let is_fence = |l: &str| {
+        serde_json::from_str::<Value>(l)
+            .is_ok_and(|v| v["event"]["event"] == "fence_issued" && v["event"]["host"] == n)
+    };
+    let has_fence = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .any(is_fence)
+    };
+    assert!(
+        has_fence(&d.join("events.jsonl")),
+        "events file has no fence_issued of {id}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || has_fence(&d.join("hook.out"))),
+        "the hook never got the fence_issued of {id}: {}",
+        std::fs::read_to_string(d.join("hook.out")).unwrap_or_default()
+    );
+
+    // Metrics: scraped, promtool clean, the fence counted.
+    let body = scrape(port);
+    promtool_check_metrics(&body);
+    let m = samples(&body);
+    // Counted as the BMC saw them: the host stays dead after its power-on,
+    // so a second fence follows (and leaves it off).
+    let offs = || {
+        w.hosts[0]
+            .bmc
+            .events()
+            .iter()
+            .filter(|e| **e == PowerEvent::Off)
+            .count() as f64
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let issued = samples(&scrape(port))["hactl_fences_issued_total"];
+            issued >= 1.0 && issued == offs()
+        }),
+        "fences issued {} vs the BMC's power-offs {}",
+        samples(&scrape(port))["hactl_fences_issued_total"],
+        offs()
+    );
+    assert_eq!(m.get("hactl_quorate"), Some(&1.0), "{body}");
+    assert!(
+        m.get("hactl_power_read_duration_seconds_count")
+            .is_some_and(|c| *c >= 1.0),
+        "{body}"
+    );
+    assert!(
+        m.get("hactl_journal_fsync_duration_seconds_count")
+            .is_some_and(|c| *c >= 1.0),
+        "{body}"
+    );
+    assert!(
+        m.get("hactl_health_check_duration_seconds_count")
+            .is_some_and(|c| *c >= 1.0),
+        "{body}"
+    );
+    assert!(
+        m.get("hactl_activity_check_duration_seconds_count")
+            .is_some_and(|c| *c >= 1.0),
+        "{body}"
+    );
+    assert!(w.stop_daemon().success());
+}
+
+/// A hook that never ends: each run is killed at `on_event_timeout_ms`
+/// (not before), with what it started, its failure is logged, and the core
+/// goes on deciding meanwhile (the hosts become AVAILABLE while runs hang).
+/// Each run first records its PID and start time and the event it got.
+#[test]
+fn a_hanging_hook_is_killed_at_its_timeout_and_never_blocks_the_core() {
+    let mut w = World::new(3, "secret");
+    let d = w.dir.path().to_path_buf();
+    let hook = d.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$$ $(date +%s%N)\" >> {runs}\ncat >> {got}\necho >> {got}\nexec sleep 1000\n",
+            runs = d.join("runs").display(),
+            got = d.join("got").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    w.events = format!(
+        "[events]\nsyslog_socket = \"\"\nfile = \"\"\non_event = \"{}\"\non_event_timeout_ms = 1000\n",
+        hook.display()
+    );
+    w.write_config("secret", 0o600);
+    w.start_daemon();
+    // The core is not held up by the hanging hook.
+    w.wait_available(3);
+    let runs = || -> Vec<(u32, u128)> {
+        std::fs::read_to_string(d.join("runs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (pid, ns) = l.split_once(' ')?;
+                Some((pid.parse().ok()?, ns.parse().ok()?))
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || runs().len() >= 3),
+        "the hook did not run three times: {:?}\nlog:\n{}",
+        runs(),
+        w.log()
+    );
+    let r = runs();
+    for pair in r.windows(2) {
+        let gap_ms = (pair[1].1 - pair[0].1) / 1_000_000;
+        // One run at a time, each ended at the timeout, not before.
+        assert!(gap_ms >= 1000, "run {} ended after {gap_ms} ms", pair[0].0);
+        assert!(
+            wait_until(Duration::from_secs(10), || !Path::new(&format!(
+                "/proc/{}",
+                pair[0].0
+            ))
+            .exists()),
+            "hook run {} still alive",
+            pair[0].0
+        );
+    }
+    // The first run got the first event (the coordinator's start) on stdin.
+    let got = std::fs::read_to_string(d.join("got")).unwrap();
+    let first: Value = serde_json::from_str(got.lines().next().unwrap()).unwrap();
+    assert_eq!(first["seq"], 1, "{got}");
+    assert_eq!(first["event"]["event"], "coordinator_started", "{got}");
+    assert!(
+        w.log().contains("timed out after 1000 ms"),
+        "hook timeout not logged:\n{}",
+        w.log()
+    );
+    let status = w.stop_daemon();
+    assert!(status.success(), "{status:?}");
 }

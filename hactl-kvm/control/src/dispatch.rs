@@ -3,7 +3,7 @@
 //! what the core's answer means for the operator, and the read-only
 //! reports built from the core's views.
 //!
-//! The daemon calls, under its core lock: [`core_input`] -> feed the input
+//! The daemon calls, in its loop: [`core_input`] -> feed the input
 //! with `Coordinator::handle` -> carry out the actions as usual (journal
 //! first) -> [`outcome`] on the same actions -> answer.
 
@@ -12,14 +12,37 @@ use crate::protocol::{
     Reply, Request, StatusReport, Target,
 };
 use hactl_core::{
-    Action, ClusterId, Coordinator, Event, HaState, HostId, Input, Millis, OperatorCommand,
-    RateCapClearedBy, RateScope, Record, UserPowerOp,
+    Action, ClusterId, Coordinator, Event, HaState, HostId, Input, Millis, Operator,
+    OperatorCommand, OperatorOverride, OverrideScope, RateCapClearedBy, RateScope, Record,
+    UserPowerOp,
 };
 
-/// The core input for a state-changing request. Read-only requests and
-/// those the core has no input for yet are errors here (the daemon answers
-/// queries itself).
-pub fn core_input(core: &Coordinator, request: &Request) -> Result<Input, ControlError> {
+/// The operator behind a peer's uid: the uid, and its user name when the
+/// user database knows it.
+pub fn operator_of(uid: u32) -> Operator {
+    Operator {
+        uid,
+        user: nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name),
+    }
+}
+
+fn scope_of(target: Target) -> OverrideScope {
+    match target {
+        Target::Partition(c) => OverrideScope::Partition(c),
+        Target::Host(h) => OverrideScope::Host(h),
+    }
+}
+
+/// The core input for a state-changing request, run by `by`. Read-only
+/// requests are errors here (the daemon answers queries itself).
+pub fn core_input(
+    core: &Coordinator,
+    request: &Request,
+    by: Operator,
+) -> Result<Input, ControlError> {
     let known = |host: HostId| {
         core.host(host)
             .map(|_| ())
@@ -53,24 +76,26 @@ pub fn core_input(core: &Coordinator, request: &Request) -> Result<Input, Contro
             OperatorCommand::UserPower { host, op }
         }
         Request::Enable { target } | Request::Disable { target } => {
-            let what = match target {
-                Target::Partition(c) => c.to_string(),
-                Target::Host(h) => h.to_string(),
-            };
-            return Err(ControlError::Unsupported {
-                detail: format!(
-                    "enable/disable of {what}: the core takes HA enablement from the inventory \
-                     (CloudStack); a local override is not implemented yet"
-                ),
-            });
+            match target {
+                Target::Partition(c) if core.partition(c).is_none() => {
+                    return Err(ControlError::UnknownPartition { partition: c })
+                }
+                Target::Host(h) => known(h)?,
+                _ => {}
+            }
+            OperatorCommand::SetOverride {
+                setting: OperatorOverride::HaDisabled {
+                    scope: scope_of(target),
+                },
+                on: matches!(request, Request::Disable { .. }),
+            }
         }
-        Request::Maintenance { host, .. } => {
-            return Err(ControlError::Unsupported {
-                detail: format!(
-                    "maintenance of {host}: set it in CloudStack (the core takes resource \
-                     state from the inventory); a local override is not implemented yet"
-                ),
-            });
+        Request::Maintenance { host, on } => {
+            known(host)?;
+            OperatorCommand::SetOverride {
+                setting: OperatorOverride::Maintenance { host },
+                on,
+            }
         }
         Request::Status
         | Request::Hosts { .. }
@@ -87,7 +112,27 @@ pub fn core_input(core: &Coordinator, request: &Request) -> Result<Input, Contro
             })
         }
     };
-    Ok(Input::Operator(cmd))
+    Ok(Input::Operator { by, command: cmd })
+}
+
+/// What an override is, in words.
+pub fn override_text(setting: &OperatorOverride) -> String {
+    match setting {
+        OperatorOverride::HaDisabled {
+            scope: OverrideScope::Partition(c),
+        } => format!("{c}: HA disabled"),
+        OperatorOverride::HaDisabled {
+            scope: OverrideScope::Host(h),
+        } => format!("{h}: HA disabled"),
+        OperatorOverride::Maintenance { host } => format!("{host}: maintenance"),
+    }
+}
+
+fn target_name(t: Target) -> String {
+    match t {
+        Target::Partition(c) => c.to_string(),
+        Target::Host(h) => h.to_string(),
+    }
 }
 
 fn scope_name(s: RateScope) -> String {
@@ -104,6 +149,22 @@ pub fn outcome(request: &Request, actions: &[Action]) -> Result<Reply, ControlEr
     let mut journaled = false;
     for a in actions {
         match a {
+            Action::Persist(Record::OperatorCommand {
+                by,
+                command: OperatorCommand::SetOverride { setting, on },
+                ..
+            }) => {
+                journaled = true;
+                changes.push(format!(
+                    "{} by {by}: {}",
+                    override_text(setting),
+                    if *on {
+                        "set (whatever CloudStack says)"
+                    } else {
+                        "cleared (CloudStack's own setting applies again)"
+                    }
+                ));
+            }
             Action::Persist(_) => journaled = true,
             Action::Emit(Event::OperatorCommandRejected { reason, host }) => {
                 return Err(ControlError::Refused {
@@ -138,11 +199,24 @@ pub fn outcome(request: &Request, actions: &[Action]) -> Result<Reply, ControlEr
         }
     }
     if changes.is_empty() {
-        if let Request::AckCap { scope } = request {
-            changes.push(format!(
+        match request {
+            Request::AckCap { scope } => changes.push(format!(
                 "rate cap {} acknowledged (it was not tripped; fences before now no longer count)",
                 scope_name(*scope)
-            ));
+            )),
+            Request::Enable { target } => changes.push(format!(
+                "nothing changed: HA of {} was not disabled by an operator",
+                target_name(*target)
+            )),
+            Request::Disable { target } => changes.push(format!(
+                "nothing changed: HA of {} was already disabled by an operator",
+                target_name(*target)
+            )),
+            Request::Maintenance { host, on } => changes.push(format!(
+                "nothing changed: {host} was {} maintenance by an operator",
+                if *on { "already in" } else { "not in" }
+            )),
+            _ => {}
         }
     }
     Ok(Reply::Applied { changes, journaled })
@@ -217,6 +291,7 @@ pub fn host_history(records: &[Record], host: HostId) -> HostHistory {
             | Record::FenceIssued { host: h, .. }
             | Record::FenceResolved { host: h, .. }
             | Record::PowerOnOwed { host: h, .. } => *h == host,
+            Record::OperatorCommand { command, .. } => command_host(command) == Some(host),
             _ => false,
         })
         .map(|r| HistoryEntry {
@@ -225,4 +300,23 @@ pub fn host_history(records: &[Record], host: HostId) -> HostHistory {
         })
         .collect();
     HostHistory { host, entries }
+}
+
+/// The host an operator command is about, if it is about one.
+pub fn command_host(command: &OperatorCommand) -> Option<HostId> {
+    match command {
+        OperatorCommand::ConfirmHostOff { host } | OperatorCommand::UserPower { host, .. } => {
+            Some(*host)
+        }
+        OperatorCommand::SetOverride { setting, .. } => match setting {
+            OperatorOverride::HaDisabled {
+                scope: OverrideScope::Host(h),
+            }
+            | OperatorOverride::Maintenance { host: h } => Some(*h),
+            OperatorOverride::HaDisabled {
+                scope: OverrideScope::Partition(_),
+            } => None,
+        },
+        OperatorCommand::AcknowledgeRateCap { .. } => None,
+    }
 }

@@ -16,7 +16,7 @@ use crate::protocol::{
     Response, RoleReport, StatusReport,
 };
 use crate::time::human;
-use hactl_core::{ActivityVerdict, Event, RateScope, Record};
+use hactl_core::{ActivityVerdict, Event, OperatorCommand, RateScope, Record, UserPowerOp};
 use std::fmt::Write;
 
 /// Success.
@@ -384,6 +384,9 @@ fn record_line(r: &Record) -> String {
         Record::RateCapAcknowledged { scope: s, .. } => {
             format!("rate cap {} acknowledged", scope(s))
         }
+        Record::OperatorCommand { by, command, .. } => {
+            format!("operator {by}: {}", command_text(command))
+        }
     }
 }
 
@@ -417,4 +420,27 @@ pub fn event_kind(e: &Event) -> String {
         .ok()
         .and_then(|v| v.get("event").and_then(|k| k.as_str().map(str::to_string)))
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// An operator command, in words.
+fn command_text(c: &OperatorCommand) -> String {
+    match c {
+        OperatorCommand::AcknowledgeRateCap { scope: s } => {
+            format!("acknowledged rate cap {}", scope(s))
+        }
+        OperatorCommand::ConfirmHostOff { host } => format!("confirmed {host} off"),
+        OperatorCommand::UserPower { host, op } => format!(
+            "power {} {host}",
+            match op {
+                UserPowerOp::On => "on",
+                UserPowerOp::Off => "off",
+                UserPowerOp::Restart => "cycle",
+            }
+        ),
+        OperatorCommand::SetOverride { setting, on } => format!(
+            "{} {}",
+            crate::dispatch::override_text(setting),
+            if *on { "set" } else { "cleared" }
+        ),
+    }
 }

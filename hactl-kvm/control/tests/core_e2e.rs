@@ -2,7 +2,9 @@
 //! a minimal daemon-side handler built from `hactl_control::dispatch`, a
 //! client over the socket, and the journal file as ground truth.
 
-use hactl_control::dispatch::{core_input, host_history, host_rows, outcome, status_report};
+use hactl_control::dispatch::{
+    core_input, host_history, host_rows, operator_of, outcome, status_report,
+};
 use hactl_control::render::exit_code;
 use hactl_control::{
     ControlClient, ControlError, ControlGroup, ControlHandler, ControlServer, EventRecord,
@@ -47,7 +49,7 @@ impl Daemon {
 }
 
 impl ControlHandler for Daemon {
-    async fn handle(&self, _peer: PeerCred, request: Request) -> Result<Reply, ControlError> {
+    async fn handle(&self, peer: PeerCred, request: Request) -> Result<Reply, ControlError> {
         match &request {
             Request::Status => {
                 let core = self.core.lock().unwrap();
@@ -71,7 +73,8 @@ impl ControlHandler for Daemon {
                 *host,
             ))),
             _ => {
-                let input = core_input(&self.core.lock().unwrap(), &request)?;
+                let input =
+                    core_input(&self.core.lock().unwrap(), &request, operator_of(peer.uid))?;
                 let actions = self.feed(input);
                 outcome(&request, &actions)
             }
@@ -264,13 +267,55 @@ async fn operator_commands_go_through_the_core_and_its_refusals_come_back() {
         })
     );
 
+    // enable of a host no operator disabled: nothing changes, nothing is
+    // journaled, and the answer says so.
+    let before = hactl_journal::inspect::<Record>(&journal_path)
+        .unwrap()
+        .records
+        .len();
     let r = c
         .request(Request::Enable {
             target: Target::Host(HostId(1)),
         })
         .await
         .unwrap();
-    assert!(matches!(r, Response::Err(ControlError::Unsupported { .. })));
+    let Response::Ok(Reply::Applied { changes, journaled }) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(!journaled);
+    assert!(changes[0].starts_with("nothing changed"), "{changes:?}");
+    let on_disk = hactl_journal::inspect::<Record>(&journal_path).unwrap();
+    assert_eq!(on_disk.records.len(), before);
+    // disable: journaled with who ran it (this test's own uid, from the
+    // kernel's peer credentials).
+    let r = c
+        .request(Request::Disable {
+            target: Target::Host(HostId(1)),
+        })
+        .await
+        .unwrap();
+    let Response::Ok(Reply::Applied { changes, journaled }) = &r else {
+        panic!("{r:?}")
+    };
+    assert!(journaled);
+    assert!(
+        changes[0].starts_with("host-1: HA disabled by "),
+        "{changes:?}"
+    );
+    let uid = nix::unistd::getuid().as_raw();
+    let on_disk = hactl_journal::inspect::<Record>(&journal_path).unwrap();
+    assert!(
+        on_disk.records[before..].iter().any(|(_, r)| matches!(
+            r,
+            Record::OperatorCommand {
+                by,
+                command: hactl_core::OperatorCommand::SetOverride { on: true, .. },
+                ..
+            } if by.uid == uid
+        )),
+        "{:?}",
+        &on_disk.records[before..]
+    );
 
     // host history: host-1's journal records only.
     let Response::Ok(Reply::HostHistory(h)) = c
@@ -286,7 +331,12 @@ async fn operator_commands_go_through_the_core_and_its_refusals_come_back() {
         .records
         .into_iter()
         .map(|(_, r)| r)
-        .filter(|r| serde_json::to_value(r).unwrap().get("host") == Some(&serde_json::json!(1)))
+        .filter(|r| match r {
+            Record::OperatorCommand { command, .. } => {
+                hactl_control::dispatch::command_host(command) == Some(HostId(1))
+            }
+            r => serde_json::to_value(r).unwrap().get("host") == Some(&serde_json::json!(1)),
+        })
         .collect();
     let got: Vec<Record> = h.entries.into_iter().map(|e| e.record).collect();
     assert_eq!(got, expected);

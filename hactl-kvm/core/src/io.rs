@@ -121,6 +121,54 @@ pub enum RateScope {
     Partition(ClusterId),
 }
 
+/// Who ran an operator command: the kernel's credentials of the control
+/// socket's peer (never what the client says about itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Operator {
+    /// User id.
+    pub uid: u32,
+    /// The user's name, when the daemon could look it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.user {
+            Some(u) => write!(f, "{u} (uid {})", self.uid),
+            None => write!(f, "uid {}", self.uid),
+        }
+    }
+}
+
+/// What an HA override applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum OverrideScope {
+    /// A partition (cluster): HA off for all its hosts.
+    Partition(ClusterId),
+    /// One host: it becomes INELIGIBLE.
+    Host(HostId),
+}
+
+/// A local operator override of what the inventory (CloudStack) says. An
+/// override can only take protection away (HA off, maintenance); clearing
+/// it gives the inventory's own setting back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "setting")]
+pub enum OperatorOverride {
+    /// HA disabled for a partition or a host.
+    HaDisabled {
+        /// What.
+        scope: OverrideScope,
+    },
+    /// The host is in maintenance (INELIGIBLE: never checked or fenced).
+    Maintenance {
+        /// The host.
+        host: HostId,
+    },
+}
+
 /// Commands from an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "command")]
@@ -143,6 +191,13 @@ pub enum OperatorCommand {
         host: HostId,
         /// The operation.
         op: UserPowerOp,
+    },
+    /// Sets (`on`) or clears an operator override.
+    SetOverride {
+        /// Which override.
+        setting: OperatorOverride,
+        /// True to set it, false to clear it.
+        on: bool,
     },
 }
 
@@ -204,8 +259,14 @@ pub enum Input {
         /// Hosts counted.
         total: u32,
     },
-    /// An operator command.
-    Operator(OperatorCommand),
+    /// An operator command, with who ran it (journaled with every command
+    /// the core accepts).
+    Operator {
+        /// Who.
+        by: Operator,
+        /// What.
+        command: OperatorCommand,
+    },
 }
 
 /// The samples that justified a fence, carried on the power-off.

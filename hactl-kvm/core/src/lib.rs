@@ -83,7 +83,7 @@ pub use inventory::{
 };
 pub use io::{
     Action, ActivityVerdict, CannotTellReason, Evidence, EvidenceSample, HealthOutcome, Input,
-    OperatorCommand, PowerActionOutcome, PowerFailure, PowerOffReason, PowerOnReason, PowerReading,
-    RateScope, UserPowerOp, Window,
+    Operator, OperatorCommand, OperatorOverride, OverrideScope, PowerActionOutcome, PowerFailure,
+    PowerOffReason, PowerOnReason, PowerReading, RateScope, UserPowerOp, Window,
 };
 pub use record::{FenceOutcome, Record};

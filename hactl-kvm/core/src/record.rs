@@ -4,7 +4,7 @@
 
 use crate::fsm::{HaState, PartitionState};
 use crate::ids::{ClusterId, FenceId, HostId, Millis, StateVersion};
-use crate::io::{Evidence, RateScope};
+use crate::io::{Evidence, Operator, OperatorCommand, OperatorOverride, RateScope};
 use serde::{Deserialize, Serialize};
 
 /// The recorded outcome of a fence.
@@ -104,6 +104,17 @@ pub enum Record {
         /// Driver time.
         at: Millis,
     },
+    /// An operator command the core accepted, with who ran it (before the
+    /// records of what it changed). `SetOverride` commands are also state:
+    /// a restart replays them.
+    OperatorCommand {
+        /// Who.
+        by: Operator,
+        /// What.
+        command: OperatorCommand,
+        /// Driver time.
+        at: Millis,
+    },
 }
 
 impl Record {
@@ -117,7 +128,8 @@ impl Record {
             | Record::FenceResolved { at, .. }
             | Record::PowerOnOwed { at, .. }
             | Record::RateCapTripped { at, .. }
-            | Record::RateCapAcknowledged { at, .. } => *at,
+            | Record::RateCapAcknowledged { at, .. }
+            | Record::OperatorCommand { at, .. } => *at,
         }
     }
 }
@@ -147,8 +159,20 @@ pub fn compact_offline(records: &[Record], now: Millis, keep_ms: Millis) -> Vec<
     let mut epoch = 0;
     let mut hosts: BTreeMap<HostId, HostState> = BTreeMap::new();
     let mut resolved: HashSet<FenceId> = HashSet::new();
+    let mut overrides: BTreeMap<OperatorOverride, Operator> = BTreeMap::new();
     for r in records {
         match r {
+            Record::OperatorCommand {
+                by,
+                command: OperatorCommand::SetOverride { setting, on },
+                ..
+            } => {
+                if *on {
+                    overrides.insert(*setting, by.clone());
+                } else {
+                    overrides.remove(setting);
+                }
+            }
             Record::Started { epoch: e, .. } => epoch = epoch.max(*e),
             Record::HaTransition {
                 host,
@@ -200,6 +224,15 @@ pub fn compact_offline(records: &[Record], now: Millis, keep_ms: Millis) -> Vec<
             });
         }
     }
+    out.extend(
+        overrides
+            .into_iter()
+            .map(|(setting, by)| Record::OperatorCommand {
+                by,
+                command: OperatorCommand::SetOverride { setting, on: true },
+                at: now,
+            }),
+    );
     out.extend(
         records
             .iter()

@@ -103,18 +103,13 @@ fn apply(w: &mut World, op: &Op) {
         }
         Op::UserPower(h, o) => {
             let op = [UserPowerOp::On, UserPowerOp::Off, UserPowerOp::Restart][*o as usize];
-            w.feed(Input::Operator(OperatorCommand::UserPower {
-                host: id(h),
-                op,
-            }));
+            w.feed(operator(OperatorCommand::UserPower { host: id(h), op }));
         }
         Op::Network(ok) => w.network_ok = *ok,
         Op::ConfirmOff(h) => {
             // An honest operator: only confirms hosts that really are off.
             if !w.hosts[&id(h)].power_on {
-                w.feed(Input::Operator(OperatorCommand::ConfirmHostOff {
-                    host: id(h),
-                }));
+                w.feed(operator(OperatorCommand::ConfirmHostOff { host: id(h) }));
             }
         }
     }

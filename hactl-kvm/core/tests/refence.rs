@@ -99,7 +99,7 @@ fn second_fence_within_the_holdoff_leaves_the_host_off_until_the_operator_powers
         assert_eq!(w.ha(HostId(id)), HaState::Available);
     }
     // Powering it on is the operator's call, through the usual command.
-    w.feed(Input::Operator(OperatorCommand::UserPower {
+    w.feed(operator(OperatorCommand::UserPower {
         host: v,
         op: UserPowerOp::On,
     }));

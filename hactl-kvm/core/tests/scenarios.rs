@@ -181,7 +181,7 @@ fn bmc_dead_with_host_asks_the_operator_instead_of_looping() {
     // Still FAILED much later (no loop), until the operator confirms.
     w.run_until(T0 + 3_600_000);
     assert_eq!(w.ha(v), HaState::Failed);
-    w.feed(Input::Operator(OperatorCommand::ConfirmHostOff { host: v }));
+    w.feed(operator(OperatorCommand::ConfirmHostOff { host: v }));
     assert_eq!(w.ha(v), HaState::Fenced);
 }
 
@@ -238,10 +238,10 @@ fn rate_cap_stops_fencing_alerts_and_resumes_on_acknowledge() {
         .events_of(|e| matches!(e, Event::RateCapReached { .. }))
         .is_empty());
     assert!(w.core.rate_cap_tripped(RateScope::Partition(ClusterId(0))));
-    w.feed(Input::Operator(OperatorCommand::AcknowledgeRateCap {
+    w.feed(operator(OperatorCommand::AcknowledgeRateCap {
         scope: RateScope::Partition(ClusterId(0)),
     }));
-    w.feed(Input::Operator(OperatorCommand::AcknowledgeRateCap {
+    w.feed(operator(OperatorCommand::AcknowledgeRateCap {
         scope: RateScope::Global,
     }));
     w.run_until(T0 + 2_000_000);
@@ -417,7 +417,7 @@ fn stale_results_are_discarded() {
 fn user_power_actions_need_quorum_and_power_off_fences_a_host_with_vms() {
     let mut w = settled(1, 3);
     w.set_quorum(false);
-    w.feed(Input::Operator(OperatorCommand::UserPower {
+    w.feed(operator(OperatorCommand::UserPower {
         host: HostId(0),
         op: UserPowerOp::Off,
     }));
@@ -426,7 +426,7 @@ fn user_power_actions_need_quorum_and_power_off_fences_a_host_with_vms() {
         .is_empty());
     assert!(w.power_actions.is_empty());
     w.set_quorum(true);
-    w.feed(Input::Operator(OperatorCommand::UserPower {
+    w.feed(operator(OperatorCommand::UserPower {
         host: HostId(0),
         op: UserPowerOp::Off,
     }));
@@ -437,7 +437,7 @@ fn user_power_actions_need_quorum_and_power_off_fences_a_host_with_vms() {
         HaState::Fenced,
         "confirmed off with VMs: FENCED"
     );
-    w.feed(Input::Operator(OperatorCommand::UserPower {
+    w.feed(operator(OperatorCommand::UserPower {
         host: HostId(0),
         op: UserPowerOp::On,
     }));
@@ -449,13 +449,13 @@ fn user_power_actions_need_quorum_and_power_off_fences_a_host_with_vms() {
 fn quiet_period_keeps_a_booting_host_initializing() {
     let mut w = settled(1, 3);
     let h = HostId(0);
-    w.feed(Input::Operator(OperatorCommand::UserPower {
+    w.feed(operator(OperatorCommand::UserPower {
         host: h,
         op: UserPowerOp::Off,
     }));
     w.run_until(T0 + 5_000);
     // Powered on, but the OS takes longer than usual to boot.
-    w.feed(Input::Operator(OperatorCommand::UserPower {
+    w.feed(operator(OperatorCommand::UserPower {
         host: h,
         op: UserPowerOp::On,
     }));

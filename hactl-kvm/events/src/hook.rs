@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -44,6 +44,8 @@ pub struct HookStats {
 #[derive(Debug)]
 pub struct EventHook {
     tx: Option<SyncSender<Vec<u8>>>,
+    /// Set by [`EventHook::stop`]: queued events are dropped, not run.
+    stopping: Arc<AtomicBool>,
     stats: Arc<HookStats>,
     worker: Option<JoinHandle<()>>,
 }
@@ -109,10 +111,16 @@ impl EventHook {
         let (tx, rx) = sync_channel::<Vec<u8>>(config.queue.max(1));
         let stats = Arc::new(HookStats::default());
         let st = stats.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
         let worker = std::thread::Builder::new()
             .name("on_event-hook".into())
             .spawn(move || {
                 for input in rx {
+                    if stop.load(Ordering::SeqCst) {
+                        st.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     match run_once(&config, &input) {
                         Ok(()) => {
                             st.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -131,6 +139,7 @@ impl EventHook {
             .expect("spawn the on_event hook thread");
         EventHook {
             tx: Some(tx),
+            stopping,
             stats,
             worker: Some(worker),
         }
@@ -160,10 +169,25 @@ impl EventHook {
 
     /// Stops accepting events, lets the queued ones run, and waits for the
     /// worker (at most queue length x timeout).
-    pub fn shutdown(mut self) {
+    pub fn shutdown(self) {
+        self.close(false);
+    }
+
+    /// Stops at once: the run in progress ends (at most at its timeout),
+    /// queued events are dropped (counted). For a daemon stopping, whose
+    /// SIGTERM must not wait for a queue of hanging hooks. Returns how many
+    /// queued events were dropped.
+    pub fn stop(self) -> u64 {
+        self.close(true)
+    }
+
+    fn close(mut self, drop_queued: bool) -> u64 {
+        let before = self.stats.dropped.load(Ordering::Relaxed);
+        self.stopping.store(drop_queued, Ordering::SeqCst);
         self.tx = None;
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
+        self.stats.dropped.load(Ordering::Relaxed) - before
     }
 }

@@ -392,3 +392,30 @@ fn a_hanging_hook_and_its_children_are_killed_at_the_timeout_without_blocking_th
 fn hook_runs(pids: &Path) -> usize {
     std::fs::read_to_string(pids).unwrap().lines().count()
 }
+
+/// `stop` (the daemon's SIGTERM): the run in progress ends at its timeout,
+/// the queued events are dropped and counted instead of each hanging for a
+/// timeout of its own.
+#[test]
+fn stop_drops_the_queue_and_waits_only_for_the_running_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let hook = EventHook::start(HookConfig {
+        program: script(
+            dir.path(),
+            "hook",
+            &format!("echo $$ >> {}\nexec sleep 1000", pids.display()),
+        ),
+        timeout: Duration::from_millis(400),
+        queue: 8,
+    });
+    for seq in 0..4 {
+        assert!(hook.submit(&rec(seq, fence_issued())));
+    }
+    wait_until("the first run", Duration::from_secs(10), || {
+        std::fs::read_to_string(&pids).is_ok_and(|t| !t.is_empty())
+    });
+    assert_eq!(hook.stats().dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(hook.stop(), 3, "the three queued events dropped");
+    assert_eq!(hook_runs(&pids), 1, "queued events ran after stop");
+}

@@ -79,6 +79,8 @@ pub struct World {
     pub daemon_extra: String,
     /// `daemon.journal_compact_bytes`.
     pub compact_bytes: u64,
+    /// `daemon.metrics_listen` (default: no endpoint).
+    pub metrics_listen: String,
     /// The `[events]` part of the configuration.
     pub events: String,
     pub dir: tempfile::TempDir,
@@ -188,6 +190,7 @@ impl World {
             activity,
             daemon_extra: String::new(),
             compact_bytes: 500,
+            metrics_listen: String::new(),
             events,
             dir,
             cs,
@@ -229,7 +232,7 @@ shutdown_timeout_ms = 10000
 journal_compact_bytes = {compact}
 control_socket = "{socket}"
 control_group = "root"
-metrics_listen = ""
+metrics_listen = "{metrics}"
 {daemon_extra}
 {events}
 [cloudstack]
@@ -247,6 +250,7 @@ retransmit_ms = 2500
             socket = d.join("control.sock").display(),
             daemon_extra = self.daemon_extra,
             compact = self.compact_bytes,
+            metrics = self.metrics_listen,
             events = self.events,
             secrets = secrets.display(),
             url = self.cs.endpoint(),

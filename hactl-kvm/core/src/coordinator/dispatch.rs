@@ -312,7 +312,7 @@ impl Coordinator {
                     self.mark_cluster(c);
                 }
             }
-            Input::Operator(cmd) => self.on_operator(cmd, now, out),
+            Input::Operator { by, command } => self.on_operator(by, command, now, out),
         }
     }
 }

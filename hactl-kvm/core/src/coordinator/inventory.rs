@@ -64,10 +64,16 @@ impl Coordinator {
 
     pub(super) fn upsert_cluster(
         &mut self,
-        cluster: Cluster,
+        mut cluster: Cluster,
         _now: Millis,
         _out: &mut Vec<Action>,
     ) {
+        self.inventory_clusters.insert(cluster.id, cluster.clone());
+        if self.overrides.contains_key(&OperatorOverride::HaDisabled {
+            scope: OverrideScope::Partition(cluster.id),
+        }) {
+            cluster.ha_enabled = false;
+        }
         let idx = match self.cluster_index.get(&cluster.id) {
             Some(&c) => {
                 self.clusters[c].cluster = cluster;
@@ -128,7 +134,20 @@ impl Coordinator {
         host.resource_state == ResourceState::Enabled && host.oobm_enabled
     }
 
-    pub(super) fn upsert_host(&mut self, host: Host, now: Millis, out: &mut Vec<Action>) {
+    pub(super) fn upsert_host(&mut self, mut host: Host, now: Millis, out: &mut Vec<Action>) {
+        self.inventory_hosts.insert(host.id, host.clone());
+        // An operator's override takes protection away whatever the
+        // inventory says (never the other way round).
+        if self
+            .overrides
+            .contains_key(&OperatorOverride::Maintenance { host: host.id })
+        {
+            host.resource_state = ResourceState::Maintenance;
+        } else if self.overrides.contains_key(&OperatorOverride::HaDisabled {
+            scope: OverrideScope::Host(host.id),
+        }) {
+            host.resource_state = ResourceState::Disabled;
+        }
         let c = match self.cluster_index.get(&host.cluster) {
             Some(&c) => c,
             None => self.placeholder_cluster(host.cluster),

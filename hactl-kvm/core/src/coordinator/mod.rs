@@ -38,8 +38,8 @@ use crate::ids::{ClusterId, FenceId, HostId, Millis, OpId, OpRef, PodId, StateVe
 use crate::inventory::{Cluster, Host, Inventory, InventoryChange, Pod, ResourceState, Zone};
 use crate::io::{
     Action, ActivityVerdict, CannotTellReason, Evidence, EvidenceSample, HealthOutcome, Input,
-    OperatorCommand, PowerActionOutcome, PowerOffReason, PowerOnReason, PowerReading, RateScope,
-    UserPowerOp, Window,
+    Operator, OperatorCommand, OperatorOverride, OverrideScope, PowerActionOutcome, PowerOffReason,
+    PowerOnReason, PowerReading, RateScope, UserPowerOp, Window,
 };
 use crate::record::{FenceOutcome, Record};
 use crate::timers::{IdIndex, TimerQueue};
@@ -276,6 +276,12 @@ pub struct Coordinator {
     dirty_clusters: Vec<usize>,
     /// Fence and rate-cap records, kept for journal compaction.
     fence_log: Vec<Record>,
+    /// Operator overrides in force, with who set them.
+    overrides: BTreeMap<OperatorOverride, Operator>,
+    /// Hosts and clusters as the inventory describes them (before the
+    /// overrides), to re-apply when an override changes.
+    inventory_hosts: HashMap<HostId, Host>,
+    inventory_clusters: HashMap<ClusterId, Cluster>,
     /// Gates broken for the checker's self-test (always empty outside
     /// `checker-self-test` builds).
     broken_gates: Vec<SelfTestGate>,
@@ -325,6 +331,9 @@ impl Coordinator {
             dirty_hosts: Vec::new(),
             dirty_clusters: Vec::new(),
             fence_log: Vec::new(),
+            overrides: BTreeMap::new(),
+            inventory_hosts: HashMap::new(),
+            inventory_clusters: HashMap::new(),
             broken_gates: Vec::new(),
         }
     }

@@ -28,6 +28,7 @@ impl Coordinator {
         let mut open: BTreeMap<FenceId, HostId> = BTreeMap::new();
         let mut rate = FenceRateCap::new(config.fence_rate);
         let mut fence_log = Vec::new();
+        let mut overrides = BTreeMap::new();
         for rec in records {
             count += 1;
             let at = rec.at().min(now);
@@ -78,6 +79,20 @@ impl Coordinator {
                 Record::RateCapAcknowledged { scope, .. } => {
                     rate.acknowledge(scope, at);
                 }
+                Record::OperatorCommand {
+                    by,
+                    command: OperatorCommand::SetOverride { setting, on },
+                    ..
+                } => {
+                    if on {
+                        overrides.insert(setting, by);
+                    } else {
+                        overrides.remove(&setting);
+                    }
+                }
+                // The other commands are an audit trail; their effects
+                // have records of their own.
+                Record::OperatorCommand { .. } => {}
             }
         }
         let open_fences = open.len() as u32;
@@ -92,6 +107,7 @@ impl Coordinator {
         core.rate = rate;
         core.restored = restored;
         core.fence_log = fence_log;
+        core.overrides = overrides;
         // Stops that ended while we were down end now.
         let mut out = Vec::new();
         for scope in core.rate.expire(now) {
@@ -140,6 +156,20 @@ impl Coordinator {
                 });
             }
         }
+        // Overrides in force (a restart must not give protection back
+        // that an operator took away).
+        out.extend(
+            self.overrides
+                .iter()
+                .map(|(setting, by)| Record::OperatorCommand {
+                    by: by.clone(),
+                    command: OperatorCommand::SetOverride {
+                        setting: *setting,
+                        on: true,
+                    },
+                    at: now,
+                }),
+        );
         // Fence records: everything the rate cap may still count, every
         // fence still open, and the cap's trips and acknowledgements.
         let horizon = now.saturating_sub(self.cfg.fence_rate.window_ms);

@@ -554,3 +554,14 @@ impl World {
 pub fn cfg() -> Config {
     Config::default()
 }
+
+/// An operator command as root ran it.
+pub fn operator(command: OperatorCommand) -> Input {
+    Input::Operator {
+        by: Operator {
+            uid: 0,
+            user: Some("root".into()),
+        },
+        command,
+    }
+}

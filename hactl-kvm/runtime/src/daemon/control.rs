@@ -130,10 +130,15 @@ impl Sinks {
         })
     }
 
-    /// Lets queued hook runs finish (each bounded by its timeout).
+    /// Stops the hook: the run in progress ends (at most at its timeout),
+    /// queued events are dropped, so SIGTERM never waits for a queue of
+    /// hanging runs.
     pub(super) fn shutdown(&mut self) {
         if let Some(h) = self.hook.take() {
-            h.shutdown();
+            let queued = h.stop();
+            if queued > 0 {
+                tracing::warn!("on_event hook: {queued} queued event(s) not delivered at shutdown");
+            }
         }
     }
 }
@@ -299,7 +304,8 @@ impl Daemon {
             }));
             return Ok(());
         }
-        let input = match dispatch::core_input(&self.core, &request) {
+        let by = dispatch::operator_of(peer.uid);
+        let input = match dispatch::core_input(&self.core, &request, by) {
             Ok(i) => i,
             Err(e) => {
                 let _ = reply.send(Err(e));
