@@ -211,27 +211,35 @@ impl Agent<'_> {
             }
         };
         let pid = daemon.id() as i32;
-        let record = pidfile::start_ticks(pid).map(|start_ticks| DaemonRecord { pid, start_ticks });
-        let written = record
-            .ok_or_else(|| "the daemon vanished at once".to_string())
-            .and_then(|r| {
-                pidfile::write(&p.pid_file, r)
-                    .map_err(|e| format!("cannot write {}: {e}", p.pid_file.display()))
-            });
-        if let Err(e) = written {
-            let _ = daemon.kill();
-            let _ = daemon.wait();
-            return Outcome::fail(OcfRc::ErrGeneric, e);
-        }
-        let record = record.expect("written above");
-        // Do not return before the daemon answers: Pacemaker may promote
-        // it as soon as start returns 0.
-        let waited = self.wait_for_role(&p.socket, || {
+        let exited_at_once = |daemon: &mut std::process::Child| {
             daemon.try_wait().ok().flatten().map(|status| {
                 let tail = log_tail(&p.log_file, log_offset);
                 format!("hactl-kvm run exited at once ({status}): {tail}")
             })
-        });
+        };
+        // A daemon that already exited (a zombie until reaped) has no start
+        // time to record: report why it ended instead.
+        let Some(record) =
+            pidfile::start_ticks(pid).map(|start_ticks| DaemonRecord { pid, start_ticks })
+        else {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            let why = exited_at_once(&mut daemon)
+                .unwrap_or_else(|| "hactl-kvm run vanished at once".to_string());
+            self.log.error(&why);
+            return Outcome::fail(OcfRc::ErrGeneric, why);
+        };
+        if let Err(e) = pidfile::write(&p.pid_file, record) {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            return Outcome::fail(
+                OcfRc::ErrGeneric,
+                format!("cannot write {}: {e}", p.pid_file.display()),
+            );
+        }
+        // Do not return before the daemon answers: Pacemaker may promote
+        // it as soon as start returns 0.
+        let waited = self.wait_for_role(&p.socket, || exited_at_once(&mut daemon));
         match waited {
             Ok(report) => {
                 self.log.info(&format!(

@@ -447,7 +447,12 @@ fn observe(f: &Fixture) -> State {
     {
         return State::Stuck;
     }
-    match role_of(&f.socket()).expect("a running daemon answers").role {
+    let report = hactl_ocf::control::role(
+        &f.socket(),
+        std::time::Instant::now() + Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("daemon {pid} runs but does not answer Role: {e}"));
+    match report.role {
         Active => State::Active,
         Standby => State::Standby,
     }
