@@ -25,21 +25,17 @@ pub struct Common {
     json: bool,
 }
 
-/// The control-socket clients. Hidden from `--help`, man pages and completions
-/// until `hactl-kvm run` serves the control socket (issue 10): an operator is
-/// not offered commands that cannot reach a daemon yet. Their own tests run
-/// them against the control crate's server.
+/// The control-socket clients of a running `hactl-kvm run` (its
+/// `daemon.control_socket`; root or a member of `daemon.control_group`).
 #[derive(Subcommand, Debug)]
 pub enum ControlCommand {
     /// Quorum, partitions, hosts per HA state, rate cap, mass-failure guard, journal, uptime.
     ///
     /// Example: hactl-kvm status
-    #[command(hide = true)]
     Status(Common),
     /// One line per host: HA state, CloudStack hastate, power, last checks, pending operation.
     ///
     /// Example: hactl-kvm hosts --partition cluster-2 --state SUSPECT
-    #[command(hide = true)]
     Hosts {
         /// Only this partition (cluster-N or N).
         #[arg(long, value_parser = parse_cluster)]
@@ -53,7 +49,6 @@ pub enum ControlCommand {
     /// One host's history from the journal (transitions, fences and outcomes), oldest first.
     ///
     /// Example: hactl-kvm host host-3
-    #[command(hide = true)]
     Host {
         /// The host (host-N or N).
         #[arg(value_parser = parse_host)]
@@ -64,7 +59,6 @@ pub enum ControlCommand {
     /// The event stream, one line per event.
     ///
     /// Example: hactl-kvm events --since 1h --follow
-    #[command(hide = true)]
     Events {
         /// Keep printing new events until interrupted.
         #[arg(long)]
@@ -80,7 +74,6 @@ pub enum ControlCommand {
     /// off and cycle ask for confirmation unless --yes.
     ///
     /// Example: hactl-kvm power host-3 status
-    #[command(hide = true)]
     Power {
         /// The host (host-N or N).
         #[arg(value_parser = parse_host)]
@@ -97,7 +90,6 @@ pub enum ControlCommand {
     /// Acknowledge a tripped fence-rate cap: fencing resumes in that scope.
     ///
     /// Example: hactl-kvm ack-cap cluster-2   (without a partition: the global cap)
-    #[command(hide = true)]
     AckCap {
         /// The partition whose cap to acknowledge (default: the global cap).
         #[arg(value_parser = parse_cluster)]
@@ -111,7 +103,6 @@ pub enum ControlCommand {
     /// for confirmation unless --yes.
     ///
     /// Example: hactl-kvm confirm-off host-3
-    #[command(hide = true)]
     ConfirmOff {
         /// The host (host-N or N).
         #[arg(value_parser = parse_host)]
@@ -125,7 +116,6 @@ pub enum ControlCommand {
     /// Enable HA for a partition (cluster-N) or a host (host-N).
     ///
     /// Example: hactl-kvm enable cluster-2
-    #[command(hide = true)]
     Enable {
         /// cluster-N or host-N.
         #[arg(value_parser = parse_target)]
@@ -136,7 +126,6 @@ pub enum ControlCommand {
     /// Disable HA for a partition (cluster-N) or a host (host-N).
     ///
     /// Example: hactl-kvm disable host-3
-    #[command(hide = true)]
     Disable {
         /// cluster-N or host-N.
         #[arg(value_parser = parse_target)]
@@ -147,7 +136,6 @@ pub enum ControlCommand {
     /// Put a host into maintenance (on) or take it out (off).
     ///
     /// Example: hactl-kvm maintenance host-3 on
-    #[command(hide = true)]
     Maintenance {
         /// The host (host-N or N).
         #[arg(value_parser = parse_host)]

@@ -131,6 +131,13 @@ fn queries_answer_in_tables_and_json() {
         3,
         "{s}"
     );
+    // Each row names the CloudStack host behind the core's id.
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with(&format!("{id} "))
+                && l.contains(&format!(" {} ", w.hosts[0].name))),
+        "{s}"
+    );
     let j = json(&w.cli(&["hosts", "--state", "FAILED", "--json"]));
     assert_eq!(j["ok"]["hosts"].as_array().unwrap().len(), 0, "{j}");
 
@@ -508,4 +515,409 @@ fn a_hanging_hook_is_killed_at_its_timeout_and_never_blocks_the_core() {
     );
     let status = w.stop_daemon();
     assert!(status.success(), "{status:?}");
+}
+
+/// The journal's operator records (the file on disk) as (uid, user, command).
+fn operator_records(w: &World) -> Vec<Value> {
+    journal_records(w)
+        .into_iter()
+        .filter(|r| r["record"] == "operator_command")
+        .collect()
+}
+
+/// A host whose BMC died with it ends FAILED (the core cannot prove it
+/// off); `confirm-off` without --yes and without a terminal changes
+/// nothing; with --yes it is journaled with who ran it, the host becomes
+/// FENCED and is handed off to CloudStack (declareHostAsDegraded in the
+/// double's request log), without any power command reaching its BMC.
+#[test]
+fn confirm_off_unblocks_a_failed_host() {
+    let mut w = started(3);
+    let uuid = w.hosts[0].uuid.clone();
+    let id = core_id(&w, &uuid);
+    // The BMC dies with the host: every chassis command hangs.
+    w.hosts[0].bmc.set_chassis_hangs(true);
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            json(&w.cli(&["hosts", "--state", "FAILED", "--json"]))["ok"]["hosts"]
+                .as_array()
+                .is_some_and(|hs| hs.len() == 1)
+        }),
+        "{id} never FAILED; log:\n{}",
+        w.log()
+    );
+    let out = w.cli(&["hosts", "--state", "FAILED"]);
+    assert!(stdout(&out).contains(&id), "{}", text(&out));
+    assert_eq!(w.calls("declareHostAsDegraded", &uuid), 0);
+
+    // No terminal, no --yes: refused before anything is sent.
+    let before = journal_records(&w).len();
+    let out = w.cli(&["confirm-off", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(journal_records(&w).len(), before);
+
+    let out = w.cli(&["confirm-off", &id, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains(&format!("changed: {id}: confirmed off by the operator")),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("changed: {id}: FAILED -> FENCED")),
+        "{s}"
+    );
+    // Journaled with who ran it (this test runs as root).
+    let ops = operator_records(&w);
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0]["by"]["uid"], 0);
+    assert_eq!(ops[0]["by"]["user"], "root");
+    assert_eq!(ops[0]["command"]["command"], "confirm_host_off");
+    // Handed off: CloudStack restarts its VMs elsewhere.
+    assert!(
+        wait_until(Duration::from_secs(30), || w
+            .calls("declareHostAsDegraded", &uuid)
+            == 1),
+        "no declareHostAsDegraded after confirm-off; log:\n{}",
+        w.log()
+    );
+    // A second confirm-off is refused with the core's reason (exit 1).
+    let out = w.cli(&["confirm-off", &id, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only a FAILED host can be confirmed off"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(operator_records(&w).len(), 1);
+    // The hung BMC never completed a power command.
+    assert!(w.hosts[0].bmc.events().is_empty());
+    assert!(w.stop_daemon().success());
+}
+
+/// Fence-rate cap of 1: the first fence trips it and the next host's
+/// fence waits (its BMC sees nothing) until the operator acknowledges the
+/// global and the partition cap; then it is fenced. Both acks journaled.
+#[test]
+fn ack_cap_releases_a_tripped_cap() {
+    let mut w = World::new(6, "secret");
+    w.compact_bytes = 16 << 20;
+    w.core = CORE
+        .replace("per_partition = 3", "per_partition = 1")
+        .replace("global = 3", "global = 1");
+    let port = free_port();
+    w.metrics_listen = format!("127.0.0.1:{port}");
+    w.write_config("secret", 0o600);
+    w.start_daemon();
+    w.wait_available(6);
+    w.wait_socket();
+    // First crash: fenced, and the cap trips.
+    crash_first_host(&mut w);
+    let j = json(&w.cli(&["status", "--json"]));
+    let caps = j["ok"]["rate_caps"].as_array().unwrap().clone();
+    assert!(
+        caps.iter().all(|c| c["tripped"] == true),
+        "caps not tripped: {caps:?}"
+    );
+    let s = stdout(&w.cli(&["status"]));
+    assert!(
+        s.contains("rate cap:     global: 1/1 fences in window - TRIPPED"),
+        "{s}"
+    );
+    let tripped = || samples(&scrape(port))["hactl_rate_cap_tripped{scope=\"global\"}"];
+    assert_eq!(tripped(), 1.0);
+    // The first host recovers (heartbeat back, agent Up).
+    let storage = w.dir.path().join("storage");
+    let name0 = w.hosts[0].name.clone();
+    w.hosts[0].writer = Some(Writer::start(&storage, &name0, 1000));
+    let uuid0 = w.hosts[0].uuid.clone();
+    w.cs.update_host(&uuid0, |h| h.state = "Up".into());
+    // Second crash: held by the cap.
+    let uuid1 = w.hosts[1].uuid.clone();
+    let id1 = core_id(&w, &uuid1);
+    w.hosts[1].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid1, |h| h.state = "Disconnected".into());
+    let deferred = |w: &World| {
+        let out = w.cli(&["events", "--json"]);
+        String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| {
+                v["event"]["event"] == "fence_deferred"
+                    && Some(v["event"]["host"].as_u64().unwrap_or(0))
+                        == id1.trim_start_matches("host-").parse().ok()
+            })
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || deferred(&w)),
+        "no fence_deferred for {id1}; log:\n{}",
+        w.log()
+    );
+    assert!(
+        w.hosts[1].bmc.events().is_empty(),
+        "{id1} powered while the cap holds: {:?}",
+        w.hosts[1].bmc.events()
+    );
+    // Global ack: the partition cap still holds.
+    let out = w.cli(&["ack-cap"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("rate cap global cleared: fencing resumes"),
+        "{}",
+        text(&out)
+    );
+    let cluster = j["ok"]["partitions"][0]["id"].as_u64().unwrap();
+    let partition = format!("cluster-{cluster}");
+    assert_eq!(tripped(), 0.0, "global cap gauge after the ack");
+    assert_eq!(
+        samples(&scrape(port))[&format!("hactl_rate_cap_tripped{{scope=\"{partition}\"}}")],
+        1.0
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(w.hosts[1].bmc.events().is_empty());
+    let out = w.cli(&["ack-cap", &partition, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let j = json(&out);
+    assert_eq!(j["ok"]["journaled"], true, "{j}");
+    // Now the held fence goes out.
+    let events = w.hosts[1].bmc.wait_for_events(1, Duration::from_secs(60));
+    assert_eq!(events.first(), Some(&PowerEvent::Off), "log:\n{}", w.log());
+    // That fence trips the cap of 1 again, counted from the acknowledgement.
+    assert_eq!(tripped(), 1.0);
+    let acks: Vec<Value> = operator_records(&w)
+        .into_iter()
+        .filter(|r| r["command"]["command"] == "acknowledge_rate_cap")
+        .collect();
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    assert!(acks.iter().all(|a| a["by"]["uid"] == 0));
+    assert!(w.stop_daemon().success());
+}
+
+/// Runs the CLI as `nobody` (setpriv), with the given supplementary groups.
+fn cli_as_nobody(w: &World, groups: &str, args: &[&str]) -> Output {
+    let setpriv = test_support::require("setpriv", "util-linux");
+    std::process::Command::new(setpriv)
+        .args(["--reuid=nobody", "--regid=nogroup"])
+        .arg(if groups.is_empty() {
+            "--clear-groups".to_string()
+        } else {
+            format!("--groups={groups}")
+        })
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .args(args)
+        .arg("--socket")
+        .arg(w.socket())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A non-root user without the control group is refused: by the socket's
+/// mode (0660 root:group) and, if the mode were opened up, by the daemon's
+/// SO_PEERCRED check; nothing is changed (journal, BMC). The same user with
+/// the control group as a supplementary group is let in.
+#[test]
+fn permission_is_refused_for_a_user_without_the_control_group() {
+    let mut w = started(3);
+    let id = core_id(&w, &w.hosts[0].uuid.clone());
+    // Let `nobody` reach the socket's directory (the test's own tempdir).
+    std::fs::set_permissions(
+        w.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let meta = std::fs::metadata(w.socket()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o660
+    );
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 0, "group root");
+    let before = journal_records(&w).len();
+
+    // 1. The socket's mode keeps nobody out.
+    let out = cli_as_nobody(&w, "", &["power", &id, "off", "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ermission denied"),
+        "{}",
+        text(&out)
+    );
+
+    // 2. Mode opened up by mistake: the daemon's credential check refuses.
+    std::fs::set_permissions(
+        w.socket(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let out = cli_as_nobody(&w, "", &["power", &id, "off", "--yes"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: permission denied: uid 65534 is neither root nor a member of group root\n"
+    );
+    let out = cli_as_nobody(&w, "", &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(json(&out)["err"]["error"], "permission_denied");
+    std::fs::set_permissions(
+        w.socket(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o660),
+    )
+    .unwrap();
+
+    // Nothing changed: no record, no power command.
+    assert_eq!(journal_records(&w).len(), before);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(w.hosts[0].bmc.events().is_empty());
+
+    // 3. nobody with the control group (root, gid 0) as a supplementary group.
+    let out = cli_as_nobody(&w, "0", &["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout(&out).contains("quorum:"), "{}", text(&out));
+    assert!(w.stop_daemon().success());
+}
+
+/// `events`, `power on|off|cycle`, `disable`/`enable` and `maintenance`
+/// against the running daemon: tables and JSON; every change journaled
+/// with who ran it (the file on disk); power through the core reaching the
+/// BMC (its event log); a host in maintenance whose heartbeat stops is not
+/// fenced until maintenance ends.
+#[test]
+fn events_power_and_overrides_through_the_core() {
+    let mut w = started(4);
+    let ids: Vec<String> = (0..4)
+        .map(|i| core_id(&w, &w.hosts[i].uuid.clone()))
+        .collect();
+
+    // events: table and JSON lines, in sequence.
+    let out = w.cli(&["events"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(" coordinator_started "),
+        "{}",
+        text(&out)
+    );
+    let out = w.cli(&["events", "--json", "--since", "1h"]);
+    let seqs: Vec<u64> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(seqs.len() >= 5, "{seqs:?}");
+    assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "{seqs:?}");
+
+    // power off / on / cycle of host 3 through the core.
+    let h3 = &ids[3];
+    let out = w.cli(&["power", h3, "off"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no --yes, no terminal: {}",
+        text(&out)
+    );
+    let out = w.cli(&["power", h3, "off", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(&format!("changed: {h3}: power off requested")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        w.hosts[3].bmc.wait_for_events(1, Duration::from_secs(30)),
+        vec![PowerEvent::Off],
+        "log:\n{}",
+        w.log()
+    );
+    // Refused while the off (and the read after it) is still pending; the
+    // refusal changes nothing, so retry until accepted.
+    assert!(
+        wait_until(Duration::from_secs(30), || w
+            .cli(&["power", h3, "on", "--yes"])
+            .status
+            .success()),
+        "power on never accepted; log:\n{}",
+        w.log()
+    );
+    assert_eq!(
+        w.hosts[3].bmc.wait_for_events(2, Duration::from_secs(30)),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    let users: Vec<Value> = operator_records(&w)
+        .into_iter()
+        .filter(|r| r["command"]["command"] == "user_power")
+        .collect();
+    assert!(users.len() >= 2, "{users:?}");
+    assert_eq!(users[0]["command"]["op"], "off");
+    assert!(users.iter().all(|r| r["by"]["uid"] == 0));
+
+    // disable / enable host 2: journaled; a repeated enable changes nothing.
+    let h2 = &ids[2];
+    let out = w.cli(&["disable", h2]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = stdout(&out);
+    assert!(
+        s.contains(&format!("changed: {h2}: HA disabled by root (uid 0): set")),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("changed: {h2}: AVAILABLE -> INELIGIBLE")),
+        "{s}"
+    );
+    let j = json(&w.cli(&["hosts", "--state", "INELIGIBLE", "--json"]));
+    assert_eq!(j["ok"]["hosts"].as_array().unwrap().len(), 1, "{j}");
+    let j = json(&w.cli(&["enable", h2, "--json"]));
+    assert_eq!(j["ok"]["journaled"], true, "{j}");
+    let out = w.cli(&["enable", h2]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).starts_with("changed: nothing changed"),
+        "{}",
+        text(&out)
+    );
+
+    // maintenance of host 1, then its heartbeat stops: never fenced while
+    // in maintenance; fenced once it ends.
+    let h1 = &ids[1];
+    let out = w.cli(&["maintenance", h1, "on"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(&format!("{h1}: maintenance by root (uid 0): set")),
+        "{}",
+        text(&out)
+    );
+    let uuid1 = w.hosts[1].uuid.clone();
+    w.hosts[1].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid1, |h| h.state = "Disconnected".into());
+    // Well past the 2-sample, 3.5 s-window evidence an AVAILABLE host gets.
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(
+        w.hosts[1].bmc.events().is_empty(),
+        "{h1} powered in maintenance: {:?}",
+        w.hosts[1].bmc.events()
+    );
+    let out = w.cli(&["maintenance", h1, "off", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(json(&out)["ok"]["journaled"], true);
+    let ev = w.hosts[1].bmc.wait_for_events(1, Duration::from_secs(60));
+    assert_eq!(ev.first(), Some(&PowerEvent::Off), "log:\n{}", w.log());
+    let overrides: Vec<Value> = operator_records(&w)
+        .into_iter()
+        .filter(|r| r["command"]["command"] == "set_override")
+        .collect();
+    assert_eq!(overrides.len(), 4, "{overrides:?}");
+
+    // The host's history shows the operator's commands.
+    let out = w.cli(&["host", h1]);
+    assert!(
+        stdout(&out).contains("operator root (uid 0): ")
+            && stdout(&out).contains("maintenance set"),
+        "{}",
+        text(&out)
+    );
+    assert!(w.stop_daemon().success());
 }

@@ -274,6 +274,7 @@ pub fn host_rows(
         .filter(|h| state.map_or(true, |s| h.ha == s))
         .map(|view| HostRow {
             view,
+            name: None,
             power_read_at_unix_ms: None,
             last_health: None,
             last_round: None,

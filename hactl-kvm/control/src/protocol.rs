@@ -385,6 +385,9 @@ pub struct RoundSummary {
 pub struct HostRow {
     /// The core's view of the host (HA state, CloudStack hastate, power).
     pub view: HostView,
+    /// The host's name in CloudStack, when the daemon knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// When the power state was last read (Unix ms).
     pub power_read_at_unix_ms: Option<u64>,
     /// The last health check.

@@ -298,6 +298,7 @@ pub fn hosts(rows: &[HostRow]) -> String {
             let v = &r.view;
             vec![
                 v.id.to_string(),
+                r.name.clone().unwrap_or_else(|| "-".into()),
                 v.cluster.to_string(),
                 v.ha.to_string(),
                 v.cloudstack_hastate.clone(),
@@ -338,6 +339,7 @@ pub fn hosts(rows: &[HostRow]) -> String {
     table(
         &[
             "HOST",
+            "NAME",
             "PARTITION",
             "HA",
             "CLOUDSTACK",

@@ -102,6 +102,7 @@ fn row() -> HostRow {
             allows_ha_allocation: false,
             allows_non_ha_allocation: true,
         },
+        name: Some("kvm3".into()),
         power_read_at_unix_ms: Some(T0),
         last_health: Some(HealthSummary {
             at_unix_ms: T0,
@@ -143,18 +144,19 @@ fn hosts_table_has_one_row_per_host_with_evidence() {
     idle.last_health = None;
     idle.last_round = None;
     idle.pending = None;
+    idle.name = None;
     let out = render::human_response(&Response::Ok(Reply::Hosts {
         hosts: vec![row(), idle],
     }));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(
-        lines[0].starts_with("HOST    PARTITION  HA         CLOUDSTACK  POWER"),
+        lines[0].starts_with("HOST    NAME  PARTITION  HA         CLOUDSTACK  POWER"),
         "{out}"
     );
     assert_eq!(
         lines[1],
-        "host-3  cluster-1  SUSPECT    Suspect     ON @2026-12-02 20:15:03  agent_unreachable @2026-12-02 20:15:03  \
+        "host-3  kvm3  cluster-1  SUSPECT    Suspect     ON @2026-12-02 20:15:03  agent_unreachable @2026-12-02 20:15:03  \
 inconclusive @2026-12-02 20:15:03 [host-1:dead/8000ms host-2:cannot-tell(timeout)/8000ms]  activity round"
     );
     let cells: Vec<&str> = lines[2]
@@ -166,6 +168,7 @@ inconclusive @2026-12-02 20:15:03 [host-1:dead/8000ms host-2:cannot-tell(timeout
         cells,
         [
             "host-4",
+            "-",
             "cluster-1",
             "AVAILABLE",
             "Available",

@@ -21,7 +21,9 @@
 
 mod roles;
 use roles::Roles;
-pub use roles::{CoreJournal, PowerGate, RoleError, RoleStatus, StartOptions, REPLICA_FILE};
+pub use roles::{
+    CoreJournal, HandoffJournal, PowerGate, RoleError, RoleStatus, StartOptions, REPLICA_FILE,
+};
 
 mod control;
 
@@ -44,7 +46,6 @@ use hactl_core::{
     Action, ActivityVerdict, CannotTellReason, ClusterId, Coordinator, Event, HaState, HostId,
     Input, Inventory, OpRef, PowerActionOutcome, PowerReading, Window,
 };
-use hactl_journal::Journal;
 use hactl_metrics::Metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -298,7 +299,7 @@ pub struct Daemon {
     core: Coordinator,
     journal: CoreJournal,
     roles: Roles,
-    handoff_journal: Journal,
+    handoff_journal: HandoffJournal,
     handoffs: Handoffs,
     handoff_running: HashSet<String>,
     client: Arc<Client>,
@@ -347,8 +348,7 @@ impl Daemon {
         let lock = DirLock::acquire(&cfg.daemon.journal_dir)?;
         let dir = cfg.daemon.journal_dir.clone();
         let (roles, journal, records, act_now) = Roles::open(&cfg, &dir, opts)?;
-        let (handoff_journal, hreplay) = Journal::open::<HandoffRecord>(dir.join(HANDOFF_FILE))?;
-        let handoffs = Handoffs::replay(&hreplay.records);
+        let (handoff_journal, handoffs) = roles.open_handoffs(&cfg, &dir)?;
         let ids_path = dir.join(IDS_FILE);
         let ids = load_ids(&ids_path)?;
         let client = Arc::new(client_for_check(&cfg, &secrets)?);
@@ -883,6 +883,7 @@ impl Daemon {
         if self.ids != before {
             // Journal records name hosts by these ids: durable before use.
             save_ids(&self.ids_path, &self.ids)?;
+            self.journal.replicate_ids(&self.ids, self.roles.acting());
         }
         let cluster_names: HashMap<&str, &str> = l
             .clusters

@@ -386,6 +386,94 @@ impl Cluster3 {
         self.stop(pid, Duration::ZERO);
     }
 
+    /// Runs `f` on a thread that entered node `n`'s network namespace: the sockets it creates
+    /// belong to that namespace (and stay there when the thread ends).
+    pub fn in_netns<T: Send + 'static>(
+        &self,
+        n: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let path = format!("/run/netns/{}", self.netns(n));
+        std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    }
+
+    /// Makes TCP `127.0.0.1:port` inside node `n` reach `127.0.0.1:port` of the test's own
+    /// namespace (a peer such as the CloudStack API double), over a path that [`Cluster3::isolate`]
+    /// does not cut: only the Corosync ring is isolated, the node still reaches its peers.
+    pub fn forward_tcp(&self, n: usize, port: u16) {
+        let listener = self.in_netns(n, move || {
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port} in node{n}: {e}"))
+        });
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (inbound.try_clone(), outbound.try_clone()),
+                    (outbound.try_clone(), inbound.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+    }
+
+    /// Makes UDP `127.0.0.1:port` inside node `n` reach `127.0.0.1:port` of the test's own
+    /// namespace (an `ipmi_sim` BMC): one upstream socket per client address, answers relayed
+    /// back to it. Like [`Cluster3::forward_tcp`], not cut by [`Cluster3::isolate`].
+    pub fn forward_udp(&self, n: usize, port: u16) {
+        use std::collections::HashMap;
+        use std::net::{SocketAddr, UdpSocket};
+        let inside = self.in_netns(n, move || {
+            UdpSocket::bind(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("bind udp 127.0.0.1:{port} in node{n}: {e}"))
+        });
+        std::thread::spawn(move || {
+            let mut upstream: HashMap<SocketAddr, UdpSocket> = HashMap::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                let Ok((len, client)) = inside.recv_from(&mut buf) else {
+                    return;
+                };
+                if let std::collections::hash_map::Entry::Vacant(slot) = upstream.entry(client) {
+                    let Ok(up) = UdpSocket::bind("127.0.0.1:0") else {
+                        continue;
+                    };
+                    if up.connect(("127.0.0.1", port)).is_err() {
+                        continue;
+                    }
+                    let (Ok(back), Ok(reply_to)) = (up.try_clone(), inside.try_clone()) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let mut b = [0u8; 65536];
+                        while let Ok(l) = back.recv(&mut b) {
+                            let _ = reply_to.send_to(&b[..l], client);
+                        }
+                    });
+                    slot.insert(up);
+                }
+                let _ = upstream[&client].send(&buf[..len]);
+            }
+        });
+    }
+
     /// Cuts node `n` off the switch.
     pub fn isolate(&self, n: usize) {
         must(Command::new("ip").args([

@@ -81,6 +81,8 @@ pub struct World {
     pub compact_bytes: u64,
     /// `daemon.metrics_listen` (default: no endpoint).
     pub metrics_listen: String,
+    /// The `[core]` part of the configuration (default [`CORE`]).
+    pub core: String,
     /// The `[events]` part of the configuration.
     pub events: String,
     pub dir: tempfile::TempDir,
@@ -191,6 +193,7 @@ impl World {
             daemon_extra: String::new(),
             compact_bytes: 500,
             metrics_listen: String::new(),
+            core: CORE.to_string(),
             events,
             dir,
             cs,
@@ -245,12 +248,13 @@ handoff_retry_ms = 500
 [power]
 username = "admin"
 retransmit_ms = 2500
-{CORE}"#,
+{core}"#,
             journal = d.join("journal").display(),
             socket = d.join("control.sock").display(),
             daemon_extra = self.daemon_extra,
             compact = self.compact_bytes,
             metrics = self.metrics_listen,
+            core = self.core,
             events = self.events,
             secrets = secrets.display(),
             url = self.cs.endpoint(),

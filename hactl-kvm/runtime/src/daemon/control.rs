@@ -18,7 +18,10 @@ use hactl_control::{
     ControlError, ControlHandler, CoordinatorRole, EventHub, EventRecord, HealthSummary,
     JournalStatus, PeerCred, Reply, Request, RoleReport, RoundSummary,
 };
-use hactl_core::{Event, EvidenceSample, HostId, Input, PowerReading, PowerState, Record};
+use hactl_core::{
+    Event, EvidenceSample, HostId, InactiveReason, Input, PowerReading, PowerState, RateScope,
+    Record,
+};
 use hactl_events::{EventHook, HookConfig, JsonlConfig, JsonlSink, SyslogSink};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -231,13 +234,30 @@ impl Daemon {
         let mut clusters: Vec<_> = self.core.hosts().iter().map(|h| h.cluster).collect();
         clusters.sort();
         clusters.dedup();
-        self.metrics.set_partition_states(
-            clusters
-                .into_iter()
-                .filter_map(|c| self.core.partition(c))
-                .map(|p| p.state),
-        );
+        let partitions: Vec<_> = clusters
+            .iter()
+            .filter_map(|c| self.core.partition(*c))
+            .collect();
+        self.metrics
+            .set_partition_states(partitions.iter().map(|p| p.state));
         self.metrics.set_quorate(self.core.is_quorate());
+        // From the core's state, not only from events: a cap or guard
+        // restored from the journal at start shows at once.
+        self.metrics.set_rate_cap_tripped(
+            RateScope::Global,
+            self.core.rate_cap_tripped(RateScope::Global),
+        );
+        for p in &partitions {
+            let scope = RateScope::Partition(p.id);
+            self.metrics
+                .set_rate_cap_tripped(scope, self.core.rate_cap_tripped(scope));
+            self.metrics.set_mass_failure(
+                p.id,
+                p.reasons
+                    .iter()
+                    .any(|r| matches!(r, InactiveReason::MassFailure(_))),
+            );
+        }
     }
 
     /// Answers one control request, in the loop. A power read answers
@@ -258,6 +278,7 @@ impl Daemon {
             Request::Hosts { partition, state } => {
                 let mut hosts = dispatch::host_rows(&self.core, partition, state);
                 for row in &mut hosts {
+                    row.name = self.hosts.get(&row.view.id).map(|e| e.name.clone());
                     if let Some(s) = self.host_side.get(&row.view.id) {
                         row.power_read_at_unix_ms = s.power_read_at;
                         row.last_health = s.last_health;

@@ -19,8 +19,10 @@
 use super::{Daemon, DaemonError};
 use crate::clock::now_ms;
 use crate::config::{QuorumProvider, RuntimeConfig};
+use crate::handoff::{HandoffRecord, Handoffs};
 use crate::power::PowerError;
-use hactl_cluster::{ClusterNode, EntryBody, NodeConfig, Role as ReplicaRole};
+use cloudstack_api::inventory::IdMap;
+use hactl_cluster::{ClusterNode, EntryBody, NodeConfig, NodeError, Refusal, Role as ReplicaRole};
 use hactl_core::{Coordinator, Input, Record};
 use hactl_journal::Journal;
 use serde::Serialize;
@@ -49,7 +51,81 @@ pub enum CoreJournal {
         node: Arc<ClusterNode>,
         /// How long a record may take to become durable.
         timeout: Duration,
+        /// Closed when a side record (hand-off, id map) was not durable.
+        gate: Arc<PowerGate>,
     },
+}
+
+/// What the replicated log carries besides the core's records: everything a promoted standby
+/// needs to carry on where the former active stopped.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SideRecord {
+    /// A VM-HA hand-off step (the local `handoff.journal` of standalone mode).
+    Handoff(HandoffRecord),
+    /// The CloudStack uuid -> core id map the records' ids refer to (`ids.json`).
+    Ids(IdMap),
+}
+
+/// Proposes until durable or `timeout`: a proposal refused or rejected because a view change is
+/// being synchronised (a member joined or left) is proposed again once the round closed; it was
+/// not accepted, so it is not in the log twice.
+fn propose_durable(node: &ClusterNode, payload: String, timeout: Duration) -> Result<u64, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.propose(payload.clone(), left) {
+            Ok(seq) => return Ok(seq),
+            Err(NodeError::Refused(Refusal::Syncing)) | Err(NodeError::Rejected(_))
+                if Instant::now() + Duration::from_millis(20) < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Proposes a side record; when it is not durable the instance stops acting (the gate closes at
+/// once, the next role tick turns it standby).
+fn propose_side(node: &ClusterNode, timeout: Duration, gate: &PowerGate, rec: &SideRecord) {
+    let payload = serde_json::to_string(rec).expect("side records serialise");
+    if let Err(e) = propose_durable(node, payload, timeout) {
+        tracing::error!("replicated {rec:?} not durable: {e}; this instance stops acting");
+        gate.set(false, 0);
+    }
+}
+
+/// Where hand-off records go.
+pub enum HandoffJournal {
+    /// A local file (`standalone`).
+    Local(Journal),
+    /// The replicated log (`corosync`).
+    Replicated {
+        /// The group member.
+        node: Arc<ClusterNode>,
+        /// How long a record may take to become durable.
+        timeout: Duration,
+        /// Closed when a record was not durable.
+        gate: Arc<PowerGate>,
+    },
+}
+
+impl HandoffJournal {
+    /// Appends a hand-off record (replicated: see [`propose_side`]).
+    pub fn append(&mut self, rec: &HandoffRecord) -> Result<(), DaemonError> {
+        match self {
+            HandoffJournal::Local(j) => Ok(j.append(rec)?),
+            HandoffJournal::Replicated {
+                node,
+                timeout,
+                gate,
+            } => {
+                propose_side(node, *timeout, gate, &SideRecord::Handoff(rec.clone()));
+                Ok(())
+            }
+        }
+    }
 }
 
 impl CoreJournal {
@@ -58,11 +134,11 @@ impl CoreJournal {
     pub fn append(&mut self, record: &Record) -> Result<(), DaemonError> {
         match self {
             CoreJournal::Local(j) => Ok(j.append(record)?),
-            CoreJournal::Replicated { node, timeout } => {
+            CoreJournal::Replicated { node, timeout, .. } => {
                 let payload = serde_json::to_string(record).expect("records serialise");
-                node.propose(payload, *timeout)
+                propose_durable(node, payload, *timeout)
                     .map(|_| ())
-                    .map_err(|e| DaemonError::NotDurable(e.to_string()))
+                    .map_err(DaemonError::NotDurable)
             }
         }
     }
@@ -73,6 +149,21 @@ impl CoreJournal {
         match self {
             CoreJournal::Local(j) => j.len(),
             CoreJournal::Replicated { .. } => 0,
+        }
+    }
+
+    /// Replicates a changed id map while acting (`corosync`; standalone keeps `ids.json` only).
+    pub fn replicate_ids(&self, ids: &IdMap, acting: bool) {
+        if let (
+            CoreJournal::Replicated {
+                node,
+                timeout,
+                gate,
+            },
+            true,
+        ) = (self, acting)
+        {
+            propose_side(node, *timeout, gate, &SideRecord::Ids(ids.clone()));
         }
     }
 
@@ -93,7 +184,7 @@ impl CoreJournal {
                 .into_iter()
                 .map(|(_, r)| r)
                 .collect()),
-            CoreJournal::Replicated { node, .. } => Ok(replicated_records(node)),
+            CoreJournal::Replicated { node, .. } => Ok(replicated(node).0),
         }
     }
 
@@ -111,23 +202,28 @@ impl CoreJournal {
     }
 }
 
-/// The core records in the replica's log, in log order.
-fn replicated_records(node: &ClusterNode) -> Vec<Record> {
-    node.log()
-        .into_iter()
-        .filter_map(|e| match e.body {
-            EntryBody::Record { payload } => Some(payload),
-            _ => None,
-        })
-        .filter_map(|p| match serde_json::from_str::<Record>(&p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                // A newer version's record: every member skips it alike.
-                tracing::error!("replicated record not readable, skipped: {e}");
-                None
-            }
-        })
-        .collect()
+/// What the replica's log holds, in log order: the core's records, the hand-off records and the
+/// last id map.
+fn replicated(node: &ClusterNode) -> (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>) {
+    let mut records = Vec::new();
+    let mut handoffs = Vec::new();
+    let mut ids = None;
+    for e in node.log() {
+        let EntryBody::Record { payload } = e.body else {
+            continue;
+        };
+        if let Ok(r) = serde_json::from_str::<Record>(&payload) {
+            records.push(r);
+            continue;
+        }
+        match serde_json::from_str::<SideRecord>(&payload) {
+            Ok(SideRecord::Handoff(h)) => handoffs.push(h),
+            Ok(SideRecord::Ids(m)) => ids = Some(m),
+            // A newer version's record: every member skips it alike.
+            Err(e) => tracing::error!("replicated record not readable, skipped: {e}"),
+        }
+    }
+    (records, handoffs, ids)
 }
 
 /// The check every power action passes right before a BMC is touched.
@@ -303,16 +399,42 @@ impl Roles {
                     node: Some(node.clone()),
                     gate,
                     state: RoleState::Standby,
-                    promote_timeout: Duration::from_millis(c.propose_timeout_ms.max(1000) * 2),
+                    promote_timeout: Duration::from_millis(
+                        c.propose_timeout_ms.max(1000) * 2 + c.takeover_grace_ms,
+                    ),
                     could_act: false,
                     last_quorate: false,
                 };
                 let journal = CoreJournal::Replicated {
                     node,
                     timeout: Duration::from_millis(c.propose_timeout_ms),
+                    gate: roles.gate.clone(),
                 };
                 Ok((roles, journal, Vec::new(), false))
             }
+        }
+    }
+
+    /// Opens the hand-off journal: the local file, or (`corosync`) the replicated log, from
+    /// which a promotion reads the hand-offs back.
+    pub(super) fn open_handoffs(
+        &self,
+        cfg: &RuntimeConfig,
+        dir: &Path,
+    ) -> Result<(HandoffJournal, Handoffs), DaemonError> {
+        match &self.node {
+            None => {
+                let (j, replay) = Journal::open::<HandoffRecord>(dir.join(super::HANDOFF_FILE))?;
+                Ok((HandoffJournal::Local(j), Handoffs::replay(&replay.records)))
+            }
+            Some(node) => Ok((
+                HandoffJournal::Replicated {
+                    node: node.clone(),
+                    timeout: Duration::from_millis(cfg.cluster.propose_timeout_ms),
+                    gate: self.gate.clone(),
+                },
+                Handoffs::replay(&[]),
+            )),
         }
     }
 
@@ -345,7 +467,10 @@ impl Roles {
 /// What a tick decided.
 enum Step {
     Nothing,
-    Activate { records: Vec<Record>, epoch: u64 },
+    Activate {
+        replicated: Box<(Vec<Record>, Vec<HandoffRecord>, Option<IdMap>)>,
+        epoch: u64,
+    },
     Deactivate(String),
 }
 
@@ -356,7 +481,22 @@ impl Daemon {
         let step = self.role_step();
         match step {
             Step::Nothing => {}
-            Step::Activate { records, epoch } => self.activate(records, epoch)?,
+            Step::Activate { replicated, epoch } => {
+                let (records, handoffs, ids) = *replicated;
+                // Carry on where the former active stopped: its hand-offs and its host ids.
+                self.handoffs = Handoffs::replay(&handoffs);
+                tracing::info!(
+                    "taking over {} hand-off record(s), id map {}",
+                    handoffs.len(),
+                    if ids.is_some() { "replicated" } else { "local" }
+                );
+                self.handoff_running.clear();
+                if let Some(ids) = ids {
+                    super::save_ids(&self.ids_path, &ids)?;
+                    self.ids = ids;
+                }
+                self.activate(records, epoch)?
+            }
             Step::Deactivate(why) => self.deactivate(&why),
         }
         if self.roles.acting() {
@@ -388,13 +528,20 @@ impl Daemon {
         match self.roles.state {
             RoleState::Standby => Step::Nothing,
             RoleState::Promoting { prev_epoch, since } => {
-                if s.role == ReplicaRole::Active && s.epoch > prev_epoch {
-                    let records = replicated_records(&node);
+                if s.role == ReplicaRole::Active
+                    && s.epoch > prev_epoch
+                    && node.authorize_power(s.epoch).is_err()
+                {
+                    // The group confirmed us, but the take-over grace runs (a cut-off former
+                    // active may still be stopping): the core is not driven yet, so that its
+                    // start-up reads and open-fence checks run when the BMCs may be touched.
+                    Step::Nothing
+                } else if s.role == ReplicaRole::Active && s.epoch > prev_epoch {
                     Step::Activate {
-                        records,
+                        replicated: Box::new(replicated(&node)),
                         epoch: s.epoch,
                     }
-                } else if s.epoch > prev_epoch {
+                } else if s.epoch > prev_epoch && s.active != Some(s.node) {
                     self.roles.state = RoleState::Standby;
                     tracing::warn!(
                         "promotion lost: epoch {} went to node {:?}",
@@ -414,7 +561,9 @@ impl Daemon {
                 }
             }
             RoleState::Active { epoch } => {
-                if s.role != ReplicaRole::Active || s.epoch != epoch {
+                if !self.roles.gate.acting.load(Ordering::SeqCst) {
+                    Step::Deactivate("a replicated record was not durable".into())
+                } else if s.role != ReplicaRole::Active || s.epoch != epoch {
                     Step::Deactivate(format!(
                         "the group is in fencing epoch {} with node {:?} active (this node was active in {epoch}; its replica role is {:?})",
                         s.epoch, s.active, s.role
@@ -446,6 +595,9 @@ impl Daemon {
         );
         self.execute(actions)?;
         if self.roles.acting() {
+            // The map this instance's records refer to (built while standby, or the replicated
+            // one it just took over) is in the log before any record that names a new host.
+            self.journal.replicate_ids(&self.ids, true);
             let quorate = self.api_ok && self.roles.provider_quorate();
             self.roles.last_quorate = quorate;
             let a = self.core.handle(now_ms(), Input::QuorumChanged { quorate });
@@ -570,5 +722,24 @@ impl Daemon {
             "promotion under way: claiming fencing epoch {}",
             s.epoch + 1
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_records_are_told_apart_from_core_records() {
+        let h = SideRecord::Handoff(HandoffRecord::DeclareDue { host: "u1".into() });
+        let p = serde_json::to_string(&h).unwrap();
+        assert!(serde_json::from_str::<Record>(&p).is_err(), "{p}");
+        assert!(matches!(
+            serde_json::from_str::<SideRecord>(&p).unwrap(),
+            SideRecord::Handoff(HandoffRecord::DeclareDue { .. })
+        ));
+        let r = Record::Started { epoch: 1, at: 5 };
+        let p = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&p).unwrap(), r);
     }
 }

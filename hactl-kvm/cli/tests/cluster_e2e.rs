@@ -1,0 +1,429 @@
+//! Coordinator HA end to end: three `hactl-kvm run` daemons with `quorum = "corosync"`, one per
+//! node of a real three-node Corosync cluster in network namespaces (`test_support::Cluster3`),
+//! against the CloudStack API double and one `ipmi_sim` BMC per KVM host (the harness of
+//! `daemon_e2e.rs`). The API double and the BMCs run in the test's own namespace; each node reaches
+//! them on its own loopback through forwarders that `Cluster3::isolate` does not cut, so an
+//! isolated coordinator could still reach every BMC: only its Corosync ring is gone.
+//!
+//! Ground truth: the BMCs' event logs, the API double's call record, the replica journal files on
+//! each node's disk, and each daemon's answers on its control socket (`hactl-kvm role --json`).
+//! Promotion is done the way the hactl OCF agent does it: `hactl-kvm role promote`.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use test_support::peers::wait_until;
+use test_support::{Cluster3, PowerEvent};
+
+const LEASE_MS: u64 = 2000;
+const GRACE_MS: u64 = 4000;
+
+/// One management node's daemon.
+struct Node {
+    n: usize,
+    dir: PathBuf,
+    pid: Option<u32>,
+}
+
+impl Node {
+    fn new(w: &World, n: usize) -> Node {
+        let dir = w.dir.path().join(format!("node{n}"));
+        fs::create_dir_all(&dir).unwrap();
+        let cfg = format!(
+            r#"
+[daemon]
+journal_dir = "{dir}/journal"
+secrets_file = "{secrets}"
+quorum = "corosync"
+inventory_interval_ms = 1000
+shutdown_timeout_ms = 10000
+control_socket = "{dir}/control.sock"
+control_group = "root"
+metrics_listen = ""
+[events]
+syslog_socket = ""
+file = "{dir}/events.jsonl"
+[cluster]
+node_id = {n}
+cluster_size = 3
+group = "hactl-e2e"
+quorum_lease_ms = {LEASE_MS}
+poll_interval_ms = 200
+takeover_grace_ms = {GRACE_MS}
+propose_timeout_ms = 3000
+[cloudstack]
+url = "{url}"
+api_key = "{key}"
+request_timeout_ms = 2000
+degrade_wait_ms = 30000
+handoff_retry_ms = 500
+{activity}
+[power]
+username = "admin"
+retransmit_ms = 2500
+{CORE}"#,
+            dir = dir.display(),
+            secrets = w.dir.path().join("secrets.toml").display(),
+            url = w.cs.endpoint(),
+            key = w.cs.api_key(),
+            activity = w.activity,
+        );
+        fs::write(dir.join("hactl.toml"), cfg).unwrap();
+        Node { n, dir, pid: None }
+    }
+
+    fn start(&mut self, c: &mut Cluster3) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))
+            .unwrap();
+        let mut cmd = c.command(self.n, env!("CARGO_BIN_EXE_hactl-kvm"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(self.dir.join("hactl.toml"))
+            .env("HACTL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.pid = Some(c.spawn(self.n, cmd));
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn replica(&self) -> Vec<u8> {
+        fs::read(self.dir.join("journal/replica.journal")).unwrap_or_default()
+    }
+
+    /// `hactl-kvm role ACTION --json` against this node's socket: the reply, or the error.
+    fn role(&self, action: &str) -> Result<Value, String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+            .args(["role", action, "--json", "--socket"])
+            .arg(self.dir.join("control.sock"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("hactl-kvm runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) if v.get("ok").is_some() => Ok(v["ok"].clone()),
+            Ok(v) => Err(v.to_string()),
+            Err(_) => Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr))),
+        }
+    }
+
+    fn wait_role(&self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(v) = self.role("status") {
+                if cond(&v) {
+                    return v;
+                }
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "node{}: not {what} within {limit:?}: {:?}\nlog:\n{}",
+                self.n,
+                self.role("status"),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Promotes (retrying while the replica is still syncing) and waits until active; returns the
+    /// fencing epoch.
+    fn promote(&self) -> u64 {
+        let t0 = Instant::now();
+        loop {
+            match self.role("promote") {
+                Ok(_) => break,
+                Err(e) => {
+                    eprintln!("node{}: promote refused (retrying): {e}", self.n);
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(20),
+                        "node{}: promote refused for 20 s: {e}",
+                        self.n
+                    );
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        let v = self.wait_role("active", Duration::from_secs(20), |v| v["role"] == "active");
+        v["epoch"].as_u64().unwrap()
+    }
+
+    /// Waits for `needle` in the log past `offset`; returns how long it took.
+    fn wait_log(&self, offset: usize, needle: &str, limit: Duration) -> Duration {
+        self.wait_log_any(offset, &[needle], limit)
+    }
+
+    /// Waits for any of `needles` in the log past `offset`; returns how long it took.
+    fn wait_log_any(&self, offset: usize, needles: &[&str], limit: Duration) -> Duration {
+        let t0 = Instant::now();
+        let needle = needles.join(" | ");
+        assert!(
+            wait_until(limit, || self
+                .log()
+                .get(offset..)
+                .is_some_and(|l| needles.iter().any(|n| l.contains(n)))),
+            "node{}: no {needle:?} within {limit:?}; log:\n{}",
+            self.n,
+            self.log()
+        );
+        t0.elapsed()
+    }
+}
+
+fn phase(t0: Instant, what: &str) {
+    eprintln!("[{:>6.2} s] {what}", t0.elapsed().as_secs_f64());
+}
+
+/// Three daemons on a real Corosync cluster: one active after a promote, the others standby with
+/// byte-identical replicas; SIGKILL of the active between a fence's off and on, another promoted:
+/// the fence is neither repeated nor forgotten (BMC: one off, one on); the active isolated from
+/// the ring: its power actions stop within the lease (measured), the other two elect a new active
+/// that fences a second crashed host exactly once, and after healing the old active is a standby
+/// of the new epoch.
+#[test]
+fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
+    let t0 = Instant::now();
+    let mut w = World::new(3, "secret");
+    let mut c = Cluster3::start();
+    phase(t0, "corosync cluster up");
+    for n in test_support::cluster3::NODES {
+        c.forward_tcp(n, w.cs.addr().port());
+        for h in &w.hosts {
+            c.forward_udp(n, h.bmc.port());
+        }
+    }
+    let mut nodes: Vec<Node> = (1..=3).map(|n| Node::new(&w, n)).collect();
+    for node in &mut nodes {
+        node.start(&mut c);
+    }
+    for node in &nodes {
+        let v = node.wait_role("a standby in sync", Duration::from_secs(30), |v| {
+            v["role"] == "standby" && v["in_sync"] == true && v["quorate"] == true
+        });
+        assert_eq!(v["quorum_provider"], "corosync", "{v}");
+        assert!(v["promotion_score"].as_i64().unwrap() > 0, "{v}");
+    }
+    // A standby refuses operator commands that change state.
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
+        .args(["ack-cap", "--socket"])
+        .arg(nodes[1].dir.join("control.sock"))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("standby"),
+        "{out:?}"
+    );
+    phase(t0, "three standbys in sync");
+
+    // Promote node 1: the three agree on one active.
+    let e1 = nodes[0].promote();
+    assert!(
+        nodes[0].role("promote").unwrap()["changed"]
+            .as_str()
+            .unwrap()
+            .contains("already active"),
+        "promote is idempotent"
+    );
+    for node in &nodes[1..] {
+        node.wait_role("standby of node 1", Duration::from_secs(10), |v| {
+            v["role"] == "standby" && v["epoch"].as_u64() == Some(e1)
+        });
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || nodes[0]
+            .log()
+            .matches(r#""to":"AVAILABLE""#)
+            .count()
+            >= 3),
+        "hosts never AVAILABLE on the active; log:\n{}",
+        nodes[0].log()
+    );
+    // The standbys drive nothing: their logs have no host transition.
+    for node in &nodes[1..] {
+        assert_eq!(node.log().matches(r#""to":"AVAILABLE""#).count(), 0);
+    }
+    // Records written on the active are on both standbys' disks, byte for byte.
+    let head = nodes[0].role("status").unwrap()["journal_head"]
+        .as_u64()
+        .unwrap();
+    assert!(head > 3, "the active wrote core records: head {head}");
+    std::thread::sleep(Duration::from_millis(500));
+    let same = wait_until(Duration::from_secs(10), || {
+        let a = nodes[0].replica();
+        nodes[1..].iter().all(|n| n.replica() == a)
+    });
+    assert!(same, "replica journals differ");
+    phase(t0, "one active, replicas identical");
+
+    // A crashed host; SIGKILL the active mid-recovery: once its fence is journaled (the record
+    // is on a standby's disk), while the slow chassis is still carrying out the power-off.
+    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    w.hosts[0]
+        .bmc
+        .set_chassis_delay(Duration::from_millis(3000));
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    assert!(
+        wait_until(Duration::from_secs(60), || String::from_utf8_lossy(
+            &nodes[1].replica()
+        )
+        .contains("fence_issued")),
+        "no fence journaled; log:\n{}",
+        nodes[0].log()
+    );
+    // The power task opens its IPMI session and sends the off (loopback: milliseconds); the
+    // chassis then takes 3 s to carry it out.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        w.hosts[0].bmc.events().is_empty(),
+        "the off landed before the kill"
+    );
+    c.kill(nodes[0].pid.take().unwrap());
+    let killed = Instant::now();
+    phase(t0, "active SIGKILLed while its power-off was in flight");
+    let offset2 = nodes[1].log().len();
+    let e2 = nodes[1].promote();
+    assert!(
+        e2 > e1,
+        "a promotion is a new fencing epoch: {e2} after {e1}"
+    );
+    nodes[1].wait_log(offset2, "power actions allowed", Duration::from_secs(20));
+    let takeover = killed.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(10), || w.hosts[0].bmc.events().first()
+            == Some(&PowerEvent::Off)),
+        "the power-off in flight never landed"
+    );
+    w.hosts[0].bmc.set_chassis_delay(Duration::ZERO);
+    eprintln!(
+        "MEASURED take-over (active SIGKILLed -> new active may act): {:.2} s",
+        takeover.as_secs_f64()
+    );
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name} (CloudStack: {:?}, declare calls {}); new active's log:\n{}\nreplica:\n{}",
+        w.cs.host(&uuid).map(|h| (h.state, h.resourcestate)),
+        w.calls("declareHostAsDegraded", &uuid),
+        nodes[1].log(),
+        String::from_utf8_lossy(&nodes[1].replica())
+            .split(['\n', '\0'])
+            .filter(|l| l.contains("host") || l.contains("epoch"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let log2 = nodes[1].log()[offset2..].to_string();
+    assert!(
+        log2.contains(r#""fences_in_window":1"#),
+        "the new active does not count the fence; log:\n{log2}"
+    );
+    assert_eq!(
+        log2.matches(r#""event":"fence_issued""#).count(),
+        0,
+        "fence repeated:\n{log2}"
+    );
+    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
+    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    phase(t0, "fence finished by the new active: one off, one on");
+
+    // The killed instance comes back as a standby and catches up.
+    nodes[0].start(&mut c);
+    nodes[0].wait_role("standby of epoch e2", Duration::from_secs(30), |v| {
+        v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e2)
+    });
+    assert!(
+        wait_until(Duration::from_secs(30), || nodes[1].log()[offset2..]
+            .matches(r#""to":"AVAILABLE""#)
+            .count()
+            >= 3),
+        "not every host AVAILABLE again; log:\n{}",
+        nodes[1].log()
+    );
+
+    // Isolate the active (node 2) from the ring.
+    let offset_iso = nodes[1].log().len();
+    c.isolate(2);
+    let isolated = Instant::now();
+    // Its gate closes either on a refused power check or on a record that is not durable.
+    let stop = nodes[1].wait_log_any(
+        offset_iso,
+        &["power actions stopped", "not durable"],
+        Duration::from_secs(20),
+    );
+    eprintln!(
+        "MEASURED quorum-loss stop (active isolated -> its power gate refuses): {:.2} s (lease {} ms)",
+        stop.as_secs_f64(),
+        LEASE_MS
+    );
+    // Corosync needs token + consensus (about 3.6 s here) to see the split; the lease bounds
+    // a silent provider, not a talking one. Wide margin for a loaded 2-core machine.
+    assert!(stop < Duration::from_secs(15), "{stop:?}");
+    let offset3 = nodes[2].log().len();
+    let e3 = nodes[2].promote();
+    assert!(e3 > e2);
+    nodes[2].wait_log(offset3, "power actions allowed", Duration::from_secs(20));
+    eprintln!(
+        "MEASURED take-over after isolation (isolated -> node 3 may act): {:.2} s",
+        isolated.elapsed().as_secs_f64()
+    );
+    phase(t0, "node 2 isolated, node 3 active");
+    // A second host crashes while node 2 (still believing it was active) is cut off.
+    let uuid2 = w.hosts[1].uuid.clone();
+    w.hosts[1].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid2, |h| h.state = "Disconnected".into());
+    let events = w.hosts[1].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {}; node 3 log:\n{}",
+        w.hosts[1].name,
+        nodes[2].log()
+    );
+    // The isolated node did not act: its log shows no power action since the isolation.
+    let iso_log = nodes[1].log()[offset_iso..].to_string();
+    assert_eq!(
+        iso_log.matches(r#""event":"fence_issued""#).count(),
+        0,
+        "the isolated former active fenced:\n{iso_log}"
+    );
+    // Heal: node 2 becomes a standby of the new epoch; its old epoch no longer acts.
+    c.heal(2);
+    nodes[1].wait_role("standby of epoch e3", Duration::from_secs(30), |v| {
+        v["role"] == "standby" && v["epoch"].as_u64() == Some(e3) && v["in_sync"] == true
+    });
+    let since_iso = nodes[1].log()[offset_iso..].to_string();
+    assert!(
+        !since_iso.contains("power actions allowed") && since_iso.contains("standby:"),
+        "the former active must have stopped and never acted again:\n{since_iso}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.hosts[0].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert_eq!(
+        w.hosts[1].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert!(w.hosts[2].bmc.events().is_empty());
+    phase(t0, "healed: node 2 standby of the new epoch");
+    for node in &mut nodes {
+        if let Some(pid) = node.pid.take() {
+            c.stop(pid, Duration::from_secs(10));
+        }
+    }
+    drop(c);
+    w.daemon = None;
+}
