@@ -7,8 +7,6 @@
 #   PKG_OUT=/some/dir packaging/build.sh     # another output directory
 #
 # Needs: cargo, dpkg-deb, dpkg-shlibdeps (dpkg-dev), rpmbuild (rpm), gzip.
-# Hook: HACTL_OCF_AGENT=<path> packages the OCF agent that runs hactl-kvm under Pacemaker as
-# /usr/lib/ocf/resource.d/cloudstack/hactl-kvm once that agent exists (it does not yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,7 +30,7 @@ RPM_ARCH=$(uname -m)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}
 
 # 1. One release build of every binary the packages carry, plus the page generator.
-cargo build --release --locked -p fence_ipmi -p kvm-host -p hactl-kvm -p packaging-gen
+cargo build --release --locked -p fence_ipmi -p kvm-host -p hactl-kvm -p hactl -p packaging-gen
 
 rm -rf "$WORK"
 mkdir -p "$WORK/gen" "$OUT"
@@ -47,6 +45,9 @@ GEN=$WORK/gen
 "$REL/packaging-gen" ocf-man --metadata "$GEN/kvm-host-metadata.xml" \
     --package-version "$VERSION" --provider cloudstack \
     --section "kvm-host check-peer=$GEN/check-peer.txt" --out "$GEN/kvm-host.8"
+"$REL/hactl" meta-data >"$GEN/hactl-metadata.xml"
+"$REL/packaging-gen" ocf-man --metadata "$GEN/hactl-metadata.xml" \
+    --package-version "$VERSION" --provider cloudstack --out "$GEN/hactl.8"
 "$REL/packaging-gen" cli-man --out "$GEN/hactl-man"
 "$REL/packaging-gen" completions --out "$GEN/completions"
 
@@ -115,11 +116,9 @@ stage_hactl_kvm() { # root format
     put 0644 "$GEN/completions/hactl-kvm" "$r/usr/share/bash-completion/completions/hactl-kvm"
     put 0644 "$GEN/completions/_hactl-kvm" "$zshdir/_hactl-kvm"
     put 0644 "$GEN/completions/hactl-kvm.fish" "$r/usr/share/fish/vendor_completions.d/hactl-kvm.fish"
-    # HOOK (not yet existing): the OCF agent that runs hactl-kvm under Pacemaker.
-    if [ -n "${HACTL_OCF_AGENT:-}" ]; then
-        [ -x "$HACTL_OCF_AGENT" ] || die "HACTL_OCF_AGENT=$HACTL_OCF_AGENT is not an executable"
-        put 0755 "$HACTL_OCF_AGENT" "$r/usr/lib/ocf/resource.d/cloudstack/hactl-kvm"
-    fi
+    # The OCF agent that runs hactl-kvm under Pacemaker (ocf:cloudstack:hactl).
+    binary "$REL/hactl" "$r/usr/lib/ocf/resource.d/cloudstack/hactl"
+    gz "$GEN/hactl.8" "$r/usr/share/man/man8/hactl.8.gz"
     stage_common hactl-kvm "$r"
 }
 

@@ -70,6 +70,9 @@ fn expected_rpm_files(name: &str) -> BTreeSet<String> {
             v.extend(
                 [
                     "/usr/sbin/hactl-kvm",
+                    "/usr/lib/ocf/resource.d/cloudstack",
+                    "/usr/lib/ocf/resource.d/cloudstack/hactl",
+                    "/usr/share/man/man8/hactl.8.gz",
                     "/etc/hactl-kvm",
                     "/etc/hactl-kvm/hactl.toml",
                     "/usr/share/hactl-kvm",

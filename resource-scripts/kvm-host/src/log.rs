@@ -23,6 +23,8 @@ pub enum Level {
 pub struct Logger {
     syslog: Option<(UnixDatagram, Formatter3164)>,
     stderr: bool,
+    /// The agent's name in the stderr prefix and the syslog tag.
+    agent: String,
 }
 
 fn connect(path: &PathBuf) -> Option<UnixDatagram> {
@@ -37,6 +39,12 @@ impl Logger {
     /// daemon has no stderr). Syslog is skipped when Pacemaker says the log
     /// facility is `none` (crm_resource without a cluster does).
     pub fn new(instance: &str, stderr: bool) -> Logger {
+        Logger::for_agent("kvm-host", instance, stderr)
+    }
+
+    /// As [`Logger::new`] for another agent of this suite (the tag becomes
+    /// `<agent>(<instance>)[<pid>]`).
+    pub fn for_agent(agent: &str, instance: &str, stderr: bool) -> Logger {
         let facility_off = ["HA_LOGFACILITY", "HA_logfacility", "PCMK_logfacility"]
             .iter()
             .any(|k| std::env::var(k).map(|v| v == "none").unwrap_or(false));
@@ -45,21 +53,32 @@ impl Logger {
             None if facility_off => None,
             None => Some(PathBuf::from("/dev/log")),
         };
-        Logger::with_socket(instance, stderr, socket)
+        Logger::with_socket_for(agent, instance, stderr, socket)
     }
 
     /// A logger sending to the syslog datagram socket at `socket` (if any).
     pub fn with_socket(instance: &str, stderr: bool, socket: Option<PathBuf>) -> Logger {
+        Logger::with_socket_for("kvm-host", instance, stderr, socket)
+    }
+
+    /// As [`Logger::with_socket`], tagged with another agent's name.
+    pub fn with_socket_for(
+        agent: &str,
+        instance: &str,
+        stderr: bool,
+        socket: Option<PathBuf>,
+    ) -> Logger {
         let socket = socket.as_ref().and_then(connect);
         let formatter = Formatter3164 {
             facility: Facility::LOG_DAEMON,
             hostname: None,
-            process: format!("kvm-host({instance})"),
+            process: format!("{agent}({instance})"),
             pid: std::process::id(),
         };
         Logger {
             syslog: socket.map(|s| (s, formatter)),
             stderr,
+            agent: agent.to_string(),
         }
     }
 
@@ -70,7 +89,7 @@ impl Logger {
             } else {
                 "WARNING"
             };
-            eprintln!("kvm-host: {tag}: {msg}");
+            eprintln!("{}: {tag}: {msg}", self.agent);
         }
         if let Some((sock, formatter)) = &self.syslog {
             let severity = match level {

@@ -1,0 +1,263 @@
+//! The agent as Pacemaker runs it: installed as `ocf:cloudstack:hactl`,
+//! driven by `crm_resource --force-*` without a cluster, and as a
+//! promotable clone in a real single-node Pacemaker cluster on loopback
+//! (tests/support, under the MachineLock) that must promote it from the
+//! promotion score the agent sets, demote it and stop it.
+//!
+//! The daemon is the control double here (the real daemon's roles are
+//! tested in real_daemon.rs once `hactl-kvm run --standby` exists).
+
+mod common;
+
+use common::*;
+use hactl_control::CoordinatorRole::{Active, Standby};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const PROVIDER_DIR: &str = "/usr/lib/ocf/resource.d/cloudstack";
+const INSTALLED: &str = "/usr/lib/ocf/resource.d/cloudstack/hactl";
+/// Marks an agent file as a test install (hidden: Pacemaker ignores dot files).
+const MARKER: &str = "/usr/lib/ocf/resource.d/cloudstack/.hactl.test-install";
+
+/// Both tests use the one install path: one at a time.
+static INSTALL_LOCK: Mutex<()> = Mutex::new(());
+
+/// Installs a copy of the built agent (0755) where Pacemaker looks for
+/// `ocf:cloudstack:hactl`, as the package does; removes on drop only what it
+/// created. A leftover test install (marker present) is replaced; a real
+/// install is never touched.
+struct Installed {
+    created_dir: bool,
+}
+
+impl Installed {
+    fn new() -> Installed {
+        use std::os::unix::fs::PermissionsExt;
+        let created_dir = !Path::new(PROVIDER_DIR).exists();
+        if created_dir {
+            std::fs::create_dir_all(PROVIDER_DIR).expect("create OCF provider dir (run as root)");
+            std::fs::set_permissions(PROVIDER_DIR, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        if Path::new(INSTALLED).symlink_metadata().is_ok() && !Path::new(MARKER).exists() {
+            panic!(
+                "{INSTALLED} exists and was not installed by these tests; \
+                 it is not ours to replace: remove it and re-run"
+            );
+        }
+        std::fs::write(MARKER, "installed by hactl agent tests\n").unwrap();
+        let tmp = PathBuf::from(format!("{INSTALLED}.tmp"));
+        std::fs::copy(AGENT, &tmp).expect("copy agent");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, INSTALLED).expect("install agent");
+        Installed { created_dir }
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(INSTALLED);
+        let _ = std::fs::remove_file(MARKER);
+        if self.created_dir {
+            let _ = std::fs::remove_dir(PROVIDER_DIR);
+        }
+    }
+}
+
+fn crm_resource(args: &[&str], options: &[(String, String)]) -> Run {
+    let bin = require("crm_resource", "pacemaker-cli-utils");
+    let mut c = Command::new(bin);
+    c.args(args).args([
+        "--class",
+        "ocf",
+        "--provider",
+        "cloudstack",
+        "--agent",
+        "hactl",
+    ]);
+    for (k, v) in options {
+        c.arg("--option").arg(format!("{k}={v}"));
+    }
+    let t0 = std::time::Instant::now();
+    let out = c.output().expect("run crm_resource");
+    to_run(out, t0.elapsed())
+}
+
+#[test]
+fn crm_resource_force_actions_without_a_cluster() {
+    let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _installed = Installed::new();
+    let f = Fixture::new("");
+    let options: Vec<(String, String)> = f.params.clone().into_iter().collect();
+
+    let meta = Command::new(require("crm_resource", "pacemaker-cli-utils"))
+        .args(["--show-metadata", "ocf:cloudstack:hactl"])
+        .output()
+        .unwrap();
+    assert!(meta.status.success());
+    assert!(String::from_utf8_lossy(&meta.stdout).contains("<action name=\"promote\""));
+
+    assert_eq!(crm_resource(&["--validate"], &options).rc, 0);
+    assert_eq!(crm_resource(&["--force-check"], &options).rc, 7);
+    let start = crm_resource(&["--force-start"], &options);
+    assert_eq!(start.rc, 0, "{start:?}");
+    let pid = f.daemon_pid().expect("PID file");
+    assert_eq!(role_of(&f.socket()).unwrap().role, Standby);
+    assert_eq!(crm_resource(&["--force-check"], &options).rc, 0);
+
+    let p = crm_resource(&["--force-promote"], &options);
+    assert_eq!(p.rc, 0, "{p:?}");
+    assert_eq!(role_of(&f.socket()).unwrap().role, Active);
+    let c = crm_resource(&["--force-check"], &options);
+    assert_eq!(c.rc, 8, "{c:?}");
+    assert!(c.stdout.contains("promoted"), "{c:?}");
+
+    let d = crm_resource(&["--force-demote"], &options);
+    assert_eq!(d.rc, 0, "{d:?}");
+    assert_eq!(role_of(&f.socket()).unwrap().role, Standby);
+    assert_eq!(crm_resource(&["--force-check"], &options).rc, 0);
+
+    let s = crm_resource(&["--force-stop"], &options);
+    assert_eq!(s.rc, 0, "{s:?}");
+    assert!(!alive(pid));
+    assert!(!f.pid_file().exists());
+    assert_eq!(crm_resource(&["--force-check"], &options).rc, 7);
+    assert_eq!(crm_resource(&["--force-stop"], &options).rc, 0);
+    assert_eq!(f.set_role_requests(), ["SetRole Active", "SetRole Standby"]);
+
+    let mut bad = options.clone();
+    bad.retain(|(k, _)| k != "config");
+    let v = crm_resource(&["--validate"], &bad);
+    assert_eq!(v.rc, 6, "{v:?}");
+    assert!(
+        format!("{}{}", v.stdout, v.stderr).contains("config: required parameter not set"),
+        "{v:?}"
+    );
+}
+
+/// This node's promotion score for `rsc` as the CIB's status section holds it.
+fn promotion_score(cluster: &test_support::Cluster, rsc: &str) -> Option<String> {
+    let out = cluster.run("cibadmin", &["--query", "--scope", "status"]);
+    let xml = String::from_utf8_lossy(&out.stdout);
+    let needle = format!("name=\"master-{rsc}\" value=\"");
+    let start = xml.find(&needle)? + needle.len();
+    Some(xml[start..].split('"').next()?.to_string())
+}
+
+#[test]
+fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
+    let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _installed = Installed::new();
+    let cluster = test_support::Cluster::start();
+    let f = Fixture::new("promotion_score = 17");
+
+    let mut primitive: Vec<String> = vec![
+        "primitive".into(),
+        "hactl".into(),
+        "ocf:cloudstack:hactl".into(),
+        "params".into(),
+    ];
+    for (k, v) in &f.params {
+        primitive.push(format!("{k}={v}"));
+    }
+    for op in [
+        "op monitor interval=2s role=Promoted timeout=10s",
+        "op monitor interval=3s role=Unpromoted timeout=10s",
+    ] {
+        primitive.extend(op.split(' ').map(String::from));
+    }
+    let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
+    // The README's configuration: stop everything without quorum.
+    cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
+    cluster.crm_configure(&args);
+    cluster.crm_configure(&[
+        "clone",
+        "hactl-clone",
+        "hactl",
+        "meta",
+        "promotable=true",
+        "promoted-max=1",
+        "notify=true",
+    ]);
+
+    let promoted = |s: &str| s.contains("Promoted: [ node1 ]");
+    let (ok, status) = cluster.wait_for_status(Duration::from_secs(90), promoted);
+    assert!(
+        ok,
+        "clone not promoted:\n{status}\n{}",
+        cluster.pacemaker_log_tail(60)
+    );
+    // Ground truth: the daemon is active, and the score the agent set from
+    // its RoleReport is in the CIB.
+    assert_eq!(role_of(&f.socket()).expect("daemon answers").role, Active);
+    assert_eq!(promotion_score(&cluster, "hactl").as_deref(), Some("17"));
+    let pid = f.daemon_pid().expect("PID file");
+
+    // Demote through the cluster.
+    let out = cluster.run(
+        "crm_resource",
+        &[
+            "--resource",
+            "hactl-clone",
+            "--set-parameter",
+            "target-role",
+            "--meta",
+            "--parameter-value",
+            "Unpromoted",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let (ok, status) = cluster.wait_for_status(Duration::from_secs(60), |s| {
+        s.contains("Unpromoted: [ node1 ]") || s.contains("Unpromoted (target-role): [ node1 ]")
+    });
+    assert!(
+        ok,
+        "clone not demoted:\n{status}\n{}",
+        cluster.pacemaker_log_tail(60)
+    );
+    assert!(wait_until(Duration::from_secs(10), || role_of(&f.socket())
+        .map(|r| r.role)
+        == Some(Standby)));
+    assert_eq!(f.daemon_pid(), Some(pid), "demote restarted the daemon");
+
+    // Stop through the cluster: daemon gone, score removed.
+    let out = cluster.run(
+        "crm_resource",
+        &[
+            "--resource",
+            "hactl-clone",
+            "--set-parameter",
+            "target-role",
+            "--meta",
+            "--parameter-value",
+            "Stopped",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let gone = wait_until(Duration::from_secs(60), || {
+        !alive(pid) && !f.pid_file().exists()
+    });
+    assert!(
+        gone,
+        "daemon {pid} survived the cluster stop:\n{}",
+        cluster.status()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || promotion_score(
+            &cluster, "hactl"
+        )
+        .is_none()),
+        "promotion score left after stop"
+    );
+    let requests = f.set_role_requests();
+    assert_eq!(
+        requests.first().map(String::as_str),
+        Some("SetRole Active"),
+        "{requests:?}"
+    );
+    assert!(
+        requests.contains(&"SetRole Standby".to_string()),
+        "{requests:?}"
+    );
+}
