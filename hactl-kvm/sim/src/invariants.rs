@@ -55,6 +55,12 @@ pub enum Invariant {
     /// A power action of a superseded coordinator (older epoch than the
     /// newest) reached a chassis.
     SupersededCoordinatorActed,
+    /// Power actions of two coordinator instances landed under one fencing
+    /// epoch (`--coordinators`).
+    TwoInstancesInOneEpoch,
+    /// Fences of two coordinator instances were in flight at overlapping
+    /// times (issue to landing): two fencers at once.
+    OverlappingFencers,
 }
 
 /// One broken invariant, with enough context to find it in the timeline.
@@ -472,6 +478,14 @@ impl InvariantChecker {
         }
     }
 
+    /// The power driver refused a fence the core had issued (`--coordinators`: the instance
+    /// failed `authorize_power`). Nothing reached the BMC, but the core counted it against
+    /// the rate cap when it issued it; the checker counts it the same way.
+    pub fn note_refused_fence(&mut self, now: SimTime, world: &World, host: HostIdx) {
+        self.note_unsent_fence(now, world, host);
+        self.fence_log.push_back((now, world.hosts[host].cluster));
+    }
+
     /// A judged power-off turned the chassis off: the heartbeat must not
     /// have advanced from the start of its evidence until now.
     pub fn on_fence_landed(&mut self, host: HostIdx, at: SimTime, world: &World) {
@@ -693,6 +707,18 @@ impl InvariantChecker {
             Some(host),
             format!("power action of epoch {epoch} landed after epoch {token} took over"),
         );
+    }
+
+    /// A violation of a multi-coordinator invariant (judged by the engine
+    /// on the BMCs' ground truth).
+    pub fn coordinators_violated(
+        &mut self,
+        now: SimTime,
+        invariant: Invariant,
+        host: HostIdx,
+        detail: String,
+    ) {
+        self.violate(now, invariant, Some(host), detail);
     }
 
     pub fn fence_success_not_confirmed(&mut self, now: SimTime, host: HostIdx, detail: String) {
