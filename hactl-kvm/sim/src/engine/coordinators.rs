@@ -711,11 +711,34 @@ impl Simulation {
             return;
         }
         x.pending_wakes.clear();
-        x.held.clear();
+        // Fences the core journaled and counted against its rate cap but that never left
+        // (held behind a record not yet durable): the core restored from the replica counts
+        // them too, so the checker does (as for a fence torn off the single journal).
+        let held: Vec<HostIdx> = x
+            .held
+            .drain(..)
+            .filter_map(|o| match o {
+                CoreOut::Request {
+                    request:
+                        crate::protocol::Request::Power {
+                            host,
+                            op: PowerOp::Off | PowerOp::Cycle | PowerOp::Reset,
+                            ..
+                        },
+                    ..
+                } => Some(host),
+                _ => None,
+            })
+            .collect();
         x.waiting = None;
         x.unproposed.clear();
         if cl.owner == Some(i) {
             cl.owner = None;
+        }
+        for host in held {
+            if self.world.hosts[host].vms > 0 {
+                self.checker.note_refused_fence(now, &self.world, host);
+            }
         }
         self.timeline.line(now, "coord", || {
             format!("instance c{} stops its core: {why}", i + 1)
