@@ -713,7 +713,7 @@ impl Simulation {
         x.pending_wakes.clear();
         // Fences the core journaled and counted against its rate cap but that never left
         // (held behind a record not yet durable): the core restored from the replica counts
-        // them too, so the checker does (as for a fence torn off the single journal).
+        // those whose records survived, so they excuse the cap's stop.
         let held: Vec<HostIdx> = x
             .held
             .drain(..)
@@ -737,7 +737,7 @@ impl Simulation {
         }
         for host in held {
             if self.world.hosts[host].vms > 0 {
-                self.checker.note_refused_fence(now, &self.world, host);
+                self.checker.note_uncertain_fence(now, &self.world, host);
             }
         }
         self.timeline.line(now, "coord", || {
