@@ -235,3 +235,24 @@ fn two_instances_in_one_epoch_are_stopped_by_the_epoch_check_and_caught_without_
     assert!(has(&r, Invariant::TwoInstancesInOneEpoch), "{}", show(&r));
     assert!(has(&r, Invariant::OverlappingFencers), "{}", show(&r));
 }
+
+/// The zombie cut off from its peers, with the epoch check and the durability rule both broken:
+/// votequorum tells its core "not quorate" (its view is a minority), and the core's own quorum
+/// gate keeps it from fencing; only the new active fences.
+#[test]
+fn a_cut_off_active_is_held_by_its_core_quorum_gate_even_with_the_replica_rules_broken() {
+    let breaks = ClusterBreaks {
+        epoch_check: true,
+        durability: true,
+        ..ClusterBreaks::default()
+    };
+    let r = run_cluster_scenario("active-isolated", 1, None, 3, breaks, true).expect("runs");
+    fenced_once(&r);
+    assert!(
+        r.timeline
+            .iter()
+            .any(|l| l.contains("core told quorate=false")),
+        "the zombie's core never heard it lost quorum\n{}",
+        show(&r)
+    );
+}
