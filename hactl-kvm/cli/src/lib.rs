@@ -148,6 +148,14 @@ pub struct SimulateArgs {
     /// with its quorum gate switched off.
     #[arg(long, hide = true, requires = "scenario")]
     pub no_quorum_gate: bool,
+
+    /// Coordinator instances: 1 (the single coordinator) or 2-3 (each a
+    /// core, a replica and a journal, with CPG, quorum and Pacemaker
+    /// promotion simulated; instance faults join the random schedules).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=3),
+          conflicts_with_all = ["bench", "no_quorum_gate"])]
+    pub coordinators: u64,
 }
 
 /// The whole command line as a `clap::Command` (man pages and shell

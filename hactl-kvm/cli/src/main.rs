@@ -48,6 +48,10 @@ fn simulate(args: SimulateArgs) -> ExitCode {
         for (name, what) in hactl_sim::SCENARIOS {
             println!("{name:<width$}  {what}");
         }
+        println!("with --coordinators 2 or 3 (and every scenario above that does not fault the single coordinator itself):");
+        for (name, what) in hactl_sim::CLUSTER_SCENARIOS {
+            println!("{name:<width$}  {what}");
+        }
         let classes: Vec<&str> = hactl_sim::FAULT_CLASSES.iter().map(|(_, n)| *n).collect();
         println!(
             "fault classes for --random --faults LIST: {}",
@@ -89,16 +93,55 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             eprintln!("hactl-kvm simulate: --max-hosts ({max_hosts}) is below --hosts ({hosts})");
             return ExitCode::from(2);
         }
+        let instances = args.coordinators as usize;
+        let breaks = hactl_sim::ClusterBreaks::default();
         if seeds == 1 {
             // A single seed is a replay: show it like a named scenario.
             let n = hosts + (args.first_seed % (max_hosts - hosts + 1) as u64) as usize;
-            let rep = hactl_sim::run_random_with(args.first_seed, n, &classes, !args.json);
+            let rep = if instances > 1 {
+                match hactl_sim::run_cluster_random(
+                    args.first_seed,
+                    n,
+                    instances,
+                    &classes,
+                    breaks,
+                    !args.json,
+                ) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("hactl-kvm simulate: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                hactl_sim::run_random_with(args.first_seed, n, &classes, !args.json)
+            };
             return report_run(&rep, args.json);
         }
-        let rep = hactl_sim::sweep_with(args.first_seed, seeds, hosts..=max_hosts, &classes);
+        let rep = if instances > 1 {
+            match hactl_sim::sweep_cluster(
+                args.first_seed,
+                seeds,
+                hosts..=max_hosts,
+                instances,
+                &classes,
+                breaks,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("hactl-kvm simulate: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            hactl_sim::sweep_with(args.first_seed, seeds, hosts..=max_hosts, &classes)
+        };
         if args.json {
             print_json(&rep);
         } else {
+            if instances > 1 {
+                println!("{instances} coordinator instances (replicated journal, Pacemaker promotion, instance faults)");
+            }
             println!(
                 "random sweep: seeds {}..{} on {} hosts: {} fences ({} raced a host resuming after the last look), {} dead hosts recovered, max time to recovery {}",
                 rep.first_seed,
@@ -133,7 +176,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
                 }
                 println!(
                     "replay one with: hactl-kvm simulate --random --seeds 1 --first-seed SEED \
-                     (with the same --hosts/--max-hosts/--faults)"
+                     (with the same --hosts/--max-hosts/--faults/--coordinators)"
                 );
             }
         }
@@ -149,7 +192,20 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     } else {
         hactl_sim::run_scenario
     };
-    let rep = match run(name, args.seed, hosts, !args.json) {
+    let instances = args.coordinators as usize;
+    let rep = if instances > 1 {
+        hactl_sim::run_cluster_scenario(
+            name,
+            args.seed,
+            hosts,
+            instances,
+            hactl_sim::ClusterBreaks::default(),
+            !args.json,
+        )
+    } else {
+        run(name, args.seed, hosts, !args.json)
+    };
+    let rep = match rep {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hactl-kvm simulate: {e}");

@@ -218,6 +218,29 @@ fn bad_arguments_are_rejected_with_status_2() {
         ],
         vec!["simulate", "--list", "--json"],
         vec!["simulate", "--scenario", "mass-failure", "--hosts", "3"],
+        vec![
+            "simulate",
+            "--coordinators",
+            "4",
+            "--scenario",
+            "host-crash",
+        ],
+        vec![
+            "simulate",
+            "--coordinators",
+            "0",
+            "--scenario",
+            "host-crash",
+        ],
+        vec!["simulate", "--coordinators", "3", "--bench"],
+        vec![
+            "simulate",
+            "--coordinators",
+            "3",
+            "--scenario",
+            "zombie-coordinator",
+        ],
+        vec!["simulate", "--scenario", "active-isolated"],
     ] {
         let o = hactl(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
@@ -243,6 +266,7 @@ fn help_documents_the_simulate_options() {
         "--first-seed",
         "--list",
         "--bench",
+        "--coordinators",
     ] {
         assert!(out.contains(opt), "--help lacks {opt}");
     }
@@ -250,4 +274,52 @@ fn help_documents_the_simulate_options() {
         !out.contains("no-quorum-gate"),
         "the unsafe switch stays hidden"
     );
+}
+
+#[test]
+fn coordinators_run_the_instance_scenarios_and_sweeps() {
+    let o = hactl(&[
+        "simulate",
+        "--coordinators",
+        "3",
+        "--scenario",
+        "active-isolated",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v = json(&o);
+    assert_eq!(v["coordinators"], 3);
+    assert_eq!(v["promotions"], 2, "the majority promoted a standby");
+    assert_eq!(v["fences"], 1);
+    assert_eq!(v["recoveries"], 1);
+    assert_eq!(v["violations"], serde_json::json!([]));
+    // The README's main command is unchanged with one coordinator.
+    let o = hactl(&["simulate", "--scenario", "host-crash", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(json(&o)["coordinators"], 1);
+    let o = hactl(&[
+        "simulate",
+        "--coordinators",
+        "2",
+        "--random",
+        "--seeds",
+        "40",
+        "--hosts",
+        "6",
+        "--max-hosts",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let v = json(&o);
+    assert_eq!(v["seeds"], 40);
+    assert_eq!(v["violations"], serde_json::json!([]));
+    let o = hactl(&["simulate", "--list"]);
+    for name in [
+        "active-killed-mid-recovery",
+        "active-isolated",
+        "forced-promotion",
+    ] {
+        assert!(stdout(&o).contains(name), "--list lacks {name}");
+    }
 }

@@ -690,7 +690,19 @@ impl Replica {
         } else if let Some(round) = self.round.as_mut() {
             round.awaiting = Some(lagging);
         }
-        self.update_role(out);
+        self.close_round(out);
+    }
+
+    /// After a sync round's hello or transfer: once the round is closed, the hellos' heads (what
+    /// each member's disk holds, corrected by the transfers) may already commit a pending
+    /// proposal whose `Written` reports were lost with the old view; nobody sends another
+    /// `Written` for entries already on disk, so it must be declared durable here.
+    fn close_round(&mut self, out: &mut Vec<Action>) {
+        if self.round.is_none() {
+            self.on_committed(out);
+        } else {
+            self.update_role(out);
+        }
     }
 
     fn on_transfer(&mut self, to: NodeId, base: u64, entries: Vec<Entry>, out: &mut Vec<Action>) {
@@ -717,6 +729,6 @@ impl Replica {
         if awaiting.is_empty() {
             self.round = None;
         }
-        self.update_role(out);
+        self.close_round(out);
     }
 }

@@ -523,3 +523,74 @@ fn an_unconfirmed_promotion_does_not_make_a_log_more_up_to_date() {
     w.check();
     assert_eq!(w.disks[0], w.disks[2]);
 }
+
+/// Found by the coordinator simulator (`hactl-sim --coordinators 2`): the active's proposal is
+/// delivered and written by both members, but the `Written` reports are lost with the view (the
+/// ring re-forms with the same members). Both hellos then show the entry on both disks and no
+/// member appends anything more, so no `Written` ever follows: the sync round itself must
+/// declare the proposal durable, or an active that proposes one record at a time waits forever.
+#[test]
+fn a_proposal_on_every_disk_before_a_view_change_becomes_durable_in_the_sync_round() {
+    // Agreed-order delivery of `queue` to both members, carrying out their actions.
+    fn pump(reps: &mut [Replica; 2], queue: &mut Vec<(NodeId, Wire)>, durable: &mut Vec<u64>) {
+        while !queue.is_empty() {
+            let (from, msg) = queue.remove(0);
+            for (i, r) in reps.iter_mut().enumerate() {
+                let mut acts = r.deliver(from, msg.clone());
+                acts.extend(r.report_written());
+                for a in acts {
+                    match a {
+                        Action::Multicast(w) => queue.push((i as NodeId + 1, w)),
+                        Action::Durable { proposal, .. } if i == 0 => durable.push(proposal),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    fn view_change(reps: &mut [Replica; 2], queue: &mut Vec<(NodeId, Wire)>) {
+        for (i, r) in reps.iter_mut().enumerate() {
+            for a in r.view_changed([1, 2]) {
+                if let Action::Multicast(w) = a {
+                    queue.push((i as NodeId + 1, w));
+                }
+            }
+        }
+    }
+    let mut reps = [
+        Replica::new(1, 2, Vec::new()),
+        Replica::new(2, 2, Vec::new()),
+    ];
+    let (mut queue, mut durable) = (Vec::new(), Vec::new());
+    view_change(&mut reps, &mut queue);
+    pump(&mut reps, &mut queue, &mut durable);
+    for a in reps[0].promote().expect("promote") {
+        if let Action::Multicast(w) = a {
+            queue.push((1, w));
+        }
+    }
+    pump(&mut reps, &mut queue, &mut durable);
+    assert_eq!(reps[0].role(), Role::Active);
+    let (p, acts) = reps[0].propose("record".into()).expect("propose");
+    for a in acts {
+        if let Action::Multicast(w) = a {
+            queue.push((1, w));
+        }
+    }
+    // Deliver the proposal to both, write it, and lose every `Written` with the old view.
+    let (from, msg) = queue.remove(0);
+    for r in reps.iter_mut() {
+        let _ = r.deliver(from, msg.clone());
+        let _ = r.report_written();
+    }
+    assert!(durable.is_empty());
+    queue.clear();
+    view_change(&mut reps, &mut queue);
+    pump(&mut reps, &mut queue, &mut durable);
+    assert_eq!(reps[0].head(), reps[1].head());
+    assert_eq!(
+        durable,
+        vec![p],
+        "the proposal on both disks never became durable"
+    );
+}

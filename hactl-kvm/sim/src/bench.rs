@@ -210,6 +210,7 @@ pub fn bench(cfg: &BenchConfig) -> BenchReport {
             timeline: false,
             settle_ms: 0,
             broken: None,
+            cluster: None,
         },
     )
     .run();

@@ -18,6 +18,10 @@ use crate::report::{RunReport, Timeline};
 use crate::scenario::Scenario;
 use crate::world::{Chassis, HostIdx, Os, World};
 
+mod coordinators;
+pub use coordinators::{ClusterBreaks, ClusterOptions};
+use coordinators::{ClusterEv, Coordinators};
+
 /// Physical constants of the simulated hardware.
 pub const HEARTBEAT_PERIOD_MS: u64 = 5_000;
 /// From chassis ON to agent up.
@@ -52,6 +56,9 @@ pub struct RunOptions {
     /// A safety gate broken on purpose (None: the shipped core). Breaking
     /// one exists only to show that the invariant checker catches it.
     pub broken: Option<BrokenGate>,
+    /// Several coordinator instances with replication and promotion
+    /// (None: the single coordinator of the other scenarios).
+    pub cluster: Option<ClusterOptions>,
 }
 
 /// A safety mechanism a checker self-test breaks: one of the core's gates
@@ -113,7 +120,12 @@ enum Ev {
         /// The newest epoch when it was issued: an operation issued by the
         /// then-current coordinator may still land after a takeover.
         token_at_issue: u32,
+        /// With several coordinator instances: which one issued it, in
+        /// which epoch, when.
+        by: Option<(usize, u64, SimTime)>,
     },
+    /// The coordinator cluster (CPG, quorum service, Pacemaker).
+    Cluster(ClusterEv),
     /// The quorum provider repeats its report.
     QuorumRenewal,
     /// The API's inventory catches up with a host's maintenance state.
@@ -221,6 +233,10 @@ pub struct Simulation {
     /// refused and its state claims are not the coordinator's).
     zombie_mode: bool,
     zombie_power_actions: u64,
+    /// Several coordinator instances (`--coordinators`).
+    cluster: Option<Box<Coordinators>>,
+    /// The instant being stepped (for work deferred to the end of a step).
+    cluster_now: SimTime,
 }
 
 impl Simulation {
@@ -277,6 +293,8 @@ impl Simulation {
             zombie: None,
             zombie_mode: false,
             zombie_power_actions: 0,
+            cluster: opts.cluster.map(|c| Box::new(Coordinators::new(c))),
+            cluster_now: SimTime::ZERO,
             opts,
         };
         for h in 0..n {
@@ -317,14 +335,22 @@ impl Simulation {
 
     fn coord_view(&self) -> CoordinatorView {
         CoordinatorView {
-            up: self.core.is_some(),
+            up: if self.cluster.is_some() {
+                self.cluster_coordinator_up()
+            } else {
+                self.core.is_some()
+            },
             started_at: self.coordinator_started_at,
         }
     }
 
     /// Runs to the end of the scenario and returns the report.
     pub fn run(mut self) -> RunReport {
-        self.start_coordinator(SimTime::ZERO, false);
+        if self.cluster.is_some() {
+            self.cluster_start(SimTime::ZERO);
+        } else {
+            self.start_coordinator(SimTime::ZERO, false);
+        }
         while let Some(t) = self.queue.peek_time() {
             if t > self.end {
                 break;
@@ -344,7 +370,15 @@ impl Simulation {
             }
             _ => None,
         };
-        if let Some(g) = ev_gen {
+        if self.cluster.is_some() {
+            if self.cluster.as_ref().is_some_and(|c| c.acting().is_none()) {
+                self.cluster_sync_world(now);
+                if let Some(g) = ev_gen {
+                    self.cluster_step_core_event(now, g, ev);
+                    return;
+                }
+            }
+        } else if let Some(g) = ev_gen {
             if g != self.gen && self.zombie.as_ref().is_some_and(|z| z.gen == g) {
                 self.as_zombie(|s| s.step(now, ev));
                 return;
@@ -439,7 +473,11 @@ impl Simulation {
                 fence,
                 epoch,
                 token_at_issue,
+                by,
             } => {
+                if let Some((i, e, issued)) = by {
+                    self.cluster_power_landed(now, (host, op, fence), (i, e, issued));
+                }
                 if epoch < token_at_issue {
                     // Only a BMC driver without the token check lets this
                     // through: an already superseded coordinator acted.
@@ -453,6 +491,8 @@ impl Simulation {
                 }
                 self.power_lands(now, host, op, fence)
             }
+            Ev::Cluster(e) => self.cluster_event(now, e),
+            Ev::QuorumRenewal if self.cluster.is_some() => {}
             Ev::QuorumRenewal => {
                 if self.world.quorum_provider_alive {
                     self.feed_quorum(now);
@@ -468,7 +508,18 @@ impl Simulation {
                 self.timeline.line(now, "world", || {
                     format!("the API now reports h{host} maintenance={maintenance}")
                 });
-                if let Some(core) = self.core.as_mut() {
+                if self.cluster.is_some() {
+                    // Every running instance's core hears the API.
+                    for i in 0..self.cluster.as_ref().map_or(0, |c| c.len()) {
+                        self.with_instance(i, |s| {
+                            if let Some(core) = s.core.as_mut() {
+                                let outs = core.host_update(now, &s.world, host);
+                                s.core_calls += 1;
+                                s.handle_outs(now, outs);
+                            }
+                        });
+                    }
+                } else if let Some(core) = self.core.as_mut() {
                     let outs = core.host_update(now, &self.world, host);
                     self.core_calls += 1;
                     self.handle_outs(now, outs);
@@ -686,6 +737,9 @@ impl Simulation {
     }
 
     fn apply_fault_to_world(&mut self, now: SimTime, f: Fault) {
+        if self.cluster_fault(now, &f) {
+            return;
+        }
         let w = &mut self.world;
         let mut touched: Option<HostIdx> = None;
         let mut cluster_touched = None;
@@ -848,6 +902,12 @@ impl Simulation {
                 // relative check ("did it change") is unaffected.
                 w.hosts[host].wall_offset_ms += delta_ms;
             }
+            // Applied by `cluster_fault` (nothing to do without instances).
+            Fault::CoordinatorIsolated { .. }
+            | Fault::CoordinatorQuorumCut { .. }
+            | Fault::CoordinatorInstanceCrash { .. }
+            | Fault::ActiveCrashOnNextFence { .. }
+            | Fault::ForcedPromotion => {}
         }
         if let Some(h) = touched {
             let phase = self.tracks[h].phase_ms;
@@ -943,6 +1003,13 @@ impl Simulation {
     }
 
     fn handle_outs(&mut self, now: SimTime, mut outs: Vec<CoreOut<Tag>>) {
+        if self.cluster.as_ref().is_some_and(|c| c.acting().is_some()) {
+            self.cluster_handle_outs(now, &mut outs);
+            if let Some(core) = self.core.as_mut() {
+                core.recycle(outs);
+            }
+            return;
+        }
         let gen = self.gen;
         self.handle_outs_inner(now, &mut outs);
         // Answers of a core that crashed meanwhile would be dropped on
@@ -1181,6 +1248,14 @@ impl Simulation {
                         ..
                     } = &request
                     {
+                        if self.cluster.is_some() {
+                            let crash = self.cluster_crash_at_fence();
+                            self.execute(now, tag, request, timeout_ms);
+                            if crash {
+                                return;
+                            }
+                            continue;
+                        }
                         if self.zombie_mode {
                             self.execute(now, tag, request, timeout_ms);
                             continue;
@@ -1328,7 +1403,35 @@ impl Simulation {
                 if self.zombie_mode {
                     self.zombie_power_actions += 1;
                 }
-                let token_checked = self.opts.broken != Some(BrokenGate::FencingToken);
+                // Several instances: the power driver asks the replica
+                // (epoch, role, view, quorum lease, take-over grace); the
+                // action carries the epoch its instance became active in.
+                let mut by = None;
+                let mut epoch = epoch;
+                if self.cluster.is_some() {
+                    match self.cluster_authorize(now) {
+                        Ok((i, e)) => {
+                            by = Some((i, e, now));
+                            epoch = e as u32;
+                        }
+                        Err(why) => {
+                            self.cluster_note_refusal();
+                            if matches!(op, PowerOp::Off | PowerOp::Cycle | PowerOp::Reset)
+                                && self.world.hosts[host].vms > 0
+                            {
+                                self.checker.note_refused_fence(now, &self.world, host);
+                            }
+                            self.timeline.line(now, "coord", || {
+                                format!("power driver refuses {op:?} of h{host}: {why}")
+                            });
+                            let l = self.rng.gen_range(1..20);
+                            self.deliver_in(now, l, tag, Outcome::PowerRefused);
+                            return;
+                        }
+                    }
+                }
+                let token_checked =
+                    self.opts.broken != Some(BrokenGate::FencingToken) && self.cluster.is_none();
                 if token_checked && epoch < self.world.fencing_token {
                     // The BMC driver refuses a superseded coordinator.
                     self.timeline.line(now, "world", || {
@@ -1352,6 +1455,18 @@ impl Simulation {
                     self.fences += 1;
                     self.tracks[host].last_fence_issued = Some(now);
                     let until = now.plus_ms(*latency.as_ref().unwrap_or(&timeout_ms));
+                    // Quorum is judged for the instance that issues it.
+                    let saved = (
+                        self.world.quorate,
+                        self.world.quorum_lost_at,
+                        self.world.quorum_provider_alive,
+                    );
+                    if let Some((i, _, _)) = by {
+                        let (q, lost, link) = self.cluster_quorum_truth(i);
+                        self.world.quorate = q;
+                        self.world.quorum_lost_at = lost;
+                        self.world.quorum_provider_alive = link;
+                    }
                     let n = self.checker.on_fence_issued(
                         now,
                         &self.world,
@@ -1359,6 +1474,11 @@ impl Simulation {
                         until,
                         evidence.as_ref(),
                     );
+                    (
+                        self.world.quorate,
+                        self.world.quorum_lost_at,
+                        self.world.quorum_provider_alive,
+                    ) = saved;
                     self.timeline.line(now, "FENCE", || {
                         format!(
                             "core issues {op:?} of h{host} (quorate={}, host dead={}, evidence={})",
@@ -1383,6 +1503,7 @@ impl Simulation {
                             fence,
                             epoch,
                             token_at_issue: self.world.fencing_token,
+                            by,
                         };
                         self.queue.schedule(now.plus_ms(l), lands);
                         let bmc = &self.world.hosts[host].bmc;
@@ -1395,6 +1516,7 @@ impl Simulation {
                                 fence,
                                 epoch,
                                 token_at_issue: self.world.fencing_token,
+                                by,
                             };
                             self.queue.schedule(now.plus_ms(again), lands);
                         }
@@ -1454,12 +1576,31 @@ impl Simulation {
         }
     }
 
+    /// A host's state at the end: the coordinator's core's, or the last
+    /// one it announced.
+    fn final_host_state(&self, h: HostIdx) -> &'static str {
+        let core = if self.cluster.is_some() {
+            self.cluster_host_state(h)
+        } else {
+            self.core.as_ref().map(|c| c.host_state(h))
+        };
+        core.unwrap_or(self.tracks[h].state)
+    }
+
     fn finish(mut self) -> RunReport {
         let now = self.end;
+        if self.cluster.is_some() {
+            self.cluster_sync_world(now);
+        }
+        let (coordinators, promotions, epoch_refusals) = if self.cluster.is_some() {
+            self.cluster_figures()
+        } else {
+            (1, 0, 0)
+        };
         // End-of-run settle check: after a quiet tail, nothing transient.
         if self.opts.settle_ms > 0
             && now.since(self.last_disruptive_fault) >= self.opts.settle_ms
-            && self.core.is_some()
+            && self.coord_view().up
         {
             let settled_before = SimTime(now.0 - self.opts.settle_ms / 2);
             // A SUSPECT host with fewer than two peers able to check it
@@ -1482,21 +1623,13 @@ impl Simulation {
         }
         let mut final_states: BTreeMap<String, usize> = BTreeMap::new();
         for h in 0..self.world.hosts.len() {
-            let s = self
-                .core
-                .as_ref()
-                .map(|c| c.host_state(h))
-                .unwrap_or(self.tracks[h].state);
+            let s = self.final_host_state(h);
             *final_states.entry(s.to_string()).or_default() += 1;
         }
         let host_states: BTreeMap<String, String> = if self.world.hosts.len() <= 64 {
             (0..self.world.hosts.len())
                 .map(|h| {
-                    let s = self
-                        .core
-                        .as_ref()
-                        .map(|c| c.host_state(h))
-                        .unwrap_or(self.tracks[h].state);
+                    let s = self.final_host_state(h);
                     (format!("h{h}"), s.to_string())
                 })
                 .collect()
@@ -1542,6 +1675,9 @@ impl Simulation {
                 .collect(),
             coordinator_restarts: self.coordinator_restarts,
             superseded_power_actions: self.zombie_power_actions,
+            coordinators,
+            promotions,
+            epoch_refusals,
             fence_races: self.checker.fence_races,
             stale_inventory_fences: self.checker.stale_inventory_fences,
             journal_bytes: self.disk.len(),
@@ -1573,6 +1709,7 @@ mod tests {
                 timeline: false,
                 settle_ms: 0,
                 broken: None,
+                cluster: None,
             },
         );
         // Only the deliveries scheduled by the test stay in the queue.

@@ -157,6 +157,34 @@ pub enum Fault {
     ZombieCoordinator {
         zombie_for_ms: u64,
     },
+    /// Several coordinator instances (`--coordinators`): the network cuts
+    /// one instance (None: the active one) off from every other instance
+    /// for `for_ms`; it keeps its paths to the hosts, BMCs and the API.
+    /// Cutting the active one off leaves it running as a zombie.
+    CoordinatorIsolated {
+        instance: Option<usize>,
+        for_ms: u64,
+    },
+    /// One instance (None: the active one) loses its quorum service for
+    /// `for_ms`: no answer, its quorum lease runs out.
+    CoordinatorQuorumCut {
+        instance: Option<usize>,
+        for_ms: u64,
+    },
+    /// One instance process (None: the active one) dies and restarts after
+    /// `restart_after_ms` from its local journal.
+    CoordinatorInstanceCrash {
+        instance: Option<usize>,
+        restart_after_ms: u64,
+    },
+    /// Arms a crash of the active instance at its next fencing request
+    /// (mid-recovery), restarting after `restart_after_ms`.
+    ActiveCrashOnNextFence {
+        restart_after_ms: u64,
+    },
+    /// Pacemaker promotes the most current standby while the active one is
+    /// alive and connected (a false monitor failure whose demote is lost).
+    ForcedPromotion,
 }
 
 impl Fault {
@@ -184,6 +212,10 @@ impl Fault {
                 | Fault::MaintenanceEnded { .. }
         )
     }
+}
+
+fn instance_name(i: Option<usize>) -> String {
+    i.map_or_else(|| "(the active one)".to_string(), |i| format!("c{}", i + 1))
 }
 
 impl fmt::Display for Fault {
@@ -292,6 +324,36 @@ impl fmt::Display for Fault {
                 f,
                 "a new coordinator takes over from the journal; the old one keeps running for {} s",
                 zombie_for_ms / 1000
+            ),
+            Fault::CoordinatorIsolated { instance, for_ms } => write!(
+                f,
+                "network: coordinator instance {} cut off from the other instances for {} s",
+                instance_name(*instance),
+                for_ms / 1000
+            ),
+            Fault::CoordinatorQuorumCut { instance, for_ms } => write!(
+                f,
+                "coordinator instance {} loses its quorum service for {} s",
+                instance_name(*instance),
+                for_ms / 1000
+            ),
+            Fault::CoordinatorInstanceCrash {
+                instance,
+                restart_after_ms,
+            } => write!(
+                f,
+                "coordinator instance {} dies (restart in {} s)",
+                instance_name(*instance),
+                restart_after_ms / 1000
+            ),
+            Fault::ActiveCrashOnNextFence { restart_after_ms } => write!(
+                f,
+                "armed: the active coordinator instance dies at its next fence request (restart in {} s)",
+                restart_after_ms / 1000
+            ),
+            Fault::ForcedPromotion => write!(
+                f,
+                "Pacemaker promotes a standby while the active instance is alive (lost demote)"
             ),
         }
     }

@@ -55,6 +55,12 @@ pub enum Invariant {
     /// A power action of a superseded coordinator (older epoch than the
     /// newest) reached a chassis.
     SupersededCoordinatorActed,
+    /// Power actions of two coordinator instances landed under one fencing
+    /// epoch (`--coordinators`).
+    TwoInstancesInOneEpoch,
+    /// Fences of two coordinator instances were in flight at overlapping
+    /// times (issue to landing): two fencers at once.
+    OverlappingFencers,
 }
 
 /// One broken invariant, with enough context to find it in the timeline.
@@ -139,6 +145,8 @@ pub struct InvariantChecker {
     /// Every fencing operation ever issued: (time, cluster); survives
     /// coordinator restarts because it is the world's record, not the core's.
     fence_log: VecDeque<(SimTime, ClusterIdx)>,
+    /// See [`InvariantChecker::note_uncertain_fence`].
+    uncertain_log: VecDeque<(SimTime, ClusterIdx)>,
     /// When the cap was reached, fencing stays stopped for a full window
     /// (or until an operator acknowledges, which the simulator never does).
     cap_stop_until_global: Option<SimTime>,
@@ -172,6 +180,7 @@ impl InvariantChecker {
             bounds,
             hosts: vec![HostRecord::default(); hosts],
             fence_log: VecDeque::new(),
+            uncertain_log: VecDeque::new(),
             cap_stop_until_global: None,
             cap_stop_until_cluster: std::collections::HashMap::new(),
 
@@ -443,6 +452,9 @@ impl InvariantChecker {
             evidence.and_then(|e| e.dead_windows.iter().map(|w| w.1).max());
         self.fence_log.push_back((now, cluster));
         let stop = now.plus_ms(self.bounds.fence_window_ms);
+        // The stop (a liveness excuse) also counts fences the core may have counted.
+        let in_cluster = in_cluster + self.uncertain_in_window(now, Some(cluster));
+        let global = global + self.uncertain_in_window(now, None);
         if in_cluster + 1 >= self.bounds.fence_cap_per_cluster {
             self.cap_stop_until_cluster.insert(cluster, stop);
         }
@@ -464,12 +476,42 @@ impl InvariantChecker {
     pub fn note_unsent_fence(&mut self, now: SimTime, world: &World, host: HostIdx) {
         let cluster = world.hosts[host].cluster;
         let stop = now.plus_ms(self.bounds.fence_window_ms);
-        if self.fences_in_window(now, Some(cluster)) + 1 >= self.bounds.fence_cap_per_cluster {
+        let in_cluster = self.fences_in_window(now, Some(cluster))
+            + self.uncertain_in_window(now, Some(cluster));
+        let global = self.fences_in_window(now, None) + self.uncertain_in_window(now, None);
+        if in_cluster + 1 >= self.bounds.fence_cap_per_cluster {
             self.cap_stop_until_cluster.insert(cluster, stop);
         }
-        if self.fences_in_window(now, None) + 1 >= self.bounds.fence_cap_global {
+        if global + 1 >= self.bounds.fence_cap_global {
             self.cap_stop_until_global = Some(stop);
         }
+    }
+
+    /// Fences the core journaled but that never left, whose records may or may not have
+    /// survived in the journal a successor recovers (`--coordinators`: held behind a record not
+    /// yet durable when the instance died): they may count against the successor's rate cap,
+    /// so they excuse the cap's stop (liveness), but the rate-cap invariant counts only fences
+    /// that were issued.
+    pub fn note_uncertain_fence(&mut self, now: SimTime, world: &World, host: HostIdx) {
+        self.note_unsent_fence(now, world, host);
+        self.uncertain_log
+            .push_back((now, world.hosts[host].cluster));
+    }
+
+    fn uncertain_in_window(&self, now: SimTime, cluster: Option<ClusterIdx>) -> usize {
+        let from = now.0.saturating_sub(self.bounds.fence_window_ms);
+        self.uncertain_log
+            .iter()
+            .filter(|(t, c)| t.0 > from && cluster.map_or(true, |cl| cl == *c))
+            .count()
+    }
+
+    /// The power driver refused a fence the core had issued (`--coordinators`: the instance
+    /// failed `authorize_power`). Nothing reached the BMC, but the core counted it against
+    /// the rate cap when it issued it; the checker counts it the same way.
+    pub fn note_refused_fence(&mut self, now: SimTime, world: &World, host: HostIdx) {
+        self.note_unsent_fence(now, world, host);
+        self.fence_log.push_back((now, world.hosts[host].cluster));
     }
 
     /// A judged power-off turned the chassis off: the heartbeat must not
@@ -693,6 +735,18 @@ impl InvariantChecker {
             Some(host),
             format!("power action of epoch {epoch} landed after epoch {token} took over"),
         );
+    }
+
+    /// A violation of a multi-coordinator invariant (judged by the engine
+    /// on the BMCs' ground truth).
+    pub fn coordinators_violated(
+        &mut self,
+        now: SimTime,
+        invariant: Invariant,
+        host: HostIdx,
+        detail: String,
+    ) {
+        self.violate(now, invariant, Some(host), detail);
     }
 
     pub fn fence_success_not_confirmed(&mut self, now: SimTime, host: HostIdx, detail: String) {

@@ -15,6 +15,7 @@
 
 pub mod bench;
 pub mod clock;
+pub mod cluster_scenario;
 pub mod core_adapter;
 pub mod engine;
 pub mod faults;
@@ -30,7 +31,8 @@ pub use scenario::{
     all_fault_classes, parse_fault_classes, FaultClass, ScenarioError, FAULT_CLASSES, SCENARIOS,
 };
 
-pub use engine::BrokenGate;
+pub use cluster_scenario::CLUSTER_SCENARIOS;
+pub use engine::{BrokenGate, ClusterBreaks, ClusterOptions};
 use engine::{RunOptions, Simulation};
 pub use hactl_core::SelfTestGate;
 
@@ -51,6 +53,7 @@ pub fn run_scenario(
         timeline,
         settle_ms: SCENARIO_SETTLE_MS,
         broken: None,
+        cluster: None,
     };
     Ok(Simulation::new(&sc, opts).run())
 }
@@ -73,6 +76,7 @@ pub fn run_scenario_with_broken_gate(
         timeline: true,
         settle_ms: SCENARIO_SETTLE_MS,
         broken: Some(broken),
+        cluster: None,
     };
     Ok(Simulation::new(&sc, opts).run())
 }
@@ -95,6 +99,7 @@ pub fn run_scenario_without_quorum_gate(
         timeline,
         settle_ms: SCENARIO_SETTLE_MS,
         broken: Some(BrokenGate::Core(hactl_core::SelfTestGate::Quorum)),
+        cluster: None,
     };
     Ok(Simulation::new(&sc, opts).run())
 }
@@ -118,6 +123,7 @@ pub fn run_random_with(
         timeline,
         settle_ms: scenario::RANDOM_SETTLE_S * 1000,
         broken: None,
+        cluster: None,
     };
     Simulation::new(&sc, opts).run()
 }
@@ -152,4 +158,104 @@ pub fn sweep_with(
         rep.add(&run_random_with(seed, n, classes, false));
     }
     rep
+}
+
+fn cluster_options(
+    instances: usize,
+    breaks: ClusterBreaks,
+) -> Result<ClusterOptions, ScenarioError> {
+    if !(2..=3).contains(&instances) {
+        return Err(ScenarioError::Coordinators(instances));
+    }
+    Ok(ClusterOptions { instances, breaks })
+}
+
+/// Runs a named scenario with `instances` (2 or 3) coordinator instances, each a core, a
+/// replica and a journal, with the replication and promotion rules of `hactl-cluster`.
+/// `breaks` switches safety rules off (checker self-tests only; default: none).
+pub fn run_cluster_scenario(
+    name: &str,
+    seed: u64,
+    hosts: Option<usize>,
+    instances: usize,
+    breaks: ClusterBreaks,
+    timeline: bool,
+) -> Result<RunReport, ScenarioError> {
+    let cluster = cluster_options(instances, breaks)?;
+    let sc = cluster_scenario::named(name, hosts)?;
+    let opts = RunOptions {
+        seed,
+        timeline,
+        settle_ms: SCENARIO_SETTLE_MS,
+        broken: None,
+        cluster: Some(cluster),
+    };
+    Ok(Simulation::new(&sc, opts).run())
+}
+
+/// Runs one seeded random schedule with `instances` coordinator instances: data-center faults
+/// from `classes` plus faults of the coordinator cluster.
+pub fn run_cluster_random(
+    seed: u64,
+    hosts: usize,
+    instances: usize,
+    classes: &[FaultClass],
+    breaks: ClusterBreaks,
+    timeline: bool,
+) -> Result<RunReport, ScenarioError> {
+    let cluster = cluster_options(instances, breaks)?;
+    let sc = cluster_scenario::random(seed, hosts, instances, classes);
+    let opts = RunOptions {
+        seed,
+        timeline,
+        settle_ms: scenario::RANDOM_SETTLE_S * 1000,
+        broken: None,
+        cluster: Some(cluster),
+    };
+    Ok(Simulation::new(&sc, opts).run())
+}
+
+/// [`sweep_with`] for `instances` coordinator instances.
+pub fn sweep_cluster(
+    first_seed: u64,
+    seeds: u64,
+    hosts: std::ops::RangeInclusive<usize>,
+    instances: usize,
+    classes: &[FaultClass],
+    breaks: ClusterBreaks,
+) -> Result<SweepReport, ScenarioError> {
+    cluster_options(instances, breaks)?;
+    let (lo, hi) = (*hosts.start(), (*hosts.end()).max(*hosts.start()));
+    let mut rep = SweepReport {
+        first_seed,
+        hosts: lo,
+        max_hosts: hi,
+        ..SweepReport::default()
+    };
+    for seed in first_seed..first_seed.saturating_add(seeds) {
+        let n = lo + (seed % (hi - lo + 1) as u64) as usize;
+        rep.add(&run_cluster_random(
+            seed, n, instances, classes, breaks, false,
+        )?);
+    }
+    Ok(rep)
+}
+
+/// Runs a given schedule with `instances` coordinator instances (tests build schedules that
+/// the named scenarios do not cover).
+pub fn run_cluster_schedule(
+    sc: &scenario::Scenario,
+    seed: u64,
+    instances: usize,
+    breaks: ClusterBreaks,
+) -> Result<RunReport, ScenarioError> {
+    let cluster = cluster_options(instances, breaks)?;
+    let opts = RunOptions {
+        seed,
+        timeline: true,
+        settle_ms: SCENARIO_SETTLE_MS,
+        broken: None,
+        cluster: Some(cluster),
+    };
+    Ok(Simulation::new(sc, opts).run())
 }

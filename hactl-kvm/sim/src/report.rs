@@ -69,6 +69,13 @@ pub struct RunReport {
     pub coordinator_restarts: u32,
     /// Power actions a superseded (zombie) coordinator asked for.
     pub superseded_power_actions: u64,
+    /// Coordinator instances (1: the single coordinator).
+    pub coordinators: usize,
+    /// Instances that became active (their core recovered from the replica).
+    pub promotions: u64,
+    /// Power actions the power driver refused (`authorize_power`: stale
+    /// epoch, not active, no majority, syncing, not quorate, grace).
+    pub epoch_refusals: u64,
     /// Fences that landed on a host which resumed writing its heartbeat
     /// after the core's last observation and before the off landed, the
     /// core having acted at once: a race no coordinator can win, counted.
@@ -100,6 +107,13 @@ impl RunReport {
             "scenario {} seed {}: {} hosts in {} clusters, {:.0} s virtual",
             self.scenario, self.seed, self.hosts, self.clusters, self.virtual_duration_s
         );
+        if self.coordinators > 1 {
+            let _ = writeln!(
+                s,
+                "{} coordinator instances: {} promotions (a core recovered from its replica), {} power actions refused by the epoch check",
+                self.coordinators, self.promotions, self.epoch_refusals
+            );
+        }
         let _ = writeln!(
             s,
             "fences issued {}, confirmed {}, dead hosts recovered {}, max time to recovery {}",

@@ -64,6 +64,10 @@ pub enum ScenarioError {
     },
     #[error("unknown fault class {0:?}; the classes are: {classes}", classes = FAULT_CLASSES.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", "))]
     UnknownFaultClass(String),
+    #[error("scenario {0:?} faults the single coordinator itself; with --coordinators use the instance scenarios (hactl-kvm simulate --list)")]
+    NotWithCoordinators(String),
+    #[error("--coordinators must be 1, 2 or 3, got {0}")]
+    Coordinators(usize),
     #[error(
         "this build cannot switch the quorum gate off: only test builds with the \
          checker-self-test feature can, to prove the invariant checker"
