@@ -161,3 +161,62 @@ fn records_from_the_future_count_as_now_when_the_clock_stepped_back() {
             || core.rate_cap_tripped(RateScope::Partition(ClusterId(0)))
     );
 }
+
+/// The batch that confirms a fence journals `FenceResolved`, the owed
+/// power-on and the move to FENCED one after another; a crash (or a
+/// replicated journal losing its tail) after the first leaves a journal in
+/// which the fence is confirmed but the host never became FENCED. The
+/// restarted coordinator must finish that fence (verify the off with a
+/// read, never a second off; FENCED; power on), not forget the host powered
+/// off with its VMs dead.
+#[test]
+fn restart_after_a_confirmation_whose_consequences_were_lost_finishes_the_fence() {
+    let mut w = settled(4);
+    let v = HostId(2);
+    w.crash(v);
+    let confirmed = |w: &World| {
+        w.journal.iter().any(|r| {
+            matches!(r, Record::FenceResolved { host, outcome: FenceOutcome::ConfirmedOff, .. }
+                if *host == v)
+        })
+    };
+    assert!(w.run_until_cond(T0 + 120_000, confirmed));
+    // The test world carries out a whole batch at once; the crash cuts it
+    // after its first Persist, so undo what came after: the power-on the
+    // same batch sent (the host stays off and dead).
+    w.power_actions.retain(|(_, h, on)| !(*h == v && *on));
+    let h = w.hosts.get_mut(&v).unwrap();
+    (h.power_on, h.alive, h.boot_at) = (false, false, None);
+    let cut = w
+        .journal
+        .iter()
+        .position(|r| {
+            matches!(r, Record::FenceResolved { host, outcome: FenceOutcome::ConfirmedOff, .. }
+                if *host == v)
+        })
+        .expect("the fence was confirmed");
+    assert!(
+        w.journal[cut + 1..].iter().any(|r| matches!(r,
+            Record::HaTransition { host, to: HaState::Fenced, .. } if *host == v)),
+        "the move to FENCED follows the confirmation in the journal"
+    );
+    w.journal.truncate(cut + 1);
+    w.restart();
+    w.run_until(T0 + 600_000);
+    assert_eq!(w.fence_count(v), 1, "the off was not repeated");
+    assert!(
+        w.power_actions
+            .iter()
+            .filter(|(_, h, on)| *h == v && *on)
+            .count()
+            == 1,
+        "the fenced host was not powered on exactly once"
+    );
+    assert_eq!(w.ha(v), HaState::Available);
+    assert!(
+        w.events_of(|e| matches!(e, Event::LeftOffAfterRepeatedFence { .. }))
+            .is_empty(),
+        "re-verifying the fence was taken for a second fence"
+    );
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+}

@@ -226,6 +226,14 @@ struct Restored {
     open_fence: Option<FenceId>,
     power_on_owed: bool,
     last_confirmed_fence_at: Option<Millis>,
+    /// Time of the host's last HA transition record.
+    last_transition_at: Option<Millis>,
+    /// A confirmed fence whose consequences (power-on owed, FENCED) were
+    /// never journaled: the journal ends, or the host's next transition is
+    /// missing, right after its `FenceResolved`. With the confirmed-fence
+    /// time it replaced (so re-confirming it is not mistaken for a second
+    /// fence by the re-fence hold-off).
+    confirmed_unapplied: Option<(FenceId, Option<Millis>)>,
 }
 
 /// A safety gate that a `checker-self-test` build can break, to prove that

@@ -49,6 +49,8 @@ impl Coordinator {
                     let r = restored.entry(host).or_default();
                     r.version = r.version.max(version.0);
                     r.state = Some(to);
+                    r.last_transition_at = Some(at);
+                    r.confirmed_unapplied = None;
                 }
                 Record::PartitionTransition { .. } => {}
                 Record::FenceIssued {
@@ -68,8 +70,20 @@ impl Coordinator {
                 } => {
                     open.remove(&fence);
                     if outcome == FenceOutcome::ConfirmedOff {
-                        let last = &mut restored.entry(host).or_default().last_confirmed_fence_at;
-                        *last = Some(last.map_or(at, |t| t.max(at)));
+                        let r = restored.entry(host).or_default();
+                        let before = r.last_confirmed_fence_at;
+                        r.last_confirmed_fence_at = Some(before.map_or(at, |t| t.max(at)));
+                        // The batch that confirmed it also journals the
+                        // host's move to FENCED at the same time; a
+                        // transition stamped earlier means that batch was
+                        // cut short (a crash, or a replicated journal that
+                        // lost its tail). Compaction writes every host's
+                        // transition stamped at compaction time, never
+                        // earlier than the fences it keeps.
+                        r.confirmed_unapplied = r
+                            .last_transition_at
+                            .is_none_or(|t| t < at)
+                            .then_some((fence, before));
                     }
                 }
                 Record::PowerOnOwed { host, owed, .. } => {
@@ -95,7 +109,22 @@ impl Coordinator {
                 Record::OperatorCommand { .. } => {}
             }
         }
-        let open_fences = open.len() as u32;
+        // A confirmed fence whose consequences were lost is verified again
+        // like an open one: a power read (never a second off), and if the
+        // host is still off the confirmation is applied in full (FENCED,
+        // hand-off, power-on owed). Left as it was, the host would come
+        // back as an unmanaged host that is simply off, its VMs dead.
+        let mut reverified = 0u32;
+        for r in restored.values_mut() {
+            if let Some((fence, before)) = r.confirmed_unapplied.take() {
+                if r.state != Some(HaState::Fenced) {
+                    r.open_fence = Some(fence);
+                    r.last_confirmed_fence_at = before;
+                    reverified += 1;
+                }
+            }
+        }
+        let open_fences = open.len() as u32 + reverified;
         for (fence, host) in open {
             restored.entry(host).or_default().open_fence = Some(fence);
         }
