@@ -82,7 +82,7 @@ impl Coordinator {
                         // earlier than the fences it keeps.
                         r.confirmed_unapplied = r
                             .last_transition_at
-                            .is_none_or(|t| t < at)
+                            .map_or(true, |t| t < at)
                             .then_some((fence, before));
                     }
                 }
