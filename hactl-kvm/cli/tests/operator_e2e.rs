@@ -258,57 +258,10 @@ fn samples(exposition: &str) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
-/// `promtool check metrics` on an exposition. As in the metrics crate's own
-/// test: Debian's promtool (2.42) reads an OpenMetrics counter family `x`
-/// (samples `x_total`) as a family `x_total` without help; that one finding
-/// is accepted when `x` has HELP and TYPE counter, anything else fails.
-fn promtool_check_metrics(exposition: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let promtool = test_support::require("promtool", "prometheus");
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match out.status.code() {
-        Some(0) => {}
-        Some(3) => {
-            for line in findings.lines().filter(|l| !l.trim().is_empty()) {
-                let family = line
-                    .strip_suffix("_total no help text")
-                    .unwrap_or_else(|| panic!("promtool: {line}"));
-                assert!(
-                    exposition.contains(&format!("# HELP {family} "))
-                        && exposition.contains(&format!("# TYPE {family} counter")),
-                    "promtool: {line}"
-                );
-            }
-        }
-        _ => panic!("promtool check metrics failed: {findings}\n{exposition}"),
-    }
-}
-
 /// Crashes `w.hosts[0]` (heartbeat stops, agent disconnected) and waits for
 /// its BMC to see the fence's power-off and the recovery's power-on.
 fn crash_first_host(w: &mut World) {
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    let uuid = w.hosts[0].uuid.clone();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    w.crash(0);
     let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
     assert_eq!(
         events,
@@ -400,7 +353,8 @@ fn a_fence_reaches_syslog_events_file_hook_and_metrics() {
 
     // Metrics: scraped, promtool clean, the fence counted.
     let body = scrape(port);
-    promtool_check_metrics(&body);
+    test_support::promtool::check_metrics(&body)
+        .unwrap_or_else(|e| panic!("{e}\n--- exposition ---\n{body}"));
     let m = samples(&body);
     // Counted as the BMC saw them: the host stays dead after its power-on,
     // so a second fence follows (and leaves it off).

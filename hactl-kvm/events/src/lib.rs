@@ -18,4 +18,4 @@ mod syslog;
 pub use hactl_control::EventRecord;
 pub use hook::{EventHook, HookConfig, HookStats};
 pub use jsonl::{JsonlConfig, JsonlSink};
-pub use syslog::{msgid, severity, Severity, SyslogSink, DEFAULT_SYSLOG_SOCKET};
+pub use syslog::{msgid, severity, subjects, Severity, SyslogSink, DEFAULT_SYSLOG_SOCKET};

@@ -84,8 +84,9 @@ pub fn msgid(e: &Event) -> String {
     id
 }
 
-/// Host, partition and fence an event is about.
-fn subjects(e: &Event) -> (Option<HostId>, Option<ClusterId>, Option<FenceId>) {
+/// Host, partition and fence an event is about (the structured data of its
+/// syslog line; the daemon also files host history by it).
+pub fn subjects(e: &Event) -> (Option<HostId>, Option<ClusterId>, Option<FenceId>) {
     match e {
         Event::HaStateChanged { host, cluster, .. } => (Some(*host), Some(*cluster), None),
         Event::FenceIssued {

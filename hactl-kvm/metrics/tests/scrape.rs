@@ -8,9 +8,8 @@ use hactl_core::{
 };
 use hactl_metrics::Metrics;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,51 +57,6 @@ fn parse(exposition: &str) -> BTreeMap<String, f64> {
         out.insert(series.to_string(), v);
     }
     out
-}
-
-/// Runs `promtool check metrics` on an exposition. Debian's promtool (2.42)
-/// lints with the Prometheus text-format rules, under which an OpenMetrics
-/// counter family `x` (samples `x_total`) reads as a family `x_total`
-/// without help text; that one finding is accepted when `x` has HELP and is
-/// TYPEd counter. Anything else (a parse error, another lint) is an error.
-fn promtool_check_metrics(promtool: &std::path::Path, exposition: &str) -> Result<(), String> {
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match out.status.code() {
-        Some(0) => Ok(()),
-        // 3: lint problems only (1 is a parse error).
-        Some(3) => {
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let family = line
-                    .strip_suffix("_total no help text")
-                    .ok_or_else(|| format!("promtool: {line}"))?;
-                if !exposition.contains(&format!("# HELP {family} "))
-                    || !exposition.contains(&format!("# TYPE {family} counter"))
-                {
-                    return Err(format!("promtool: {line}"));
-                }
-            }
-            Ok(())
-        }
-        _ => Err(format!("promtool check metrics failed: {text}")),
-    }
 }
 
 fn fence_issued() -> Event {
@@ -173,7 +127,8 @@ fn feed(m: &Metrics) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_serves_every_metric_and_promtool_accepts_it() {
-    let promtool = promtool();
+    // Fails first, naming the package, when promtool is missing.
+    promtool();
     let metrics = Arc::new(Metrics::new());
     feed(&metrics);
     let listener = hactl_metrics::bind("127.0.0.1:0".parse().unwrap())
@@ -188,11 +143,11 @@ async fn endpoint_serves_every_metric_and_promtool_accepts_it() {
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
 
     // Prometheus' own parser and linter.
-    promtool_check_metrics(&promtool, &body)
+    test_support::promtool::check_metrics(&body)
         .unwrap_or_else(|e| panic!("{e}\n--- exposition ---\n{body}"));
     // The check bites: a damaged exposition is refused.
     let damaged = body.replacen("hactl_quorate 1", "hactl_quorate{x=\"1 1", 1);
-    assert!(promtool_check_metrics(&promtool, &damaged).is_err());
+    assert!(test_support::promtool::check_metrics(&damaged).is_err());
 
     let samples = parse(&body);
     let v = |k: &str| {

@@ -15,6 +15,7 @@ pub mod fake_bmc;
 pub mod ipmi_sim;
 pub mod pacemaker;
 pub mod peers;
+pub mod promtool;
 pub mod redfish_double;
 pub mod sshd;
 pub mod sushy;

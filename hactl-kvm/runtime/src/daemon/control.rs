@@ -157,7 +157,8 @@ impl Daemon {
             Event::HaStateChanged { cluster, .. } | Event::FenceIssued { cluster, .. } => {
                 Some(*cluster)
             }
-            _ => event_host(e)
+            _ => hactl_events::subjects(e)
+                .0
                 .and_then(|h| self.core.host(h))
                 .map(|v| v.cluster),
         };
@@ -482,27 +483,5 @@ impl Daemon {
                 reason: e.to_string(),
             }),
         }
-    }
-}
-
-/// The host an event is about, if any.
-fn event_host(e: &Event) -> Option<HostId> {
-    match e {
-        Event::HaStateChanged { host, .. }
-        | Event::FenceIssued { host, .. }
-        | Event::FenceConfirmed { host, .. }
-        | Event::LeftOffAfterRepeatedFence { host, .. }
-        | Event::PowerStateChanged { host, .. }
-        | Event::ActivitySample { host, .. }
-        | Event::ActivityRoundConcluded { host, .. }
-        | Event::CheckerVerdictDiscarded { host, .. }
-        | Event::NoCheckerAvailable { host }
-        | Event::RecoveryAttemptFailed { host, .. }
-        | Event::FenceDeferred { host, .. }
-        | Event::OperatorActionRequired { host, .. }
-        | Event::UserPowerRequested { host, .. }
-        | Event::RecoveryNotNeeded { host } => Some(*host),
-        Event::OperatorCommandRejected { host, .. } => *host,
-        _ => None,
     }
 }
