@@ -13,6 +13,7 @@ pub mod cloudstack;
 pub mod cluster3;
 pub mod fake_bmc;
 pub mod ipmi_sim;
+pub mod ocf;
 pub mod pacemaker;
 pub mod peers;
 pub mod redfish_double;
