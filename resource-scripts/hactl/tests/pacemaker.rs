@@ -96,21 +96,13 @@ fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
     let cluster = test_support::Cluster::start();
     let f = Fixture::new("promotion_score = 17");
 
-    let mut primitive: Vec<String> = vec![
-        "primitive".into(),
-        "hactl".into(),
-        "ocf:cloudstack:hactl".into(),
-        "params".into(),
-    ];
-    for (k, v) in &f.params {
-        primitive.push(format!("{k}={v}"));
-    }
-    for op in [
-        "op monitor interval=2s role=Promoted timeout=10s",
-        "op monitor interval=3s role=Unpromoted timeout=10s",
-    ] {
-        primitive.extend(op.split(' ').map(String::from));
-    }
+    let primitive = ocf::primitive_args(
+        "hactl",
+        "ocf:cloudstack:hactl",
+        &f.params,
+        "op monitor interval=2s role=Promoted timeout=10s \
+         op monitor interval=3s role=Unpromoted timeout=10s",
+    );
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     // The README's configuration: stop everything without quorum.
     cluster.crm_configure(&["property", "no-quorum-policy=stop"]);

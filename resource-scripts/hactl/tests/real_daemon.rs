@@ -264,17 +264,11 @@ fn crm_resource_and_pacemaker_run_the_real_daemon() {
 
     // The same daemon configuration as a promotable clone.
     let cluster = test_support::Cluster::start_locked(lock);
-    let mut primitive: Vec<String> = ["primitive", "hactl", "ocf:cloudstack:hactl", "params"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for (k, v) in &f.params {
-        primitive.push(format!("{k}={v}"));
-    }
-    primitive.extend(
-        "op start timeout=30s op promote timeout=30s op monitor interval=2s role=Promoted timeout=10s op monitor interval=3s role=Unpromoted timeout=10s"
-            .split(' ')
-            .map(String::from),
+    let primitive = test_support::ocf::primitive_args(
+        "hactl",
+        "ocf:cloudstack:hactl",
+        &f.params,
+        "op start timeout=30s op promote timeout=30s op monitor interval=2s role=Promoted timeout=10s op monitor interval=3s role=Unpromoted timeout=10s",
     );
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     cluster.crm_configure(&["property", "no-quorum-policy=stop"]);

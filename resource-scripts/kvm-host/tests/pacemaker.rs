@@ -106,27 +106,12 @@ fn pacemaker_runs_the_agent_and_restarts_a_killed_writer() {
     let state_dir: PathBuf = f.state_dir();
     let hb = f.heartbeat_file(0, node);
 
-    let mut primitive: Vec<String> = vec![
-        "primitive".into(),
-        "hostha".into(),
-        "ocf:cloudstack:kvm-host".into(),
-        "params".into(),
-    ];
-    for (k, v) in &f.params {
-        if k != "host_id" {
-            primitive.push(format!("{k}={v}")); // host_id defaults to the node name
-        }
-    }
-    primitive.extend(
-        [
-            "op",
-            "monitor",
-            "interval=2s",
-            "timeout=10s",
-            "OCF_CHECK_LEVEL=20",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
+    let primitive = ocf::primitive_args(
+        "hostha",
+        "ocf:cloudstack:kvm-host",
+        // host_id defaults to the node name
+        f.params.iter().filter(|(k, _)| *k != "host_id"),
+        "op monitor interval=2s timeout=10s OCF_CHECK_LEVEL=20",
     );
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     cluster.crm_configure(&args);

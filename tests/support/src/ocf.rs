@@ -282,3 +282,19 @@ pub fn set_target_role(cluster: &Cluster, rsc: &str, role: &str) {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+/// The `crm configure` words of `primitive ID AGENT params K=V... OPS`: `ops` is the
+/// operations as one line (`op monitor interval=2s timeout=10s ...`), split at spaces.
+pub fn primitive_args<'a>(
+    id: &str,
+    agent: &str,
+    params: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ops: &str,
+) -> Vec<String> {
+    let mut words: Vec<String> = vec!["primitive".into(), id.into(), agent.into(), "params".into()];
+    for (k, v) in params {
+        words.push(format!("{k}={v}"));
+    }
+    words.extend(ops.split(' ').map(String::from));
+    words
+}
