@@ -12,7 +12,6 @@ use kvm_host::log::Logger;
 use kvm_host::ocf::OcfEnv;
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -191,16 +190,7 @@ impl Agent<'_> {
             .stdout(log.try_clone().map(Stdio::from).unwrap_or(Stdio::null()))
             .stderr(Stdio::from(log))
             .current_dir("/");
-        // SAFETY: setsid is async-signal-safe and the only thing run in the
-        // forked child before exec. Its own session keeps the daemon out of
-        // execd's process-group SIGKILL when an action of ours times out.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
-            });
-        }
+        child::in_own_session(&mut cmd);
         let mut daemon = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -16,18 +16,9 @@ pub mod defaults {
     pub const LOG_FILE: &str = "/var/log/hactl-kvm/ocf-daemon.log";
 }
 
-/// A parameter that is inherently invalid (wrong syntax), on any node.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParamError {
-    #[error("{name}: required parameter not set")]
-    Missing { name: &'static str },
-    #[error("{name}={value:?}: {why}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        why: &'static str,
-    },
-}
+/// A parameter that is inherently invalid (wrong syntax), on any node: the
+/// same error, and so the same exit reasons, as kvm-host's.
+pub use kvm_host::params::ParamError;
 
 /// The parameter names this agent knows, in meta-data order.
 pub const PARAM_NAMES: &[&str] = &["config", "hactl_kvm", "socket", "pid_file", "log_file"];

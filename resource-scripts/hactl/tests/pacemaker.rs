@@ -11,83 +11,27 @@ mod common;
 
 use common::*;
 use hactl_control::CoordinatorRole::{Active, Standby};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
-
-const PROVIDER_DIR: &str = "/usr/lib/ocf/resource.d/cloudstack";
-const INSTALLED: &str = "/usr/lib/ocf/resource.d/cloudstack/hactl";
-/// Marks an agent file as a test install (hidden: Pacemaker ignores dot files).
-const MARKER: &str = "/usr/lib/ocf/resource.d/cloudstack/.hactl.test-install";
+use test_support::ocf;
 
 /// Both tests use the one install path: one at a time.
 static INSTALL_LOCK: Mutex<()> = Mutex::new(());
 
-/// Installs a copy of the built agent (0755) where Pacemaker looks for
-/// `ocf:cloudstack:hactl`, as the package does; removes on drop only what it
-/// created. A leftover test install (marker present) is replaced; a real
-/// install is never touched.
-struct Installed {
-    created_dir: bool,
-}
-
-impl Installed {
-    fn new() -> Installed {
-        use std::os::unix::fs::PermissionsExt;
-        let created_dir = !Path::new(PROVIDER_DIR).exists();
-        if created_dir {
-            std::fs::create_dir_all(PROVIDER_DIR).expect("create OCF provider dir (run as root)");
-            std::fs::set_permissions(PROVIDER_DIR, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        if Path::new(INSTALLED).symlink_metadata().is_ok() && !Path::new(MARKER).exists() {
-            panic!(
-                "{INSTALLED} exists and was not installed by these tests; \
-                 it is not ours to replace: remove it and re-run"
-            );
-        }
-        std::fs::write(MARKER, "installed by hactl agent tests\n").unwrap();
-        let tmp = PathBuf::from(format!("{INSTALLED}.tmp"));
-        std::fs::copy(AGENT, &tmp).expect("copy agent");
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, INSTALLED).expect("install agent");
-        Installed { created_dir }
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(INSTALLED);
-        let _ = std::fs::remove_file(MARKER);
-        if self.created_dir {
-            let _ = std::fs::remove_dir(PROVIDER_DIR);
-        }
-    }
+/// Installs the built agent as `ocf:cloudstack:hactl` (removed on drop).
+fn installed() -> ocf::InstalledAgent {
+    ocf::InstalledAgent::new(AGENT, "hactl")
 }
 
 fn crm_resource(args: &[&str], options: &[(String, String)]) -> Run {
-    let bin = require("crm_resource", "pacemaker-cli-utils");
-    let mut c = Command::new(bin);
-    c.args(args).args([
-        "--class",
-        "ocf",
-        "--provider",
-        "cloudstack",
-        "--agent",
-        "hactl",
-    ]);
-    for (k, v) in options {
-        c.arg("--option").arg(format!("{k}={v}"));
-    }
-    let t0 = std::time::Instant::now();
-    let out = c.output().expect("run crm_resource");
-    to_run(out, t0.elapsed())
+    ocf::crm_resource("hactl", args, options)
 }
 
 #[test]
 fn crm_resource_force_actions_without_a_cluster() {
     let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let _installed = Installed::new();
+    let _installed = installed();
     let f = Fixture::new("");
     let options: Vec<(String, String)> = f.params.clone().into_iter().collect();
 
@@ -148,25 +92,17 @@ fn promotion_score(cluster: &test_support::Cluster, rsc: &str) -> Option<String>
 #[test]
 fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
     let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let _installed = Installed::new();
+    let _installed = installed();
     let cluster = test_support::Cluster::start();
     let f = Fixture::new("promotion_score = 17");
 
-    let mut primitive: Vec<String> = vec![
-        "primitive".into(),
-        "hactl".into(),
-        "ocf:cloudstack:hactl".into(),
-        "params".into(),
-    ];
-    for (k, v) in &f.params {
-        primitive.push(format!("{k}={v}"));
-    }
-    for op in [
-        "op monitor interval=2s role=Promoted timeout=10s",
-        "op monitor interval=3s role=Unpromoted timeout=10s",
-    ] {
-        primitive.extend(op.split(' ').map(String::from));
-    }
+    let primitive = ocf::primitive_args(
+        "hactl",
+        "ocf:cloudstack:hactl",
+        &f.params,
+        "op monitor interval=2s role=Promoted timeout=10s \
+         op monitor interval=3s role=Unpromoted timeout=10s",
+    );
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     // The README's configuration: stop everything without quorum.
     cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
@@ -195,19 +131,7 @@ fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
     let pid = f.daemon_pid().expect("PID file");
 
     // Demote through the cluster.
-    let out = cluster.run(
-        "crm_resource",
-        &[
-            "--resource",
-            "hactl-clone",
-            "--set-parameter",
-            "target-role",
-            "--meta",
-            "--parameter-value",
-            "Unpromoted",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    test_support::ocf::set_target_role(&cluster, "hactl-clone", "Unpromoted");
     let (ok, status) = cluster.wait_for_status(Duration::from_secs(60), |s| {
         s.contains("Unpromoted: [ node1 ]") || s.contains("Unpromoted (target-role): [ node1 ]")
     });
@@ -222,19 +146,7 @@ fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
     assert_eq!(f.daemon_pid(), Some(pid), "demote restarted the daemon");
 
     // Stop through the cluster: daemon gone, score removed.
-    let out = cluster.run(
-        "crm_resource",
-        &[
-            "--resource",
-            "hactl-clone",
-            "--set-parameter",
-            "target-role",
-            "--meta",
-            "--parameter-value",
-            "Stopped",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    test_support::ocf::set_target_role(&cluster, "hactl-clone", "Stopped");
     let gone = wait_until(Duration::from_secs(60), || {
         !alive(pid) && !f.pid_file().exists()
     });

@@ -11,8 +11,6 @@ use common::*;
 use hactl_control::CoordinatorRole::{Active, Standby};
 use kvm_host::heartbeat::{write_heartbeat, HeartbeatRecord};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -204,21 +202,11 @@ fn real_daemon_start_promote_demote_stop() {
 
 #[test]
 fn ocf_tester_passes_against_the_real_daemon() {
-    let tester = require("ocf-tester", "resource-agents");
+    require("ocf-tester", "resource-agents");
     let w = World::new();
     let copy = bin_copy(AGENT, "hactl");
-    let agent = copy.path.to_str().unwrap();
-    let mut cmd = Command::new(tester);
-    cmd.arg("-v").arg("-n").arg("hactl-real");
-    for (k, v) in &w.f.params {
-        cmd.arg("-o").arg(format!("{k}={v}"));
-    }
     // ocf-tester's default operation timeout (20 s) applies to every action.
-    let out = cmd
-        .arg(agent)
-        .env("HA_LOGFACILITY", "none")
-        .output()
-        .unwrap();
+    let out = test_support::ocf::ocf_tester(&copy.path, "hactl-real", &w.f.params, true);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("passed all tests"),
@@ -236,49 +224,15 @@ fn ocf_tester_passes_against_the_real_daemon() {
 }
 
 fn crm_resource(args: &[&str], options: &[(String, String)]) -> Run {
-    let mut c = Command::new(require("crm_resource", "pacemaker-cli-utils"));
-    c.args(args).args([
-        "--class",
-        "ocf",
-        "--provider",
-        "cloudstack",
-        "--agent",
-        "hactl",
-        "--timeout",
-        "30",
-    ]);
-    for (k, v) in options {
-        c.arg("--option").arg(format!("{k}={v}"));
-    }
-    let t0 = std::time::Instant::now();
-    let out = c.output().expect("run crm_resource");
-    to_run(out, t0.elapsed())
+    let mut args = args.to_vec();
+    args.extend(["--timeout", "30"]);
+    test_support::ocf::crm_resource("hactl", &args, options)
 }
 
 /// Installs the agent as ocf:cloudstack:hactl for crm_resource and
 /// Pacemaker (test install, removed on drop; a real install is refused).
-struct Installed;
-const INSTALLED: &str = "/usr/lib/ocf/resource.d/cloudstack/hactl";
-const MARKER: &str = "/usr/lib/ocf/resource.d/cloudstack/.hactl.test-install";
-impl Installed {
-    fn new() -> Installed {
-        std::fs::create_dir_all("/usr/lib/ocf/resource.d/cloudstack").unwrap();
-        if PathBuf::from(INSTALLED).symlink_metadata().is_ok() && !PathBuf::from(MARKER).exists() {
-            panic!("{INSTALLED} exists and was not installed by these tests: remove it and re-run");
-        }
-        std::fs::write(MARKER, "installed by hactl agent tests\n").unwrap();
-        let tmp = format!("{INSTALLED}.tmp.real");
-        std::fs::copy(AGENT, &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, INSTALLED).unwrap();
-        Installed
-    }
-}
-impl Drop for Installed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(INSTALLED);
-        let _ = std::fs::remove_file(MARKER);
-    }
+fn installed() -> test_support::ocf::InstalledAgent {
+    test_support::ocf::InstalledAgent::new(AGENT, "hactl")
 }
 
 /// crm_resource's force actions and then a Pacemaker promotable clone, one
@@ -286,7 +240,7 @@ impl Drop for Installed {
 #[test]
 fn crm_resource_and_pacemaker_run_the_real_daemon() {
     let lock = test_support::MachineLock::acquire();
-    let _installed = Installed::new();
+    let _installed = installed();
     let w = World::new();
     let f = &w.f;
     let options: Vec<(String, String)> = f.params.clone().into_iter().collect();
@@ -310,17 +264,11 @@ fn crm_resource_and_pacemaker_run_the_real_daemon() {
 
     // The same daemon configuration as a promotable clone.
     let cluster = test_support::Cluster::start_locked(lock);
-    let mut primitive: Vec<String> = ["primitive", "hactl", "ocf:cloudstack:hactl", "params"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for (k, v) in &f.params {
-        primitive.push(format!("{k}={v}"));
-    }
-    primitive.extend(
-        "op start timeout=30s op promote timeout=30s op monitor interval=2s role=Promoted timeout=10s op monitor interval=3s role=Unpromoted timeout=10s"
-            .split(' ')
-            .map(String::from),
+    let primitive = test_support::ocf::primitive_args(
+        "hactl",
+        "ocf:cloudstack:hactl",
+        &f.params,
+        "op start timeout=30s op promote timeout=30s op monitor interval=2s role=Promoted timeout=10s op monitor interval=3s role=Unpromoted timeout=10s",
     );
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
@@ -347,19 +295,7 @@ fn crm_resource_and_pacemaker_run_the_real_daemon() {
     assert_eq!(report.role, Active);
     let pid = f.daemon_pid().unwrap();
 
-    let out = cluster.run(
-        "crm_resource",
-        &[
-            "--resource",
-            "hactl-clone",
-            "--set-parameter",
-            "target-role",
-            "--meta",
-            "--parameter-value",
-            "Stopped",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    test_support::ocf::set_target_role(&cluster, "hactl-clone", "Stopped");
     assert!(
         wait_until(Duration::from_secs(60), || !alive(pid)
             && !f.pid_file().exists()),

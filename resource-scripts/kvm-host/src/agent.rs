@@ -9,7 +9,6 @@ use crate::params::{self, AgentCheck, LibvirtCheck, Params};
 use crate::reader::{self, ReadReport, ReadRequest, ReadResult};
 use crate::state::{self, StateFiles, StorageStatus, Termination};
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -142,16 +141,7 @@ impl Agent<'_> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .current_dir("/");
-        // SAFETY: setsid is async-signal-safe; nothing else runs in the
-        // forked child before exec. Its own session and process group keep
-        // the writer out of execd's process-group SIGKILL on our timeout.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
-            });
-        }
+        child::in_own_session(&mut cmd);
         let mut writer = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

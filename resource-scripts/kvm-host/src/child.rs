@@ -182,6 +182,21 @@ pub fn self_command() -> Command {
     c
 }
 
+/// Makes the child `cmd` spawns the leader of a new session (and so of its
+/// own process group) before it execs: a daemon an agent starts must stay out
+/// of execd's process-group SIGKILL when an action of the agent times out.
+pub fn in_own_session(cmd: &mut Command) -> &mut Command {
+    // SAFETY: setsid is async-signal-safe and the only thing run in the
+    // forked child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,86 +10,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
-
-const PROVIDER_DIR: &str = "/usr/lib/ocf/resource.d/cloudstack";
-const INSTALLED: &str = "/usr/lib/ocf/resource.d/cloudstack/kvm-host";
+use test_support::ocf;
 
 /// Both tests use the one install path: one at a time.
 static INSTALL_LOCK: Mutex<()> = Mutex::new(());
 
-/// Marks an agent file as a test install (hidden: Pacemaker ignores dot files).
-const MARKER: &str = "/usr/lib/ocf/resource.d/cloudstack/.kvm-host.test-install";
-
-/// Installs a copy of the built agent (0755) where Pacemaker looks for
-/// `ocf:cloudstack:kvm-host`, as a package would; removes on drop only what
-/// it created. A leftover test install (marker present) is replaced; a real
-/// install is never touched.
-struct Installed {
-    created_dir: bool,
-}
-
-impl Installed {
-    fn new() -> Installed {
-        use std::os::unix::fs::PermissionsExt;
-        let created_dir = !Path::new(PROVIDER_DIR).exists();
-        if created_dir {
-            std::fs::create_dir_all(PROVIDER_DIR).expect("create OCF provider dir (run as root)");
-            std::fs::set_permissions(PROVIDER_DIR, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let link = Path::new(INSTALLED);
-        if link.symlink_metadata().is_ok() && !Path::new(MARKER).exists() {
-            panic!(
-                "{INSTALLED} exists and was not installed by these tests; \
-                 it is not ours to replace: remove it and re-run"
-            );
-        }
-        std::fs::write(MARKER, "installed by kvm-host tests\n").unwrap();
-        let tmp = PathBuf::from(format!("{INSTALLED}.tmp"));
-        std::fs::copy(AGENT, &tmp).expect("copy agent");
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, link).expect("install agent");
-        Installed { created_dir }
-    }
-}
-
-impl Drop for Installed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(INSTALLED);
-        let _ = std::fs::remove_file(MARKER);
-        if self.created_dir {
-            let _ = std::fs::remove_dir(PROVIDER_DIR);
-        }
-    }
+/// Installs the built agent as `ocf:cloudstack:kvm-host` (removed on drop).
+fn installed() -> ocf::InstalledAgent {
+    ocf::InstalledAgent::new(AGENT, "kvm-host")
 }
 
 fn crm_resource(args: &[&str], options: &[(String, String)]) -> Run {
-    let bin = require("crm_resource", "pacemaker-cli-utils");
-    let mut c = Command::new(bin);
-    c.args(args).args([
-        "--class",
-        "ocf",
-        "--provider",
-        "cloudstack",
-        "--agent",
-        "kvm-host",
-    ]);
-    for (k, v) in options {
-        c.arg("--option").arg(format!("{k}={v}"));
-    }
-    let t0 = std::time::Instant::now();
-    let out = c.output().expect("run crm_resource");
-    Run {
-        rc: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took: t0.elapsed(),
-    }
+    ocf::crm_resource("kvm-host", args, options)
 }
 
 #[test]
 fn crm_resource_force_actions_without_a_cluster() {
     let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let _installed = Installed::new();
+    let _installed = installed();
     let f = Fixture::new(1);
     let options: Vec<(String, String)> = f.params.clone().into_iter().collect();
     // crm_resource names the instance "test".
@@ -161,34 +99,19 @@ fn state_pid(state_dir: &Path, instance: &str) -> Option<i32> {
 #[test]
 fn pacemaker_runs_the_agent_and_restarts_a_killed_writer() {
     let _serial = INSTALL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let _installed = Installed::new();
+    let _installed = installed();
     let cluster = test_support::Cluster::start();
     let f = Fixture::new(1);
     let node = cluster.node_name();
     let state_dir: PathBuf = f.state_dir();
     let hb = f.heartbeat_file(0, node);
 
-    let mut primitive: Vec<String> = vec![
-        "primitive".into(),
-        "hostha".into(),
-        "ocf:cloudstack:kvm-host".into(),
-        "params".into(),
-    ];
-    for (k, v) in &f.params {
-        if k != "host_id" {
-            primitive.push(format!("{k}={v}")); // host_id defaults to the node name
-        }
-    }
-    primitive.extend(
-        [
-            "op",
-            "monitor",
-            "interval=2s",
-            "timeout=10s",
-            "OCF_CHECK_LEVEL=20",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
+    let primitive = ocf::primitive_args(
+        "hostha",
+        "ocf:cloudstack:kvm-host",
+        // host_id defaults to the node name
+        f.params.iter().filter(|(k, _)| *k != "host_id"),
+        "op monitor interval=2s timeout=10s OCF_CHECK_LEVEL=20",
     );
     let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
     cluster.crm_configure(&args);

@@ -3,7 +3,8 @@
 //! ([`cloudstack::CloudStackDouble`], an in-process HTTP server with real signature checks),
 //! `sshd` on a loopback port, a programmable hostile fake BMC ([`FakeBmc`]) that sends exactly the
 //! bytes a test asks for, sushy-emulator (Redfish), a small Redfish test double, and a three-node Corosync
-//! cluster in network namespaces the test creates ([`Cluster3`]).
+//! cluster in network namespaces the test creates ([`Cluster3`]). Module [`ocf`] runs an OCF resource
+//! agent the way execd, `crm_resource`, `ocf-tester` and `xmllint` do, for both agents' tests.
 //!
 //! Every peer is a process this crate started itself; it is stopped by its PID when the handle
 //! is dropped (never by name). A missing peer binary is a test failure that says which Debian
@@ -13,6 +14,7 @@ pub mod cloudstack;
 pub mod cluster3;
 pub mod fake_bmc;
 pub mod ipmi_sim;
+pub mod ocf;
 pub mod pacemaker;
 pub mod peers;
 pub mod promtool;

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_hactl");
@@ -15,33 +14,8 @@ pub const DOUBLE: &str = env!("CARGO_BIN_EXE_hactl-control-double");
 #[allow(unused_imports)]
 pub use test_support::peers::{require, wait_until};
 
-/// Result of one agent invocation.
-#[derive(Debug)]
-pub struct Run {
-    pub rc: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub took: Duration,
-}
-
-impl Run {
-    /// The last `ocf-exit-reason:` line, as Pacemaker would record it.
-    pub fn exit_reason(&self) -> Option<String> {
-        self.stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r.to_string()))
-    }
-}
-
-pub fn to_run(out: Output, took: Duration) -> Run {
-    Run {
-        rc: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took,
-    }
-}
+#[allow(unused_imports)] // not every test binary uses both
+pub use test_support::ocf::{to_run, Run};
 
 /// A temp directory with a daemon configuration, and the agent parameters
 /// that point at it (daemon = the control double unless changed).
@@ -117,30 +91,21 @@ impl Fixture {
     /// Runs an action as execd would: only the OCF environment, timeout in
     /// ms, interval (None = probe).
     pub fn action(&self, action: &str, interval_ms: Option<u64>, timeout_ms: u64) -> Run {
-        let mut c = Command::new(AGENT);
-        c.arg(action)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("OCF_ROOT", "/usr/lib/ocf")
-            .env("OCF_RA_VERSION_MAJOR", "1")
-            .env("OCF_RA_VERSION_MINOR", "1")
-            .env("OCF_RESOURCE_INSTANCE", &self.instance)
-            .env("OCF_RESOURCE_TYPE", "hactl")
-            .env("OCF_RESKEY_CRM_meta_timeout", timeout_ms.to_string())
-            .env("HA_LOGFACILITY", "none")
-            .stdin(Stdio::null());
-        if let Some(i) = interval_ms {
-            c.env("OCF_RESKEY_CRM_meta_interval", i.to_string());
-        }
+        let mut c = test_support::ocf::execd_command(
+            AGENT,
+            action,
+            "hactl",
+            &self.instance,
+            interval_ms,
+            timeout_ms,
+        );
         for (k, v) in &self.params {
             c.env(format!("OCF_RESKEY_{k}"), v);
         }
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        let t0 = Instant::now();
-        let out = c.output().expect("run agent");
-        to_run(out, t0.elapsed())
+        test_support::ocf::run_timed(&mut c)
     }
 
     pub fn start(&self) -> Run {
@@ -203,25 +168,8 @@ pub fn role_of(socket: &Path) -> Option<hactl_control::RoleReport> {
     hactl_ocf::control::role(socket, Instant::now() + Duration::from_secs(5)).ok()
 }
 
-/// A copy of a binary in a fresh world-readable directory: Pacemaker runs
-/// meta-data as `hacluster` and ocf-tester as `nobody`, who may not reach
-/// the build directory.
-pub struct BinCopy {
-    _dir: tempfile::TempDir,
-    pub path: PathBuf,
-}
-
-pub fn bin_copy(src: &str, name: &str) -> BinCopy {
-    let dir = tempfile::Builder::new()
-        .prefix("hactl-bin-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = dir.path().join(name);
-    std::fs::copy(src, &path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    BinCopy { _dir: dir, path }
-}
+#[allow(unused_imports)]
+pub use test_support::ocf::{bin_copy, BinCopy};
 
 /// The real `hactl-kvm` next to this crate's binaries in the target dir.
 pub fn hactl_kvm_binary() -> PathBuf {

@@ -6,38 +6,13 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_kvm-host");
 
-/// Result of one agent invocation.
-#[derive(Debug)]
-pub struct Run {
-    pub rc: i32,
-    pub stdout: String,
-    pub stderr: String,
-    pub took: Duration,
-}
-
-impl Run {
-    /// The last `ocf-exit-reason:` line, as Pacemaker would record it.
-    pub fn exit_reason(&self) -> Option<String> {
-        self.stderr
-            .lines()
-            .rev()
-            .find_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r.to_string()))
-    }
-}
-
-fn to_run(out: Output, took: Duration) -> Run {
-    Run {
-        rc: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        took,
-    }
-}
+#[allow(unused_imports)] // not every test binary uses both
+pub use test_support::ocf::{to_run, Run};
 
 /// A temp tree: `storage-N/` directories and a `state/` directory, plus the
 /// parameters that point the agent at them (no libvirt, no CloudStack agent,
@@ -119,21 +94,14 @@ impl Fixture {
         depth: Option<u32>,
         timeout_ms: u64,
     ) -> Run {
-        let mut c = Command::new(AGENT);
-        c.arg(action)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("OCF_ROOT", "/usr/lib/ocf")
-            .env("OCF_RA_VERSION_MAJOR", "1")
-            .env("OCF_RA_VERSION_MINOR", "1")
-            .env("OCF_RESOURCE_INSTANCE", &self.instance)
-            .env("OCF_RESOURCE_TYPE", "kvm-host")
-            .env("OCF_RESKEY_CRM_meta_timeout", timeout_ms.to_string())
-            .env("HA_LOGFACILITY", "none")
-            .stdin(Stdio::null());
-        if let Some(i) = interval_ms {
-            c.env("OCF_RESKEY_CRM_meta_interval", i.to_string());
-        }
+        let mut c = test_support::ocf::execd_command(
+            AGENT,
+            action,
+            "kvm-host",
+            &self.instance,
+            interval_ms,
+            timeout_ms,
+        );
         if let Some(d) = depth {
             c.env("OCF_CHECK_LEVEL", d.to_string());
         }
@@ -143,9 +111,7 @@ impl Fixture {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        let t0 = Instant::now();
-        let out = c.output().expect("run agent");
-        to_run(out, t0.elapsed())
+        test_support::ocf::run_timed(&mut c)
     }
 
     pub fn start(&self) -> Run {
@@ -204,24 +170,12 @@ pub fn alive(pid: i32) -> bool {
 #[allow(unused_imports)] // not every test binary uses both
 pub use test_support::peers::{require, wait_until};
 
-/// A copy of the agent in a fresh world-readable directory: Pacemaker runs
-/// meta-data as `hacluster` and ocf-tester as `nobody`, who may not be able
-/// to reach the build directory of a clone under a private home.
-pub struct AgentCopy {
-    _dir: tempfile::TempDir,
-    pub path: PathBuf,
-}
+pub use test_support::ocf::BinCopy as AgentCopy;
 
+/// A copy of the agent in a fresh world-readable directory (for Pacemaker's
+/// `hacluster` and ocf-tester's `nobody`).
 pub fn agent_copy() -> AgentCopy {
-    let dir = tempfile::Builder::new()
-        .prefix("kvm-host-bin-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = dir.path().join("kvm-host");
-    std::fs::copy(AGENT, &path).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    AgentCopy { _dir: dir, path }
+    test_support::ocf::bin_copy(AGENT, "kvm-host")
 }
 
 /// Writes an executable shell script (a stand-in for virsh or systemctl).
