@@ -291,6 +291,10 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     );
     c.kill(nodes[0].pid.take().unwrap());
     let killed = Instant::now();
+    // The off in flight keeps the delay it started with; the new active's
+    // power-on must not meet it: ipmi_sim applies a command retransmitted
+    // after 2.5 s (retransmit_ms) a second time.
+    w.hosts[0].bmc.set_chassis_delay(Duration::ZERO);
     phase(t0, "active SIGKILLed while its power-off was in flight");
     let offset2 = nodes[1].log().len();
     let e2 = nodes[1].promote();
@@ -305,7 +309,6 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
             == Some(&PowerEvent::Off)),
         "the power-off in flight never landed"
     );
-    w.hosts[0].bmc.set_chassis_delay(Duration::ZERO);
     eprintln!(
         "MEASURED take-over (active SIGKILLed -> new active may act): {:.2} s",
         takeover.as_secs_f64()
