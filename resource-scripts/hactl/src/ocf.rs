@@ -3,27 +3,7 @@
 //! running promoted). The environment (`OCF_RESKEY_CRM_meta_timeout`,
 //! probes, instance) is read by kvm-host's [`kvm_host::ocf::OcfEnv`].
 
-/// OCF exit codes this agent returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum OcfRc {
-    Success = 0,
-    ErrGeneric = 1,
-    ErrArgs = 2,
-    ErrUnimplemented = 3,
-    ErrPerm = 4,
-    ErrInstalled = 5,
-    ErrConfigured = 6,
-    NotRunning = 7,
-    /// Monitor: running and promoted (the active coordinator).
-    RunningPromoted = 8,
-}
-
-impl OcfRc {
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
+pub use kvm_host::ocf::{OcfRc, Outcome};
 
 /// The actions argv[1] may name. Anything else is [`OcfRc::ErrUnimplemented`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,28 +47,6 @@ impl Action {
             Action::MetaData => "meta-data",
             Action::ValidateAll => "validate-all",
             Action::Usage => "usage",
-        }
-    }
-}
-
-/// An action's result: the OCF exit code and, for failures, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub rc: OcfRc,
-    pub reason: Option<String>,
-}
-
-impl Outcome {
-    pub fn rc(rc: OcfRc) -> Outcome {
-        Outcome { rc, reason: None }
-    }
-    pub fn ok() -> Outcome {
-        Outcome::rc(OcfRc::Success)
-    }
-    pub fn fail(rc: OcfRc, reason: impl Into<String>) -> Outcome {
-        Outcome {
-            rc,
-            reason: Some(reason.into()),
         }
     }
 }

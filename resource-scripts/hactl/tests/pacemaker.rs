@@ -96,26 +96,13 @@ fn pacemaker_promotes_the_clone_from_its_score_demotes_and_stops_it() {
     let cluster = test_support::Cluster::start();
     let f = Fixture::new("promotion_score = 17");
 
-    let primitive = ocf::primitive_args(
-        "hactl",
-        "ocf:cloudstack:hactl",
+    // The README's configuration: stop everything without quorum.
+    configure_promotable_clone(
+        &cluster,
         &f.params,
         "op monitor interval=2s role=Promoted timeout=10s \
          op monitor interval=3s role=Unpromoted timeout=10s",
     );
-    let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
-    // The README's configuration: stop everything without quorum.
-    cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
-    cluster.crm_configure(&args);
-    cluster.crm_configure(&[
-        "clone",
-        "hactl-clone",
-        "hactl",
-        "meta",
-        "promotable=true",
-        "promoted-max=1",
-        "notify=true",
-    ]);
 
     let promoted = |s: &str| s.contains("Promoted: [ node1 ]");
     let (ok, status) = cluster.wait_for_status(Duration::from_secs(90), promoted);

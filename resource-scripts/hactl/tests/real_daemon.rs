@@ -264,24 +264,7 @@ fn crm_resource_and_pacemaker_run_the_real_daemon() {
 
     // The same daemon configuration as a promotable clone.
     let cluster = test_support::Cluster::start_locked(lock);
-    let primitive = test_support::ocf::primitive_args(
-        "hactl",
-        "ocf:cloudstack:hactl",
-        &f.params,
-        "op start timeout=30s op promote timeout=30s op monitor interval=2s role=Promoted timeout=10s op monitor interval=3s role=Unpromoted timeout=10s",
-    );
-    let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
-    cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
-    cluster.crm_configure(&args);
-    cluster.crm_configure(&[
-        "clone",
-        "hactl-clone",
-        "hactl",
-        "meta",
-        "promotable=true",
-        "promoted-max=1",
-        "notify=true",
-    ]);
+    configure_promotable_clone(&cluster, &f.params, "op start timeout=30s op promote timeout=30s op monitor interval=2s role=Promoted timeout=10s op monitor interval=3s role=Unpromoted timeout=10s");
     let (ok, status) = cluster.wait_for_status(Duration::from_secs(90), |s| {
         s.contains("Promoted: [ node1 ]")
     });

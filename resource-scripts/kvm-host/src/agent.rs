@@ -13,27 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An action's result: the OCF exit code and, for failures, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub rc: OcfRc,
-    pub reason: Option<String>,
-}
-
-impl Outcome {
-    pub fn ok() -> Outcome {
-        Outcome {
-            rc: OcfRc::Success,
-            reason: None,
-        }
-    }
-    pub fn fail(rc: OcfRc, reason: impl Into<String>) -> Outcome {
-        Outcome {
-            rc,
-            reason: Some(reason.into()),
-        }
-    }
-}
+pub use crate::ocf::Outcome;
 
 /// One invocation of the agent.
 pub struct Agent<'a> {

@@ -4,8 +4,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-/// OCF exit codes this agent returns (OCF 1.1 table; 8/9/190/191 are for roles
-/// and degraded states, which this agent does not use).
+/// OCF exit codes (OCF 1.1 table) the agents of this workspace return.
+/// kvm-host never returns 8 (it has no roles); the hactl agent returns it
+/// from monitor for the promoted instance. 9/190/191 are used by none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum OcfRc {
@@ -17,11 +18,36 @@ pub enum OcfRc {
     ErrInstalled = 5,
     ErrConfigured = 6,
     NotRunning = 7,
+    /// Monitor: running and promoted.
+    RunningPromoted = 8,
 }
 
 impl OcfRc {
     pub fn code(self) -> i32 {
         self as i32
+    }
+}
+
+/// An action's result: the OCF exit code and, for failures, why (the
+/// `ocf-exit-reason:` line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub rc: OcfRc,
+    pub reason: Option<String>,
+}
+
+impl Outcome {
+    pub fn rc(rc: OcfRc) -> Outcome {
+        Outcome { rc, reason: None }
+    }
+    pub fn ok() -> Outcome {
+        Outcome::rc(OcfRc::Success)
+    }
+    pub fn fail(rc: OcfRc, reason: impl Into<String>) -> Outcome {
+        Outcome {
+            rc,
+            reason: Some(reason.into()),
+        }
     }
 }
 
