@@ -56,22 +56,10 @@ quorum_lease_ms = {LEASE_MS}
 poll_interval_ms = 200
 takeover_grace_ms = {GRACE_MS}
 propose_timeout_ms = 3000
-[cloudstack]
-url = "{url}"
-api_key = "{key}"
-request_timeout_ms = 2000
-degrade_wait_ms = 30000
-handoff_retry_ms = 500
-{activity}
-[power]
-username = "admin"
-retransmit_ms = 2500
-{CORE}"#,
+{peers}"#,
             dir = dir.display(),
             secrets = w.dir.path().join("secrets.toml").display(),
-            url = w.cs.endpoint(),
-            key = w.cs.api_key(),
-            activity = w.activity,
+            peers = w.peers_config(),
         );
         fs::write(dir.join("hactl.toml"), cfg).unwrap();
         Node { n, dir, pid: None }

@@ -238,7 +238,24 @@ control_group = "root"
 metrics_listen = "{metrics}"
 {daemon_extra}
 {events}
-[cloudstack]
+{peers}"#,
+            journal = d.join("journal").display(),
+            socket = d.join("control.sock").display(),
+            daemon_extra = self.daemon_extra,
+            compact = self.compact_bytes,
+            metrics = self.metrics_listen,
+            events = self.events,
+            secrets = secrets.display(),
+            peers = self.peers_config(),
+        );
+        fs::write(self.config_path(), cfg).unwrap();
+    }
+
+    /// The configuration's [cloudstack], [activity], [power] and [core]
+    /// sections: how a daemon of this world reaches its peers.
+    pub fn peers_config(&self) -> String {
+        format!(
+            r#"[cloudstack]
 url = "{url}"
 api_key = "{key}"
 request_timeout_ms = 2000
@@ -249,19 +266,11 @@ handoff_retry_ms = 500
 username = "admin"
 retransmit_ms = 2500
 {core}"#,
-            journal = d.join("journal").display(),
-            socket = d.join("control.sock").display(),
-            daemon_extra = self.daemon_extra,
-            compact = self.compact_bytes,
-            metrics = self.metrics_listen,
-            core = self.core,
-            events = self.events,
-            secrets = secrets.display(),
             url = self.cs.endpoint(),
             key = self.cs.api_key(),
             activity = self.activity,
-        );
-        fs::write(self.config_path(), cfg).unwrap();
+            core = self.core,
+        )
     }
 
     pub fn spawn_daemon(&self) -> Child {
