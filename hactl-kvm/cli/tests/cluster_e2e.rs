@@ -17,6 +17,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::cluster3::NODES;
 use test_support::peers::wait_until;
 use test_support::{Cluster3, PowerEvent};
 
@@ -26,28 +27,35 @@ const GRACE_MS: u64 = 4000;
 /// One management node's daemon.
 struct Node {
     n: usize,
+    /// Its directory (journal, socket, log) as the test sees it.
     dir: PathBuf,
     pid: Option<u32>,
 }
 
 impl Node {
+    /// A daemon the test starts itself, its files in the test's directory.
     fn new(w: &World, n: usize) -> Node {
         let dir = w.dir.path().join(format!("node{n}"));
+        Node::configured(w, n, dir.clone(), &dir.display().to_string())
+    }
+
+    /// A daemon in `dir` (on the host) that sees its directory as `seen_as` (inside the node).
+    fn configured(w: &World, n: usize, dir: PathBuf, seen_as: &str) -> Node {
         fs::create_dir_all(&dir).unwrap();
         let cfg = format!(
             r#"
 [daemon]
-journal_dir = "{dir}/journal"
+journal_dir = "{seen_as}/journal"
 secrets_file = "{secrets}"
 quorum = "corosync"
 inventory_interval_ms = 1000
 shutdown_timeout_ms = 10000
-control_socket = "{dir}/control.sock"
+control_socket = "{seen_as}/control.sock"
 control_group = "root"
 metrics_listen = ""
 [events]
 syslog_socket = ""
-file = "{dir}/events.jsonl"
+file = "{seen_as}/events.jsonl"
 [cluster]
 node_id = {n}
 cluster_size = 3
@@ -57,7 +65,6 @@ poll_interval_ms = 200
 takeover_grace_ms = {GRACE_MS}
 propose_timeout_ms = 3000
 {peers}"#,
-            dir = dir.display(),
             secrets = w.dir.path().join("secrets.toml").display(),
             peers = w.peers_config(),
         );
@@ -483,4 +490,195 @@ fn standalone_standby_acts_only_after_promote() {
     let d = role_of(&w, "demote");
     assert_eq!(d["ok"]["role"], "standby", "{d}");
     assert!(w.stop_daemon().success());
+}
+
+/// The clone instances `crm_mon` lists as `label` ("Promoted", "Unpromoted") for the clone.
+fn clone_nodes(status: &str, label: &str) -> Vec<usize> {
+    let prefix = format!("* {label}: [ ");
+    status
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .flat_map(|rest| rest.trim_end_matches(" ]").split_whitespace())
+        .filter_map(|name| name.strip_prefix("node")?.parse().ok())
+        .collect()
+}
+
+/// The README's Pacemaker configuration on a real three-node cluster: the hactl agent as a
+/// promotable clone (`promoted-max=1`, `no-quorum-policy=stop`) runs one daemon per node and
+/// Pacemaker promotes exactly one of them (ground truth: each daemon's own answer on its socket).
+/// `crm node standby` on the promoted node: Pacemaker demotes and stops the daemon there and
+/// promotes another, which takes over in a new fencing epoch and fences a crashed host exactly
+/// once (BMC: one off, one on); the node brought back online rejoins as a standby of that epoch.
+#[test]
+fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
+    let t0 = Instant::now();
+    let mut w = World::new(3, "secret");
+    let hactl_kvm = env!("CARGO_BIN_EXE_hactl-kvm");
+    let agent = std::path::Path::new(hactl_kvm).with_file_name("hactl");
+    assert!(
+        agent.is_file(),
+        "the hactl OCF agent {} is missing: build the workspace first (cargo build --workspace; \
+         tests/run does)",
+        agent.display()
+    );
+    // Its own agent name: the hactl crate's tests install `ocf:cloudstack:hactl` meanwhile.
+    // Installed before the cluster starts: removed only after Pacemaker stopped its instances
+    // (locals drop in reverse order, also when the test fails).
+    let _installed = test_support::ocf::InstalledAgent::new(agent.to_str().unwrap(), "hactl-e2e");
+    let mut c = Cluster3::start();
+    for n in NODES {
+        c.forward_tcp(n, w.cs.addr().port());
+        for h in &w.hosts {
+            c.forward_udp(n, h.bmc.port());
+        }
+    }
+    c.start_pacemaker();
+    phase(t0, "pacemaker up on three nodes");
+    // Each node's private /run holds its daemon's configuration, socket, PID file and journal,
+    // so one set of clone parameters names a different daemon on every node.
+    let nodes: Vec<Node> = NODES
+        .iter()
+        .map(|&n| Node::configured(&w, n, c.node_dir(n).join("run/hactl"), "/run/hactl"))
+        .collect();
+    let params: std::collections::BTreeMap<String, String> = [
+        ("config", "/run/hactl/hactl.toml"),
+        ("hactl_kvm", hactl_kvm),
+        ("socket", "/run/hactl/control.sock"),
+        ("pid_file", "/run/hactl/hactl.pid"),
+        ("log_file", "/run/hactl/daemon.log"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let ops = "op start timeout=30s op stop timeout=30s op promote timeout=30s \
+               op demote timeout=30s op monitor interval=2s role=Promoted timeout=10s \
+               op monitor interval=3s role=Unpromoted timeout=10s";
+    for command in test_support::ocf::promotable_clone_commands(
+        "hactl",
+        "ocf:cloudstack:hactl-e2e",
+        &params,
+        ops,
+    ) {
+        let mut args = vec!["configure"];
+        args.extend(command.iter().map(String::as_str));
+        c.crm(1, &args);
+    }
+    let (ok, status) = c.wait_for_status(1, Duration::from_secs(120), |s| {
+        clone_nodes(s, "Promoted").len() == 1 && clone_nodes(s, "Unpromoted").len() == 2
+    });
+    assert!(
+        ok,
+        "the clone was not promoted on one node and started on the two others:\n{status}\n{}",
+        c.pacemaker_log_tail(1, 80)
+    );
+    let a = clone_nodes(&status, "Promoted")[0];
+    phase(t0, &format!("pacemaker promoted node{a}"));
+    // Ground truth: the daemons themselves.
+    let active =
+        nodes[a - 1].wait_role("active", Duration::from_secs(20), |v| v["role"] == "active");
+    let e1 = active["epoch"].as_u64().unwrap();
+    for node in nodes.iter().filter(|n| n.n != a) {
+        node.wait_role(
+            "a standby of the active's epoch",
+            Duration::from_secs(20),
+            |v| v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e1),
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || nodes[a - 1]
+            .log()
+            .matches(r#""to":"AVAILABLE""#)
+            .count()
+            >= 3),
+        "hosts never AVAILABLE on the promoted daemon; log:\n{}",
+        nodes[a - 1].log()
+    );
+    let pid_a = fs::read_to_string(nodes[a - 1].dir.join("hactl.pid")).expect("PID file");
+
+    // Put the promoted node in standby: Pacemaker moves the promoted instance.
+    let offsets: Vec<usize> = nodes.iter().map(|n| n.log().len()).collect();
+    c.crm(1, &["node", "standby", &format!("node{a}")]);
+    let moved = Instant::now();
+    let (ok, status) = c.wait_for_status(1, Duration::from_secs(90), |s| {
+        let p = clone_nodes(s, "Promoted");
+        p.len() == 1 && p[0] != a && !clone_nodes(s, "Unpromoted").contains(&a)
+    });
+    assert!(
+        ok,
+        "the promoted instance did not move off node{a}:\n{status}\n{}",
+        c.pacemaker_log_tail(1, 80)
+    );
+    let b = clone_nodes(&status, "Promoted")[0];
+    nodes[b - 1].wait_log(
+        offsets[b - 1],
+        "power actions allowed",
+        Duration::from_secs(30),
+    );
+    eprintln!(
+        "MEASURED move (crm node standby node{a} -> node{b} may act): {:.2} s",
+        moved.elapsed().as_secs_f64()
+    );
+    let v = nodes[b - 1].wait_role("active", Duration::from_secs(10), |v| v["role"] == "active");
+    let e2 = v["epoch"].as_u64().unwrap();
+    assert!(e2 > e1, "a move is a new fencing epoch: {e2} after {e1}");
+    // Node a's daemon was demoted, then stopped.
+    let log_a = nodes[a - 1].log()[offsets[a - 1]..].to_string();
+    assert!(
+        log_a.contains("standby:"),
+        "node{a}'s daemon was not demoted before it stopped:\n{log_a}"
+    );
+    let pid_a: i32 = pid_a.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || !std::path::Path::new(&format!(
+            "/proc/{pid_a}"
+        ))
+        .exists()),
+        "node{a}'s daemon {pid_a} still runs on a node in standby"
+    );
+    let third = NODES.into_iter().find(|&n| n != a && n != b).unwrap();
+    nodes[third - 1].wait_role("a standby of the new epoch", Duration::from_secs(20), |v| {
+        v["role"] == "standby" && v["epoch"].as_u64() == Some(e2)
+    });
+    phase(t0, &format!("moved to node{b}"));
+
+    // The new active acts: a crashed host is fenced once.
+    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name}; node{b}'s log:\n{}",
+        nodes[b - 1].log()
+    );
+    let fenced_by: Vec<usize> = nodes
+        .iter()
+        .filter(|n| n.log()[offsets[n.n - 1]..].contains(r#""event":"fence_issued""#))
+        .map(|n| n.n)
+        .collect();
+    assert_eq!(fenced_by, vec![b], "who fenced {name}");
+    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
+    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    phase(t0, &format!("node{b} fenced {name} once"));
+
+    // Node a back online: its daemon starts again as a standby of the new epoch.
+    c.crm(1, &["node", "online", &format!("node{a}")]);
+    nodes[a - 1].wait_role("a standby of the new epoch", Duration::from_secs(60), |v| {
+        v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e2)
+    });
+    let (ok, status) = c.wait_for_status(1, Duration::from_secs(30), |s| {
+        clone_nodes(s, "Promoted") == vec![b] && clone_nodes(s, "Unpromoted").len() == 2
+    });
+    assert!(ok, "after node{a} came back:\n{status}");
+    assert_eq!(
+        w.hosts[0].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert!(w.hosts[1].bmc.events().is_empty() && w.hosts[2].bmc.events().is_empty());
+    phase(t0, &format!("node{a} back as a standby"));
+    drop(c);
+    phase(t0, "cluster down");
+    w.daemon = None;
 }

@@ -195,8 +195,15 @@ impl Cluster3 {
             for sub in ["etc", "run", "lib", "log", "data"] {
                 fs::create_dir_all(d.join(sub)).expect("node dir");
             }
+            pacemaker_dirs(&d);
             fs::write(d.join("etc/corosync.conf"), corosync_conf(&self.tag))
                 .expect("corosync.conf");
+            // The node names resolve inside the nodes (crmsh checks a node it is told about).
+            let mut hosts = String::from("127.0.0.1 localhost\n");
+            for m in NODES {
+                hosts.push_str(&format!("{NET}.{m} node{m}\n"));
+            }
+            fs::write(d.join("hosts"), hosts).expect("hosts");
             let ns = self.netns(n);
             must(Command::new("ip").args(["netns", "add", &ns]));
             self.quiet_ipv6(&ns);
@@ -235,7 +242,11 @@ impl Cluster3 {
                  mount --bind {d}/lib /var/lib/corosync
                  mkdir -p /var/log/corosync
                  mount --bind {d}/log /var/log/corosync
+                 mkdir -p /var/lib/pacemaker /var/log/pacemaker
+                 mount --bind {d}/pcmk /var/lib/pacemaker
+                 mount --bind {d}/pcmklog /var/log/pacemaker
                  mount -t tmpfs -o mode=1777,size=64m {tag}shm{n} /dev/shm
+                 mount --bind {d}/hosts /etc/hosts
                  hostname node{n}",
                 tag = self.tag
             );
@@ -521,6 +532,84 @@ impl Cluster3 {
         fs::read_to_string(self.node_dir(n).join("log/corosync.log")).unwrap_or_default()
     }
 
+    /// Starts Pacemaker on the three nodes (each with a fresh CIB: `dc-deadtime=2s`,
+    /// `stonith-enabled=false`) and waits until all three are online with a DC elected.
+    /// Stopped before Corosync at teardown. Panics with the package to install when Pacemaker
+    /// is missing.
+    pub fn start_pacemaker(&mut self) {
+        let pacemakerd = require("pacemakerd", "pacemaker");
+        require("crm_mon", "pacemaker-cli-utils");
+        for n in NODES {
+            let d = self.node_dir(n);
+            crate::pacemaker::seed_cib(&d.join("pcmk/cib"));
+            let out = File::create(d.join("pacemakerd.out")).expect("pacemakerd.out");
+            let mut cmd = self.command(n, &pacemakerd);
+            cmd.env("PCMK_logfile", "/var/log/pacemaker/pacemaker.log")
+                .env("PCMK_debug", "no")
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().expect("dup"))
+                .stderr(out);
+            self.spawn(n, cmd);
+        }
+        let (ok, status) = self.wait_for_status(1, Duration::from_secs(90), |s| {
+            s.contains("Online: [ node1 node2 node3 ]")
+                && s.contains("Current DC: node")
+                && s.contains("partition with quorum")
+        });
+        assert!(
+            ok,
+            "Pacemaker did not bring the three nodes online with a DC within 90 s:\n{status}\n\
+             node1's pacemaker log (tail):\n{}",
+            self.pacemaker_log_tail(1, 60)
+        );
+    }
+
+    /// `crm_mon -1 -r` on node `n`.
+    pub fn crm_mon(&self, n: usize) -> String {
+        let out = self.exec(n, &["crm_mon", "-1", "-r"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls `crm_mon` on node `n` until `cond(output)` holds or `timeout` passes; returns
+    /// whether it held and the last output.
+    pub fn wait_for_status(
+        &self,
+        n: usize,
+        timeout: Duration,
+        mut cond: impl FnMut(&str) -> bool,
+    ) -> (bool, String) {
+        let mut last = String::new();
+        let ok = wait_until(timeout, || {
+            last = self.crm_mon(n);
+            cond(&last)
+        });
+        (ok, last)
+    }
+
+    /// `crm ARGS` on node `n`, panicking with crm's output when it fails.
+    pub fn crm(&self, n: usize, args: &[&str]) {
+        require("crm", "crmsh");
+        let mut full = vec!["crm"];
+        full.extend_from_slice(args);
+        let out = self.exec(n, &full);
+        assert!(
+            out.status.success(),
+            "{} on node{n} failed ({}):\nstdout: {}\nstderr: {}",
+            full.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The last `lines` lines of node `n`'s Pacemaker log.
+    pub fn pacemaker_log_tail(&self, n: usize, lines: usize) -> String {
+        let text =
+            fs::read_to_string(self.node_dir(n).join("pcmklog/pacemaker.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Netns names of this cluster (for tests that check the teardown).
     pub fn netns_names(&self) -> Vec<String> {
         let mut v: Vec<String> = NODES.iter().map(|&n| self.netns(n)).collect();
@@ -544,6 +633,19 @@ impl Cluster3 {
             .iter()
             .map(|(n, c)| (*n, c.id(), self.is_corosync(c.id())))
             .collect();
+        // Pacemaker first, all nodes at once: it stops its resources (and needs Corosync for
+        // that), then the test's other programs.
+        let pcmk: Vec<(usize, u32)> = pids
+            .iter()
+            .filter(|&&(n, pid, _)| is_pacemakerd(pid) && self.ours(pid, n))
+            .map(|&(n, pid, _)| (n, pid))
+            .collect();
+        for &(_, pid) in &pcmk {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        for &(_, pid) in &pcmk {
+            self.stop(pid, Duration::from_secs(60));
+        }
         for &(_, pid, is_cs) in &pids {
             if !is_cs {
                 self.stop(pid, Duration::from_secs(2));
@@ -570,6 +672,45 @@ impl Cluster3 {
 impl Drop for Cluster3 {
     fn drop(&mut self) {
         self.teardown();
+    }
+}
+
+fn is_pacemakerd(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pacemakerd")
+}
+
+/// Pacemaker's private directories of one node (bind-mounted inside it on `/var/lib/pacemaker`
+/// and `/var/log/pacemaker`; `/run/crm` lives in its private `/run`), owned by `hacluster` as
+/// the daemons need when the user exists (it comes with the pacemaker package).
+fn pacemaker_dirs(d: &Path) {
+    let subs = [
+        "pcmk/cib",
+        "pcmk/pengine",
+        "pcmk/blackbox",
+        "pcmk/cores",
+        "pcmklog",
+        "run/crm",
+    ];
+    for sub in subs {
+        fs::create_dir_all(d.join(sub)).expect("pacemaker dir");
+    }
+    let uid = nix::unistd::User::from_name("hacluster")
+        .ok()
+        .flatten()
+        .map(|u| u.uid);
+    let gid = nix::unistd::Group::from_name("haclient")
+        .ok()
+        .flatten()
+        .map(|g| g.gid);
+    if uid.is_none() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["pcmk"].iter().chain(subs.iter()) {
+        let p = d.join(sub);
+        nix::unistd::chown(&p, uid, gid).expect("chown pacemaker dir to hacluster:haclient");
+        let mode = if *sub == "pcmklog" { 0o770 } else { 0o750 };
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod pacemaker dir");
     }
 }
 

@@ -298,3 +298,29 @@ pub fn primitive_args<'a>(
     words.extend(ops.split(' ').map(String::from));
     words
 }
+
+/// The `crm configure` commands (as word lists, in order) of the README's promotable clone of
+/// the hactl agent: the property `no-quorum-policy=stop`, the primitive `id` of `agent` with
+/// these parameters and `ops`, and its clone `<id>-clone` with one promoted instance and
+/// notifications on.
+pub fn promotable_clone_commands<'a>(
+    id: &str,
+    agent: &str,
+    params: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ops: &str,
+) -> Vec<Vec<String>> {
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    vec![
+        words(&["property", "no-quorum-policy=stop"]),
+        primitive_args(id, agent, params, ops),
+        words(&[
+            "clone",
+            &format!("{id}-clone"),
+            id,
+            "meta",
+            "promotable=true",
+            "promoted-max=1",
+            "notify=true",
+        ]),
+    ]
+}

@@ -89,7 +89,7 @@ impl Cluster {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         fs::write(dir.path().join("corosync.conf"), corosync_conf(dir.path()))
             .expect("corosync.conf");
-        seed_cib();
+        seed_cib(Path::new(CIB_DIR));
 
         let mut cluster = Cluster {
             pacemakerd: None,
@@ -272,10 +272,11 @@ fn corosync_conf(dir: &Path) -> String {
     )
 }
 
-/// Replaces the CIB with a fresh one: no resources, fast DC election, fencing off.
-fn seed_cib() {
-    fs::create_dir_all(CIB_DIR).expect("cib dir");
-    for entry in fs::read_dir(CIB_DIR).expect("read cib dir").flatten() {
+/// Replaces the CIB in `cib_dir` with a fresh one: no resources, fast DC election, fencing off.
+/// (The three-node cluster seeds each node's private CIB directory with it too.)
+pub(crate) fn seed_cib(cib_dir: &Path) {
+    fs::create_dir_all(cib_dir).expect("cib dir");
+    for entry in fs::read_dir(cib_dir).expect("read cib dir").flatten() {
         let _ = fs::remove_file(entry.path());
     }
     let cib = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
@@ -293,7 +294,7 @@ fn seed_cib() {
   <status/>
 </cib>
 "#;
-    let path = Path::new(CIB_DIR).join("cib.xml");
+    let path = cib_dir.join("cib.xml");
     fs::write(&path, cib).expect("write cib.xml");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod cib.xml");
     let uid = User::from_name("hacluster").ok().flatten().map(|u| u.uid);

@@ -182,25 +182,17 @@ pub fn hactl_kvm_binary() -> PathBuf {
     p
 }
 
-/// Configures `hactl` as the README's promotable clone on `cluster`: the
-/// primitive with these parameters and `ops`, one promoted instance,
-/// notifications on, and everything stopped without quorum.
+/// Configures `hactl` as the README's promotable clone on `cluster`
+/// (test_support::ocf::promotable_clone_commands).
 pub fn configure_promotable_clone(
     cluster: &test_support::Cluster,
     params: &BTreeMap<String, String>,
     ops: &str,
 ) {
-    let primitive = test_support::ocf::primitive_args("hactl", "ocf:cloudstack:hactl", params, ops);
-    let args: Vec<&str> = primitive.iter().map(String::as_str).collect();
-    cluster.crm_configure(&["property", "no-quorum-policy=stop"]);
-    cluster.crm_configure(&args);
-    cluster.crm_configure(&[
-        "clone",
-        "hactl-clone",
-        "hactl",
-        "meta",
-        "promotable=true",
-        "promoted-max=1",
-        "notify=true",
-    ]);
+    for command in
+        test_support::ocf::promotable_clone_commands("hactl", "ocf:cloudstack:hactl", params, ops)
+    {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        cluster.crm_configure(&args);
+    }
 }
