@@ -185,7 +185,8 @@ fn phase(t0: Instant, what: &str) {
 /// the fence is neither repeated nor forgotten (BMC: one off, one on); the active isolated from
 /// the ring: its power actions stop within the lease (measured), the other two elect a new active
 /// that fences a second crashed host exactly once, and after healing the old active is a standby
-/// of the new epoch.
+/// of the new epoch; a standby cut off changes nothing (the active fences a third host once); a
+/// late start with an empty journal catches up by state transfer.
 #[test]
 fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     let t0 = Instant::now();
@@ -417,6 +418,88 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     );
     assert!(w.hosts[2].bmc.events().is_empty());
     phase(t0, "healed: node 2 standby of the new epoch");
+
+    // The second host comes back; the active (node 3) sees it AVAILABLE again.
+    let offset_back = nodes[2].log().len();
+    let name2 = w.hosts[1].name.clone();
+    w.hosts[1].writer = Some(Writer::start(&w.dir.path().join("storage"), &name2, 1000));
+    w.cs.update_host(&uuid2, |h| h.state = "Up".into());
+    nodes[2].wait_log(offset_back, r#""to":"AVAILABLE""#, Duration::from_secs(30));
+
+    // Isolating a standby (node 1) changes nothing for the hosts: it loses quorum, the active
+    // keeps its epoch and its power gate, and fences a third crashed host exactly once.
+    let offset_active = nodes[2].log().len();
+    let offset_cut = nodes[0].log().len();
+    c.isolate(1);
+    nodes[0].wait_role("cut off (not quorate)", Duration::from_secs(20), |v| {
+        v["quorate"] == false && v["role"] == "standby"
+    });
+    let v = nodes[2].role("status").unwrap();
+    assert!(
+        v["role"] == "active" && v["epoch"].as_u64() == Some(e3) && v["quorate"] == true,
+        "the active changed when a standby was cut off: {v}"
+    );
+    let (uuid3, name3) = (w.hosts[2].uuid.clone(), w.hosts[2].name.clone());
+    w.hosts[2].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid3, |h| h.state = "Disconnected".into());
+    let events = w.hosts[2].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name3} while a standby was cut off; node 3 log:\n{}",
+        nodes[2].log()
+    );
+    let active_log = nodes[2].log()[offset_active..].to_string();
+    assert!(
+        !active_log.contains("power actions stopped") && !active_log.contains("standby:"),
+        "the active stopped acting when a standby was cut off:\n{active_log}"
+    );
+    assert_eq!(
+        nodes[0].log()[offset_cut..]
+            .matches(r#""event":"fence_issued""#)
+            .count(),
+        0,
+        "the isolated standby acted"
+    );
+    c.heal(1);
+    nodes[0].wait_role("a standby in sync again", Duration::from_secs(30), |v| {
+        v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e3)
+    });
+    phase(
+        t0,
+        "standby node 1 cut off and healed: node 3 fenced a third host once",
+    );
+
+    // A late start with an empty journal (a replaced management node) catches up by state
+    // transfer: its replica ends up byte-identical to the active's.
+    c.stop(nodes[0].pid.take().unwrap(), Duration::from_secs(10));
+    fs::remove_dir_all(nodes[0].dir.join("journal")).unwrap();
+    nodes[0].start(&mut c);
+    nodes[0].wait_role(
+        "caught up by state transfer",
+        Duration::from_secs(30),
+        |v| v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e3),
+    );
+    let same = wait_until(Duration::from_secs(10), || {
+        let a = nodes[2].replica();
+        !a.is_empty() && nodes[0].replica() == a && nodes[1].replica() == a
+    });
+    assert!(
+        same,
+        "replicas differ after the state transfer: {} / {} / {} bytes",
+        nodes[0].replica().len(),
+        nodes[1].replica().len(),
+        nodes[2].replica().len()
+    );
+    phase(t0, "late member caught up by state transfer");
+    for h in &w.hosts {
+        assert_eq!(
+            h.bmc.events(),
+            vec![PowerEvent::Off, PowerEvent::On],
+            "every host fenced exactly once: {}",
+            h.name
+        );
+    }
     for node in &mut nodes {
         if let Some(pid) = node.pid.take() {
             c.stop(pid, Duration::from_secs(10));
