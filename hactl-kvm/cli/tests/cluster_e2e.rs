@@ -765,3 +765,68 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
     phase(t0, "cluster down");
     w.daemon = None;
 }
+
+/// A `[cluster]` configuration that disagrees with the running Corosync is refused at start,
+/// before the daemon joins the group (no replica written, exit status non-zero, the reason on
+/// stderr): a `cluster_size` other than the nodelist's, and a take-over grace that does not
+/// exceed Corosync's effective token + consensus (1650 + 1980 ms for three nodes, token 1000).
+#[test]
+fn a_cluster_configuration_that_disagrees_with_corosync_is_refused_before_joining() {
+    let t0 = Instant::now();
+    let w = World::new(1, "secret");
+    let c = Cluster3::start();
+    phase(t0, "corosync cluster up");
+    let node = Node::new(&w, 1);
+    let config = node.dir.join("hactl.toml");
+    let good = fs::read_to_string(&config).unwrap();
+    let cases = [
+        (
+            "cluster_size = 3",
+            "cluster_size = 2",
+            "cluster_size = 2 but Corosync's nodelist has 3 node(s)",
+        ),
+        (
+            "takeover_grace_ms = 4000",
+            "takeover_grace_ms = 3600",
+            "takeover_grace_ms = 3600 does not exceed Corosync's token (1650 ms) + consensus (1980 ms) = 3630 ms",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(good.contains(from), "{from} not in the test configuration");
+        fs::write(&config, good.replace(from, to)).unwrap();
+        let mut cmd = c.command(1, "timeout");
+        cmd.arg("20")
+            .arg(env!("CARGO_BIN_EXE_hactl-kvm"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && out.status.code() != Some(124),
+            "{to}: the daemon did not refuse to start ({:?}):\n{stderr}",
+            out.status
+        );
+        assert!(stderr.contains(expected), "{to}: {stderr}");
+        assert!(
+            !node.dir.join("journal/replica.journal").exists(),
+            "{to}: a replica was written"
+        );
+        phase(t0, &format!("{to}: refused"));
+    }
+    // The unchanged configuration starts and joins the group (alone of three, it waits for a
+    // majority view before it is in sync).
+    fs::write(&config, &good).unwrap();
+    let mut c = c;
+    let mut node = node;
+    node.start(&mut c);
+    node.wait_role("a quorate standby", Duration::from_secs(30), |v| {
+        v["role"] == "standby" && v["quorate"] == true
+    });
+    node.wait_log(
+        0,
+        "quorum provider `corosync`: node 1 of 3",
+        Duration::from_secs(5),
+    );
+    phase(t0, "the unchanged configuration joined");
+}

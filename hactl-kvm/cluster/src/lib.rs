@@ -1,5 +1,7 @@
 //! Coordinator high availability on Corosync: who may act, and a journal every coordinator holds.
 //!
+//! - [`corosync_conf`]: what the local Corosync runs with (token, consensus, nodelist), and the
+//!   check of the `[cluster]` settings against it at start.
 //! - [`lease`]: Corosync's quorum answer, trusted only within a lease.
 //! - [`replica`]: the sans-IO replication state machine: a CPG group in which exactly one member is
 //!   active in a fencing epoch, its journal records replicated in agreed order and durable once
@@ -11,6 +13,7 @@
 //! The argument why two members can never fence in the same epoch is in
 //! `hactl-kvm/docs/replication.md`.
 
+pub mod corosync_conf;
 pub mod lease;
 pub mod node;
 pub mod replica;

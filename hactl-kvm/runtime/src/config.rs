@@ -126,7 +126,7 @@ pub struct ClusterConfig {
     /// start (a configuration copied to the wrong node is refused).
     pub node_id: u32,
     /// Management nodes in the Corosync nodelist (a group view needs more
-    /// than half of them).
+    /// than half of them); checked against the running Corosync at start.
     pub cluster_size: usize,
     /// The CPG group every instance joins.
     pub group: String,
@@ -135,7 +135,8 @@ pub struct ClusterConfig {
     /// votequorum is asked this often (renews the lease).
     pub poll_interval_ms: u64,
     /// A newly active instance waits this long before any power action
-    /// (must exceed Corosync's token + consensus timeouts).
+    /// (must exceed Corosync's effective token + consensus timeouts, read
+    /// from its cmap at start; a shorter grace is refused).
     pub takeover_grace_ms: u64,
     /// A journal record not durable (written by a majority) within this
     /// long makes the active instance stop acting.

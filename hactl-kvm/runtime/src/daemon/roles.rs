@@ -369,6 +369,23 @@ impl Roles {
             }
             QuorumProvider::Corosync => {
                 let c = &cfg.cluster;
+                // Refused before joining the group: a majority counted against the wrong size,
+                // or a grace shorter than Corosync's split detection, voids the safety argument.
+                let facts = hactl_cluster::corosync_conf::read()
+                    .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+                hactl_cluster::corosync_conf::check(
+                    c.cluster_size,
+                    Duration::from_millis(c.takeover_grace_ms),
+                    &facts,
+                )
+                .map_err(|e| DaemonError::Cluster(e.to_string()))?;
+                if facts.two_node {
+                    tracing::warn!(
+                        "Corosync runs two_node: votequorum keeps a lone survivor quorate, but the \
+                         replicated journal needs a majority of 2, i.e. both: while either node \
+                         is down nothing is fenced"
+                    );
+                }
                 let node = ClusterNode::start(NodeConfig {
                     group: c.group.clone(),
                     journal: dir.join(REPLICA_FILE),
