@@ -830,3 +830,117 @@ fn a_cluster_configuration_that_disagrees_with_corosync_is_refused_before_joinin
     );
     phase(t0, "the unchanged configuration joined");
 }
+
+/// Two management nodes (Corosync `two_node: 1`, `cluster_size = 2`), as the README describes
+/// them: the daemons warn at start; with both up the promoted one acts. Cutting the two apart
+/// leaves both quorate in votequorum's eyes (two_node), yet neither fences: the active stops
+/// acting (a majority of two is both), the other cannot be promoted, and a host that crashes
+/// meanwhile is left alone. Healed, a promoted instance fences it exactly once.
+#[test]
+fn two_nodes_fence_only_while_both_replicas_see_each_other() {
+    let t0 = Instant::now();
+    let mut w = World::new(3, "secret");
+    let mut c = Cluster3::start_two_node();
+    phase(t0, "two-node corosync cluster up");
+    for n in [1, 2] {
+        c.forward_tcp(n, w.cs.addr().port());
+        for h in &w.hosts {
+            c.forward_udp(n, h.bmc.port());
+        }
+    }
+    let mut nodes: Vec<Node> = [1, 2].iter().map(|&n| Node::new(&w, n)).collect();
+    for node in &mut nodes {
+        let config = node.dir.join("hactl.toml");
+        let text = fs::read_to_string(&config).unwrap();
+        assert!(text.contains("cluster_size = 3"));
+        fs::write(
+            &config,
+            text.replace("cluster_size = 3", "cluster_size = 2"),
+        )
+        .unwrap();
+        node.start(&mut c);
+    }
+    for node in &nodes {
+        node.wait_role("a standby in sync", Duration::from_secs(30), |v| {
+            v["role"] == "standby" && v["in_sync"] == true && v["quorate"] == true
+        });
+        node.wait_log(0, "Corosync runs two_node", Duration::from_secs(5));
+    }
+    let e1 = nodes[0].promote();
+    assert!(
+        wait_until(Duration::from_secs(30), || nodes[0]
+            .log()
+            .matches(r#""to":"AVAILABLE""#)
+            .count()
+            >= 3),
+        "hosts never AVAILABLE on the active; log:\n{}",
+        nodes[0].log()
+    );
+    phase(t0, "node 1 active");
+
+    // Cut the two apart: votequorum keeps both quorate (two_node), the replication does not.
+    let offset = nodes[0].log().len();
+    c.isolate(2);
+    nodes[0].wait_log_any(
+        offset,
+        &["power actions stopped", "not durable", "standby:"],
+        Duration::from_secs(20),
+    );
+    phase(t0, "node 2 cut off: node 1 stopped acting");
+    for n in [1, 2] {
+        assert_eq!(
+            c.quorum(n).map(|q| q.quorate),
+            Some(true),
+            "two_node keeps node{n} quorate"
+        );
+    }
+    let refused = nodes[1].role("promote");
+    assert!(
+        refused.is_err(),
+        "a lone node of two was promoted: {refused:?}"
+    );
+    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    w.hosts[0].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    // Long enough for a working active to have fenced (about 10 s with these timings).
+    std::thread::sleep(Duration::from_secs(15));
+    assert!(
+        w.hosts[0].bmc.events().is_empty(),
+        "{name} was powered while the two nodes were cut apart: {:?}",
+        w.hosts[0].bmc.events()
+    );
+    for node in &nodes {
+        assert_eq!(
+            node.log()[if node.n == 1 { offset } else { 0 }..]
+                .matches(r#""event":"fence_issued""#)
+                .count(),
+            0,
+            "node{} fenced while cut apart",
+            node.n
+        );
+    }
+    phase(t0, "nothing fenced while cut apart");
+
+    // Healed: both in sync again; a promoted instance fences the crashed host once.
+    c.heal(2);
+    for node in &nodes {
+        node.wait_role("in sync again", Duration::from_secs(30), |v| {
+            v["in_sync"] == true
+        });
+    }
+    let e2 = nodes[0].promote();
+    assert!(e2 >= e1);
+    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name}; node 1 log:\n{}",
+        nodes[0].log()
+    );
+    phase(t0, "healed: the crashed host fenced once");
+    for node in &mut nodes {
+        if let Some(pid) = node.pid.take() {
+            c.stop(pid, Duration::from_secs(10));
+        }
+    }
+}

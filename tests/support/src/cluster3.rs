@@ -83,18 +83,22 @@ fn is_mountpoint(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|m| m == p))
 }
 
-fn corosync_conf(tag: &str) -> String {
+fn corosync_conf(tag: &str, members: &[usize], two_node: bool) -> String {
     let mut s = format!(
         "totem {{\n    version: 2\n    cluster_name: {tag}\n    transport: knet\n    token: 1000\n    \
          crypto_cipher: none\n    crypto_hash: none\n}}\nnodelist {{\n"
     );
-    for n in NODES {
+    for n in members {
         s.push_str(&format!(
             "    node {{\n        name: node{n}\n        nodeid: {n}\n        ring0_addr: {NET}.{n}\n    }}\n"
         ));
     }
+    s.push_str("}\nquorum {\n    provider: corosync_votequorum\n");
+    if two_node {
+        s.push_str("    two_node: 1\n");
+    }
     s.push_str(
-        "}\nquorum {\n    provider: corosync_votequorum\n}\n\
+        "}\n\
          logging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n    \
          to_syslog: no\n    to_stderr: no\n    timestamp: hires\n}\n\
          system {\n    move_to_root_cgroup: no\n}\n",
@@ -116,6 +120,16 @@ impl Cluster3 {
     /// the namespaces and starts Corosync on the three nodes; returns once all three are quorate
     /// with three members. Panics with the package to install when a peer is missing.
     pub fn start() -> Cluster3 {
+        Cluster3::start_members(&NODES, false)
+    }
+
+    /// A two-node Corosync cluster (nodes 1 and 2, `two_node: 1` in votequorum) built the same
+    /// way; node 3's namespaces exist but run nothing and are not in the nodelist.
+    pub fn start_two_node() -> Cluster3 {
+        Cluster3::start_members(&[1, 2], true)
+    }
+
+    fn start_members(members: &[usize], two_node: bool) -> Cluster3 {
         require("corosync", "corosync");
         require("corosync-quorumtool", "corosync");
         require("ip", "iproute2");
@@ -135,22 +149,23 @@ impl Cluster3 {
             torn_down: false,
             _lock: lock,
         };
-        c.build();
-        for n in NODES {
+        c.build(members, two_node);
+        for &n in members {
             c.start_corosync(n);
         }
         let ok = wait_until(Duration::from_secs(30), || {
-            NODES.iter().all(|&n| {
+            members.iter().all(|&n| {
                 c.quorum(n)
                     == Some(QuorumStatus {
                         quorate: true,
-                        nodes: 3,
+                        nodes: members.len(),
                     })
             })
         });
         assert!(
             ok,
-            "the three corosync nodes did not form a quorate cluster within 30 s; node1 log:\n{}",
+            "the {} corosync nodes did not form a quorate cluster within 30 s; node1 log:\n{}",
+            members.len(),
             c.corosync_log(1)
         );
         c
@@ -178,7 +193,7 @@ impl Cluster3 {
         self.node_dir(n).join("data")
     }
 
-    fn build(&mut self) {
+    fn build(&mut self, members: &[usize], two_node: bool) {
         let nsd = self.ns_dir();
         fs::create_dir_all(&nsd).expect("create ns dir");
         // Namespace files may only be bind-mounted onto a private mount.
@@ -196,8 +211,11 @@ impl Cluster3 {
                 fs::create_dir_all(d.join(sub)).expect("node dir");
             }
             pacemaker_dirs(&d);
-            fs::write(d.join("etc/corosync.conf"), corosync_conf(&self.tag))
-                .expect("corosync.conf");
+            fs::write(
+                d.join("etc/corosync.conf"),
+                corosync_conf(&self.tag, members, two_node),
+            )
+            .expect("corosync.conf");
             // The node names resolve inside the nodes (crmsh checks a node it is told about).
             let mut hosts = String::from("127.0.0.1 localhost\n");
             for m in NODES {
