@@ -110,6 +110,8 @@ impl World {
                     self.disks[i].truncate(base as usize);
                     self.disks[i].extend(entries);
                 }
+                // This model never compacts (see replica_compaction.rs).
+                Action::Compact(e) => self.disks[i] = vec![e],
                 Action::Durable { seq, .. } => durable.push((i, seq)),
                 Action::Rejected { .. } | Action::RoleChanged(_) => {}
             }
