@@ -12,7 +12,7 @@
 //! - at most one member passes the power check at any time, and each epoch names one active;
 //! - after everything heals and restarts, every member is in sync with identical journals.
 
-use hactl_cluster::replica::{Action, Entry, EntryBody, NodeId, Replica, Role, Wire};
+use hactl_cluster::replica::{verify_chain, Action, Entry, EntryBody, NodeId, Replica, Role, Wire};
 use proptest::prelude::*;
 
 const N: usize = 3;
@@ -27,6 +27,8 @@ enum Op {
     Crash(usize),
     Restart(usize),
     RestartEmpty(usize),
+    /// The member, if active, compacts its log at its head.
+    Compact(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..N).prop_map(Op::Crash),
         1 => (0..N).prop_map(Op::Restart),
         1 => (0..N).prop_map(Op::RestartEmpty),
+        1 => (0..N).prop_map(Op::Compact),
     ]
 }
 
@@ -54,11 +57,36 @@ struct World {
     epoch_holders: Vec<(u64, NodeId)>,
     /// Entries that were reported durable, or under which a member acted: they must stay, at
     /// their position, on a majority of disks for ever.
-    committed: Vec<Entry>,
+    /// (seq, chain): the chain names the entry and everything before it.
+    committed: Vec<(u64, u64)>,
 }
 
 fn id(i: usize) -> NodeId {
     i as NodeId + 1
+}
+
+/// The model's snapshot state: the (seq, chain) of every entry the snapshot replaces, so that
+/// the invariants can tell a committed entry compacted into a snapshot from one that was lost.
+fn covered(log: &[Entry]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for e in log {
+        if let EntryBody::Snapshot { state, .. } = &e.body {
+            out.extend(serde_json::from_str::<Vec<(u64, u64)>>(state).expect("model state"));
+        }
+        out.push((e.seq, e.chain));
+    }
+    out
+}
+
+/// Whether `disk` holds the entry `(seq, chain)` at its position, or a snapshot that replaced it.
+fn holds(disk: &[Entry], (seq, chain): (u64, u64)) -> bool {
+    disk.iter().any(|d| (d.seq, d.chain) == (seq, chain))
+        || disk.first().is_some_and(|f| match &f.body {
+            EntryBody::Snapshot { state, .. } => serde_json::from_str::<Vec<(u64, u64)>>(state)
+                .expect("model state")
+                .contains(&(seq, chain)),
+            _ => false,
+        })
 }
 
 impl World {
@@ -100,17 +128,16 @@ impl World {
                 Action::Multicast(m) => self.streams[self.comp[i]].push((i, m)),
                 Action::Append(e) => {
                     assert_eq!(
-                        e.seq as usize,
-                        self.disks[i].len() + 1,
+                        e.seq,
+                        self.disks[i].last().map_or(1, |l| l.seq + 1),
                         "append without gap"
                     );
                     self.disks[i].push(e)
                 }
                 Action::Replace { base, entries } => {
-                    self.disks[i].truncate(base as usize);
+                    self.disks[i].retain(|e| e.seq <= base);
                     self.disks[i].extend(entries);
                 }
-                // This model never compacts (see replica_compaction.rs).
                 Action::Compact(e) => self.disks[i] = vec![e],
                 Action::Durable { seq, .. } => durable.push((i, seq)),
                 Action::Rejected { .. } | Action::RoleChanged(_) => {}
@@ -138,11 +165,13 @@ impl World {
     /// A proposal reported durable is on the disks of a majority of the nodes.
     fn check_durable(&mut self, durable: Vec<(usize, u64)>) {
         for (at, seq) in durable {
-            let entry = &self.disks[at][seq as usize - 1];
-            self.committed.push(entry.clone());
-            let holders = (0..N)
-                .filter(|&m| self.disks[m].get(seq as usize - 1) == Some(entry))
-                .count();
+            // On the reporting member's disk, or already compacted into its snapshot.
+            let entry = covered(&self.disks[at])
+                .into_iter()
+                .find(|&(s, _)| s == seq)
+                .expect("a durable entry is on the disk of the member it was reported to");
+            self.committed.push(entry);
+            let holders = (0..N).filter(|&m| holds(&self.disks[m], entry)).count();
             assert!(
                 holders * 2 > N,
                 "durable seq {seq} at node {} is on {holders} disks only",
@@ -221,6 +250,14 @@ impl World {
                     }
                 }
             }
+            Op::Compact(i) => {
+                if let Some(r) = self.replicas[i].as_mut() {
+                    let state = serde_json::to_string(&covered(r.log())).unwrap();
+                    if let Ok((_, actions)) = r.propose_snapshot(r.head(), state) {
+                        self.execute(i, actions, &mut Vec::new());
+                    }
+                }
+            }
             Op::Deliver(i) => self.deliver(i),
             Op::Report(i) => self.report(i),
             Op::Partition(p) => self.regroup(false, |w| w.comp = p),
@@ -262,7 +299,11 @@ impl World {
             if let Some(r) = &self.replicas[a] {
                 assert_eq!(r.log(), &self.disks[a][..], "node {} memory != disk", id(a));
             }
-            let mut epoch = 0;
+            verify_chain(&self.disks[a]).expect("every disk's chain verifies");
+            let mut epoch = self.disks[a]
+                .first()
+                .filter(|f| matches!(f.body, EntryBody::Snapshot { .. }))
+                .map_or(0, |f| f.epoch);
             for e in &self.disks[a] {
                 if let EntryBody::Epoch { .. } = e.body {
                     assert_eq!(e.epoch, epoch + 1, "epochs step by one");
@@ -271,10 +312,8 @@ impl World {
                 epoch = e.epoch;
             }
         }
-        for e in &self.committed {
-            let holders = (0..N)
-                .filter(|&m| self.disks[m].get(e.seq as usize - 1) == Some(e))
-                .count();
+        for &e in &self.committed {
+            let holders = (0..N).filter(|&m| holds(&self.disks[m], e)).count();
             assert!(
                 holders * 2 > N,
                 "committed {e:?} is on {holders} disks only"
@@ -296,18 +335,24 @@ impl World {
         );
         for &(node, epoch) in &authorized {
             let r = self.replicas[node as usize - 1].as_ref().unwrap();
-            let entry = r
+            // (Compacted away: the snapshot of this epoch stands for it, checked below.)
+            if let Some(entry) = r
                 .log()
                 .iter()
                 .rfind(|e| matches!(e.body, EntryBody::Epoch { .. }))
-                .unwrap()
-                .clone();
-            self.committed.push(entry);
+            {
+                self.committed.push((entry.seq, entry.chain));
+            }
             let holders = (0..N)
                 .filter(|&m| {
-                    self.disks[m]
-                        .iter()
-                        .any(|e| e.epoch == epoch && e.body == EntryBody::Epoch { active: node })
+                    self.disks[m].iter().any(|e| {
+                        e.epoch == epoch
+                            && match &e.body {
+                                EntryBody::Epoch { active } => *active == node,
+                                EntryBody::Snapshot { active, .. } => *active == node,
+                                _ => false,
+                            }
+                    })
                 })
                 .count();
             assert!(

@@ -334,6 +334,8 @@ pub struct Daemon {
     last_compaction_unix_ms: Option<u64>,
     /// After a replicated compaction failed: not before this instant again.
     compact_retry_at: Option<std::time::Instant>,
+    /// The journal's size right after this instance's last compaction.
+    compacted_bytes: u64,
     /// Records in the journal file.
     journal_records: u64,
     _lock: DirLock,
@@ -406,6 +408,7 @@ impl Daemon {
             host_side: HashMap::new(),
             last_compaction_unix_ms: None,
             compact_retry_at: None,
+            compacted_bytes: 0,
             journal_records: n as u64,
             _lock: lock,
         };
@@ -749,11 +752,14 @@ impl Daemon {
         if self.journal.replicated() {
             // Only the active compacts the group's log, and only from a core whose every record
             // is durable (each append waited for it), so its compact records are exactly what
-            // the log holds; after a failure, not again for a while.
+            // the log holds; after a failure, not again for a while. A snapshot that is itself
+            // over the threshold is not taken again until the log has doubled: every snapshot is
+            // a group round trip and a rewrite on every member.
             if !self.roles.acting()
                 || self
                     .compact_retry_at
                     .is_some_and(|t| std::time::Instant::now() < t)
+                || self.journal.len() <= self.compacted_bytes.saturating_mul(2)
             {
                 return Ok(());
             }
@@ -770,6 +776,7 @@ impl Daemon {
             done => done?,
         }
         self.compact_retry_at = None;
+        self.compacted_bytes = self.journal.len();
         self.journal_records = records.len() as u64;
         self.last_compaction_unix_ms = Some(hactl_control::time::now_unix_ms());
         tracing::info!(

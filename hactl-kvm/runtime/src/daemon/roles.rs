@@ -200,7 +200,7 @@ impl CoreJournal {
                 .into_iter()
                 .map(|(_, r)| r)
                 .collect()),
-            CoreJournal::Replicated { node, .. } => Ok(replicated(node).0),
+            CoreJournal::Replicated { node, .. } => Ok(replicated(node)?.0),
         }
     }
 
@@ -222,7 +222,8 @@ impl CoreJournal {
             CoreJournal::Replicated { node, timeout, .. } => {
                 let log = node.log();
                 let head = log.last().map_or(0, |e| e.seq);
-                node.propose_snapshot(head, snapshot_state(records, &log), *timeout)
+                let state = snapshot_state(records, &log).map_err(DaemonError::NotCompacted)?;
+                node.propose_snapshot(head, state, *timeout)
                     .map(|_| ())
                     .map_err(|e| DaemonError::NotCompacted(e.to_string()))
             }
@@ -232,25 +233,30 @@ impl CoreJournal {
 
 /// The snapshot of `log` for the core's compact `records`: the hand-offs still in progress and
 /// the last id map as the log holds them.
-fn snapshot_state(records: &[Record], log: &[Entry]) -> String {
-    let (_, handoffs, ids) = read_log(log);
+fn snapshot_state(records: &[Record], log: &[Entry]) -> Result<String, String> {
+    let (_, handoffs, ids) = read_log(log)?;
     let state = SnapshotState {
         core: records.to_vec(),
         handoffs: Handoffs::replay(&handoffs).compact_records(),
         ids,
     };
-    serde_json::to_string(&state).expect("snapshot state serialises")
+    Ok(serde_json::to_string(&state).expect("snapshot state serialises"))
 }
+
+/// The core's records, the hand-off records and the last id map of a replicated log.
+type Replicated = (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>);
 
 /// What the replica's log holds, in log order: the core's records, the hand-off records and the
 /// last id map.
-fn replicated(node: &ClusterNode) -> (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>) {
+fn replicated(node: &ClusterNode) -> Result<Replicated, String> {
     read_log(&node.log())
 }
 
 /// [`replicated`] of a given log: a snapshot entry (the first of a compacted log) gives what the
-/// entries it replaced held, the entries after it add to that.
-fn read_log(log: &[Entry]) -> (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>) {
+/// entries it replaced held, the entries after it add to that. A snapshot this version cannot
+/// read is an error: the core's state, fences included, is in it, and recovering without it
+/// could fence again what was fenced.
+fn read_log(log: &[Entry]) -> Result<Replicated, String> {
     let mut records = Vec::new();
     let mut handoffs = Vec::new();
     let mut ids = None;
@@ -258,16 +264,15 @@ fn read_log(log: &[Entry]) -> (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>) {
         let payload = match &e.body {
             EntryBody::Record { payload } => payload,
             EntryBody::Snapshot { state, .. } => {
-                match serde_json::from_str::<SnapshotState>(state) {
-                    Ok(s) => {
-                        records = s.core;
-                        handoffs = s.handoffs;
-                        ids = s.ids;
-                    }
-                    // Every member holds the same snapshot and fails alike; a promotion then
-                    // recovers from the entries after it only, which the log shows loudly.
-                    Err(err) => tracing::error!("replicated snapshot not readable: {err}"),
-                }
+                let s = serde_json::from_str::<SnapshotState>(state).map_err(|err| {
+                    format!(
+                        "the replicated snapshot at seq {} is not readable: {err}",
+                        e.seq
+                    )
+                })?;
+                records = s.core;
+                handoffs = s.handoffs;
+                ids = s.ids;
                 continue;
             }
             EntryBody::Epoch { .. } | EntryBody::Confirm => continue,
@@ -283,7 +288,7 @@ fn read_log(log: &[Entry]) -> (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>) {
             Err(e) => tracing::error!("replicated record not readable, skipped: {e}"),
         }
     }
-    (records, handoffs, ids)
+    Ok((records, handoffs, ids))
 }
 
 /// The check every power action passes right before a BMC is touched.
@@ -533,7 +538,7 @@ impl Roles {
 enum Step {
     Nothing,
     Activate {
-        replicated: Box<(Vec<Record>, Vec<HandoffRecord>, Option<IdMap>)>,
+        replicated: Box<Replicated>,
         epoch: u64,
     },
     Deactivate(String),
@@ -613,9 +618,18 @@ impl Daemon {
                     // start-up reads and open-fence checks run when the BMCs may be touched.
                     Step::Nothing
                 } else if s.role == ReplicaRole::Active && s.epoch > prev_epoch {
-                    Step::Activate {
-                        replicated: Box::new(replicated(&node)),
-                        epoch: s.epoch,
+                    match replicated(&node) {
+                        Ok(r) => Step::Activate {
+                            replicated: Box::new(r),
+                            epoch: s.epoch,
+                        },
+                        Err(e) => {
+                            // The group's epoch is ours, but the core cannot be rebuilt: acting
+                            // without the state (its fences) is not safe. Stay standby.
+                            self.roles.state = RoleState::Standby;
+                            tracing::error!("promotion abandoned: {e}");
+                            Step::Nothing
+                        }
                     }
                 } else if s.epoch > prev_epoch && s.active != Some(s.node) {
                     self.roles.state = RoleState::Standby;
@@ -854,7 +868,7 @@ mod tests {
             entry(8, handoff(HandoffRecord::Cancelled { host: host("b") })),
             entry(9, handoff(HandoffRecord::DeclareDue { host: host("c") })),
         ];
-        let (records, handoffs, full_ids) = read_log(&full);
+        let (records, handoffs, full_ids) = read_log(&full).unwrap();
         let compact = vec![Record::Started { epoch: 1, at: 7 }];
         let after = Record::Started { epoch: 2, at: 9 };
         let compacted = vec![
@@ -862,13 +876,13 @@ mod tests {
                 10,
                 EntryBody::Snapshot {
                     active: 1,
-                    state: snapshot_state(&compact, &full),
+                    state: snapshot_state(&compact, &full).unwrap(),
                 },
             ),
             entry(11, record(&after)),
             entry(12, handoff(HandoffRecord::CancelDue { host: host("a") })),
         ];
-        let (records2, handoffs2, ids2) = read_log(&compacted);
+        let (records2, handoffs2, ids2) = read_log(&compacted).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records2, vec![compact[0].clone(), after]);
         assert_eq!(ids2, full_ids);
@@ -881,5 +895,21 @@ mod tests {
             2,
             "a cancel owed, c declare owed, b done"
         );
+    }
+
+    #[test]
+    fn an_unreadable_snapshot_is_an_error_not_an_empty_state() {
+        let log = vec![
+            entry(
+                4,
+                EntryBody::Snapshot {
+                    active: 1,
+                    state: "{\"core\": 7}".into(),
+                },
+            ),
+            entry(5, record(&Record::Started { epoch: 2, at: 9 })),
+        ];
+        let err = read_log(&log).unwrap_err();
+        assert!(err.contains("seq 4"), "{err}");
     }
 }
