@@ -17,6 +17,9 @@ use proptest::prelude::*;
 
 const N: usize = 3;
 
+/// What the model records as proposed for a snapshot.
+const SNAPSHOT: &str = "<snapshot>";
+
 #[derive(Debug, Clone)]
 enum Op {
     Propose(usize),
@@ -59,6 +62,8 @@ struct World {
     /// their position, on a majority of disks for ever.
     /// (seq, chain): the chain names the entry and everything before it.
     committed: Vec<(u64, u64)>,
+    /// What each member proposed: (member, proposal id) -> the record, or `SNAPSHOT`.
+    proposed: std::collections::HashMap<(usize, u64), String>,
 }
 
 fn id(i: usize) -> NodeId {
@@ -100,6 +105,7 @@ impl World {
             next_payload: 0,
             epoch_holders: Vec::new(),
             committed: Vec::new(),
+            proposed: std::collections::HashMap::new(),
         };
         w.announce_views(&[0, 1, 2]);
         w
@@ -122,7 +128,7 @@ impl World {
         }
     }
 
-    fn execute(&mut self, i: usize, actions: Vec<Action>, durable: &mut Vec<(usize, u64)>) {
+    fn execute(&mut self, i: usize, actions: Vec<Action>, durable: &mut Vec<(usize, u64, u64)>) {
         for a in actions {
             match a {
                 Action::Multicast(m) => self.streams[self.comp[i]].push((i, m)),
@@ -139,7 +145,7 @@ impl World {
                     self.disks[i].extend(entries);
                 }
                 Action::Compact(e) => self.disks[i] = vec![e],
-                Action::Durable { seq, .. } => durable.push((i, seq)),
+                Action::Durable { proposal, seq } => durable.push((i, proposal, seq)),
                 Action::Rejected { .. } | Action::RoleChanged(_) => {}
             }
         }
@@ -163,8 +169,18 @@ impl World {
     }
 
     /// A proposal reported durable is on the disks of a majority of the nodes.
-    fn check_durable(&mut self, durable: Vec<(usize, u64)>) {
-        for (at, seq) in durable {
+    fn check_durable(&mut self, durable: Vec<(usize, u64, u64)>) {
+        for (at, proposal, seq) in durable {
+            // The entry at that position is the one proposed (unless compacted since).
+            if let Some(e) = self.disks[at].iter().find(|e| e.seq == seq) {
+                let expected = self.proposed.get(&(at, proposal)).expect("proposed");
+                let found = match &e.body {
+                    EntryBody::Record { payload } => payload.as_str(),
+                    EntryBody::Snapshot { .. } => SNAPSHOT,
+                    _ => "another entry",
+                };
+                assert_eq!(found, expected, "durable seq {seq} at node {}", id(at));
+            }
             // On the reporting member's disk, or already compacted into its snapshot.
             let entry = covered(&self.disks[at])
                 .into_iter()
@@ -238,7 +254,8 @@ impl World {
                 self.next_payload += 1;
                 let p = format!("record-{}", self.next_payload);
                 if let Some(r) = self.replicas[i].as_mut() {
-                    if let Ok((_, actions)) = r.propose(p) {
+                    if let Ok((id, actions)) = r.propose(p.clone()) {
+                        self.proposed.insert((i, id), p);
                         self.execute(i, actions, &mut Vec::new());
                     }
                 }
@@ -253,7 +270,8 @@ impl World {
             Op::Compact(i) => {
                 if let Some(r) = self.replicas[i].as_mut() {
                     let state = serde_json::to_string(&covered(r.log())).unwrap();
-                    if let Ok((_, actions)) = r.propose_snapshot(r.head(), state) {
+                    if let Ok((id, actions)) = r.propose_snapshot(r.head(), state) {
+                        self.proposed.insert((i, id), SNAPSHOT.into());
                         self.execute(i, actions, &mut Vec::new());
                     }
                 }
@@ -404,7 +422,8 @@ proptest! {
         w.execute(1, actions, &mut Vec::new());
         w.flush();
         prop_assert_eq!(w.replicas[1].as_ref().unwrap().role(), Role::Active);
-        let (_, actions) = w.replicas[1].as_mut().unwrap().propose("last".into()).unwrap();
+        let (pid, actions) = w.replicas[1].as_mut().unwrap().propose("last".into()).unwrap();
+        w.proposed.insert((1, pid), "last".into());
         w.execute(1, actions, &mut Vec::new());
         w.flush();
         w.check();
