@@ -5,6 +5,9 @@
 //! Every decision is a pure function of the agreed-order message stream and the replicated log, so
 //! all members of a view decide the same: which proposal is accepted, who is active in which
 //! epoch, who needs a state transfer and when the view is in sync again.
+//!
+//! The log is compacted by a `Snapshot` entry the active proposes like a record: every member
+//! that writes it drops the entries before it, so a log starts at seq 1 or at its snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -203,7 +206,8 @@ pub enum Wire {
         to: NodeId,
         /// The receiver keeps its entries `..= base` (0: replace the whole log).
         base: u64,
-        /// The entries after `base`.
+        /// The entries after `base` (with `base` 0: the donor's whole log, which starts with
+        /// its snapshot once compacted).
         entries: Vec<Entry>,
     },
 }
