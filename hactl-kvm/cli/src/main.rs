@@ -140,7 +140,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             print_json(&rep);
         } else {
             if instances > 1 {
-                println!("{instances} coordinator instances (replicated journal, Pacemaker promotion, instance faults)");
+                println!("{instances} coordinator instances (replicated journal, Pacemaker promotion, instance faults): {} promotions, {} log compactions, {} snapshot transfers", rep.promotions, rep.compactions, rep.snapshot_transfers);
             }
             println!(
                 "random sweep: seeds {}..{} on {} hosts: {} fences ({} raced a host resuming after the last look), {} dead hosts recovered, max time to recovery {}",

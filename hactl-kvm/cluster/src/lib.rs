@@ -20,4 +20,7 @@ pub mod replica;
 
 pub use lease::QuorumLease;
 pub use node::{ClusterNode, NodeConfig, NodeError, NodeStatus};
-pub use replica::{Action, Entry, EntryBody, NodeId, ProposalId, Refusal, Replica, Role, Wire};
+pub use replica::{
+    verify_chain, Action, ChainError, Entry, EntryBody, NodeId, ProposalId, Refusal, Replica, Role,
+    Wire,
+};

@@ -25,7 +25,9 @@ use thiserror::Error;
 use hactl_journal::{Journal, JournalError};
 
 use crate::lease::QuorumLease;
-use crate::replica::{Action, Entry, NodeId, ProposalId, Refusal, Replica, Role, Wire};
+use crate::replica::{
+    verify_chain, Action, ChainError, Entry, NodeId, ProposalId, Refusal, Replica, Role, Wire,
+};
 
 /// How a node is set up.
 #[derive(Debug, Clone)]
@@ -60,6 +62,14 @@ pub enum NodeError {
     /// The journal failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The local journal is not a valid replicated log.
+    #[error("journal {path}: {err}")]
+    Chain {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        err: ChainError,
+    },
     /// The replica refused.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -109,6 +119,10 @@ pub struct NodeStatus {
     pub quorate: bool,
     /// The nodes votequorum last reported in this node's partition.
     pub quorum_members: Vec<NodeId>,
+    /// Bytes in the local journal file.
+    pub journal_bytes: u64,
+    /// The log's first position (1, or the last snapshot's after a compaction).
+    pub first_seq: u64,
 }
 
 enum CpgEvent {
@@ -160,10 +174,13 @@ fn on_nodelist(_h: &votequorum::Handle, _c: u64, _ring: votequorum::RingId, node
 enum Request {
     Promote(Sender<Result<(), NodeError>>),
     Propose(String, Sender<Result<u64, NodeError>>),
+    Snapshot(u64, String, Sender<Result<u64, NodeError>>),
 }
 
 struct Shared {
     journal_path: PathBuf,
+    /// Bytes in the journal file (kept by the I/O thread after every write).
+    journal_bytes: std::sync::atomic::AtomicU64,
     replica: Mutex<Replica>,
     /// When this member last became Active (None while not Active).
     active_since: Mutex<Option<Instant>>,
@@ -227,8 +244,13 @@ impl ClusterNode {
 
         // Only once Corosync answered: a node that cannot run leaves no journal behind.
         let (journal, replay) = Journal::open::<Entry>(&cfg.journal)?;
+        verify_chain(&replay.records).map_err(|err| NodeError::Chain {
+            path: cfg.journal.clone(),
+            err,
+        })?;
         let shared = Arc::new(Shared {
             journal_path: cfg.journal.clone(),
+            journal_bytes: std::sync::atomic::AtomicU64::new(journal.len()),
             replica: Mutex::new(Replica::new(me, cfg.cluster_size, replay.records)),
             active_since: Mutex::new(None),
             takeover_grace: cfg.takeover_grace,
@@ -289,6 +311,8 @@ impl ClusterNode {
             members: r.members().iter().copied().collect(),
             syncing: r.syncing(),
             quorate,
+            journal_bytes: self.shared.journal_bytes.load(Ordering::SeqCst),
+            first_seq: r.first_seq(),
         }
     }
 
@@ -362,6 +386,19 @@ impl ClusterNode {
     /// of the configured nodes).
     pub fn propose(&self, payload: String, timeout: Duration) -> Result<u64, NodeError> {
         self.ask(|tx| Request::Propose(payload, tx), timeout)
+    }
+
+    /// Compacts the replicated log: proposes one snapshot entry carrying `state`, which must be
+    /// what the log's entries up to `head` amount to (the group refuses it if the log no longer
+    /// ends at `head`). Returns the snapshot's log position once it is durable; every member
+    /// that writes it has replaced its journal by it.
+    pub fn propose_snapshot(
+        &self,
+        head: u64,
+        state: String,
+        timeout: Duration,
+    ) -> Result<u64, NodeError> {
+        self.ask(|tx| Request::Snapshot(head, state, tx), timeout)
     }
 }
 
@@ -487,13 +524,19 @@ impl IoLoop {
                             }
                         }
                     }
-                    Request::Propose(payload, reply) => {
-                        let r = self
-                            .shared
-                            .replica
-                            .lock()
-                            .expect("replica lock")
-                            .propose(payload);
+                    Request::Propose(..) | Request::Snapshot(..) => {
+                        let (r, reply) = {
+                            let mut replica = self.shared.replica.lock().expect("replica lock");
+                            match req {
+                                Request::Snapshot(head, state, reply) => {
+                                    (replica.propose_snapshot(head, state), reply)
+                                }
+                                Request::Propose(payload, reply) => {
+                                    (replica.propose(payload), reply)
+                                }
+                                Request::Promote(_) => unreachable!("matched above"),
+                            }
+                        };
                         match r {
                             Ok((id, actions)) => {
                                 self.proposals.insert(id, reply);
@@ -508,6 +551,12 @@ impl IoLoop {
             }
         }
         Ok(())
+    }
+
+    fn note_journal_bytes(&self) {
+        self.shared
+            .journal_bytes
+            .store(self.journal.len(), Ordering::SeqCst);
     }
 
     fn observe_quorum(&self, quorate: bool) {
@@ -525,7 +574,16 @@ impl IoLoop {
                     let bytes = serde_json::to_vec(&msg).expect("wire message encodes");
                     self.mcast(&msg, &bytes)?;
                 }
-                Action::Append(e) => self.journal.append(&e)?,
+                Action::Append(e) => {
+                    self.journal.append(&e)?;
+                    self.note_journal_bytes();
+                }
+                Action::Compact(e) => {
+                    // Atomic (temporary file, fsync, rename, directory fsync): a crash leaves
+                    // either the old log or the compacted one, both valid.
+                    self.journal.rewrite(std::slice::from_ref(&e))?;
+                    self.note_journal_bytes();
+                }
                 Action::Replace { .. } => {
                     let log = self
                         .shared
@@ -535,6 +593,7 @@ impl IoLoop {
                         .log()
                         .to_vec();
                     self.journal.rewrite(&log)?;
+                    self.note_journal_bytes();
                 }
                 Action::Durable { proposal, seq } => {
                     if let Some(tx) = self.proposals.remove(&proposal) {

@@ -5,6 +5,9 @@
 //! Every decision is a pure function of the agreed-order message stream and the replicated log, so
 //! all members of a view decide the same: which proposal is accepted, who is active in which
 //! epoch, who needs a state transfer and when the view is in sync again.
+//!
+//! The log is compacted by a `Snapshot` entry the active proposes like a record: every member
+//! that writes it drops the entries before it, so a log starts at seq 1 or at its snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +37,25 @@ pub enum EntryBody {
         /// The record.
         payload: String,
     },
+    /// A compaction: stands for every entry before it, which each member drops when it writes
+    /// this one (its log then starts here). Only the active of a confirmed epoch proposes one, so
+    /// it also stands for that epoch's `Epoch` and `Confirm` entries: it names the active and
+    /// counts as the confirmation of its epoch when logs are ranked.
+    Snapshot {
+        /// The active of this entry's epoch.
+        active: NodeId,
+        /// What the active needs to carry on from here (opaque here: the daemon's compacted
+        /// state as JSON).
+        state: String,
+    },
+}
+
+impl EntryBody {
+    /// Whether this entry shows its epoch confirmed (a `Confirm`, or a snapshot, which only a
+    /// confirmed active proposes).
+    fn confirms(&self) -> bool {
+        matches!(self, EntryBody::Confirm | EntryBody::Snapshot { .. })
+    }
 }
 
 /// One entry of the replicated log, exactly as every member writes it to its journal.
@@ -68,9 +90,78 @@ impl Entry {
     }
 }
 
+/// Why a stored log is not a valid replicated log.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChainError {
+    /// The log does not start at seq 1 and does not start with a snapshot either.
+    #[error("the log starts at seq {0} with an entry that is not a snapshot")]
+    NoSnapshotAtStart(u64),
+    /// Positions are not consecutive.
+    #[error("entry at position {index} has seq {seq}, expected {expected}")]
+    Gap {
+        /// Index in the log.
+        index: usize,
+        /// Its seq.
+        seq: u64,
+        /// The seq it should have.
+        expected: u64,
+    },
+    /// An entry's chain is not the hash of its predecessor's chain and its content.
+    #[error("entry {0}: its chain does not follow from the entry before it")]
+    Broken(u64),
+}
+
+/// Checks a stored log: consecutive positions, each entry's chain computed from the one before.
+/// A compacted log starts with its snapshot entry, whose chain (over the dropped prefix) is taken
+/// as given: it is the same on every member that wrote it, so the entries after it still chain
+/// exactly as on an uncompacted member.
+pub fn verify_chain(log: &[Entry]) -> Result<(), ChainError> {
+    let Some(first) = log.first() else {
+        return Ok(());
+    };
+    let mut prev = if first.seq == 1 {
+        0
+    } else if matches!(first.body, EntryBody::Snapshot { .. }) {
+        first.chain
+    } else {
+        return Err(ChainError::NoSnapshotAtStart(first.seq));
+    };
+    for (index, e) in log.iter().enumerate() {
+        let expected = first.seq + index as u64;
+        if e.seq != expected {
+            return Err(ChainError::Gap {
+                index,
+                seq: e.seq,
+                expected,
+            });
+        }
+        if index == 0 && first.seq != 1 {
+            continue;
+        }
+        if Entry::new(prev, e.seq, e.epoch, e.body.clone()).chain != e.chain {
+            return Err(ChainError::Broken(e.seq));
+        }
+        prev = e.chain;
+    }
+    Ok(())
+}
+
 /// A message multicast to the group in agreed order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Wire {
+    /// The active instance proposes to compact the log: every member that accepts it replaces
+    /// its entries `..= head` by one `Snapshot` entry at `head + 1`.
+    Snapshot {
+        /// The proposer's epoch.
+        epoch: u64,
+        /// The proposer's local number for it.
+        proposal: ProposalId,
+        /// The log head `state` was taken at: accepted only if the log still ends there, so the
+        /// snapshot stands for exactly the entries it replaces.
+        head: u64,
+        /// The compacted state.
+        state: String,
+    },
     /// The active instance proposes a record in its epoch.
     Propose {
         /// The proposer's epoch.
@@ -115,7 +206,8 @@ pub enum Wire {
         to: NodeId,
         /// The receiver keeps its entries `..= base` (0: replace the whole log).
         base: u64,
-        /// The entries after `base`.
+        /// The entries after `base` (with `base` 0: the donor's whole log, which starts with
+        /// its snapshot once compacted).
         entries: Vec<Entry>,
     },
 }
@@ -146,6 +238,9 @@ pub enum Action {
         /// The new entries after `base`.
         entries: Vec<Entry>,
     },
+    /// A snapshot entry was accepted: replace the whole local journal by this one entry,
+    /// atomically, and fsync.
+    Compact(Entry),
     /// A local proposal is durable: delivered back through CPG and written (fsync'ed) by a
     /// majority of the configured nodes, this one included.
     Durable {
@@ -282,6 +377,21 @@ impl Replica {
         &self.log
     }
 
+    /// The first entry's seq (1 for an uncompacted log, the snapshot's seq after a compaction;
+    /// 1 when empty).
+    pub fn first_seq(&self) -> u64 {
+        self.log.first().map_or(1, |e| e.seq)
+    }
+
+    /// The entry at `seq`, if the local log holds it (not before a compaction).
+    fn entry_at(&self, seq: u64) -> Option<&Entry> {
+        let first = self.first_seq();
+        if seq < first {
+            return None;
+        }
+        self.log.get((seq - first) as usize)
+    }
+
     /// Last entry's seq (0 when empty).
     pub fn head(&self) -> u64 {
         self.log.last().map_or(0, |e| e.seq)
@@ -299,7 +409,7 @@ impl Replica {
     /// The node the log names active (None before the first promotion).
     pub fn active(&self) -> Option<NodeId> {
         self.log.iter().rev().find_map(|e| match e.body {
-            EntryBody::Epoch { active } => Some(active),
+            EntryBody::Epoch { active } | EntryBody::Snapshot { active, .. } => Some(active),
             EntryBody::Record { .. } | EntryBody::Confirm => None,
         })
     }
@@ -355,7 +465,7 @@ impl Replica {
             .log
             .iter()
             .rev()
-            .find(|e| e.body == EntryBody::Confirm)
+            .find(|e| e.body.confirms())
             .map_or(0, |e| e.epoch);
         let ch = self
             .log
@@ -371,14 +481,14 @@ impl Replica {
             .iter()
             .rev()
             .take_while(|e| !matches!(e.body, EntryBody::Epoch { .. }))
-            .any(|e| e.body == EntryBody::Confirm)
+            .any(|e| e.body.confirms())
     }
 
     fn epoch_seq(&self) -> u64 {
         self.log
             .iter()
             .rev()
-            .find(|e| matches!(e.body, EntryBody::Epoch { .. }))
+            .find(|e| matches!(e.body, EntryBody::Epoch { .. } | EntryBody::Snapshot { .. }))
             .map_or(0, |e| e.seq)
     }
 
@@ -446,7 +556,7 @@ impl Replica {
         self.log
             .iter()
             .rev()
-            .find(|e| e.body == EntryBody::Confirm)
+            .find(|e| e.body.confirms())
             .map_or(0, |e| e.seq)
     }
 
@@ -510,6 +620,37 @@ impl Replica {
                 epoch: self.epoch(),
                 proposal,
                 payload,
+            })],
+        ))
+    }
+
+    /// Proposes to compact the log into one snapshot entry carrying `state`, which must be what
+    /// the entries up to `head` amount to: the group accepts it only while the log still ends at
+    /// `head`, and it lands at `head + 1`. Durable like a record; every member that writes it
+    /// drops the entries before it.
+    pub fn propose_snapshot(
+        &mut self,
+        head: u64,
+        state: String,
+    ) -> Result<(ProposalId, Vec<Action>), Refusal> {
+        if self.role != Role::Active {
+            return Err(Refusal::NotActive(self.role));
+        }
+        if !self.has_majority() {
+            return Err(self.majority_refusal());
+        }
+        if self.round.is_some() {
+            return Err(Refusal::Syncing);
+        }
+        let proposal = self.next_proposal;
+        self.next_proposal += 1;
+        Ok((
+            proposal,
+            vec![Action::Multicast(Wire::Snapshot {
+                epoch: self.epoch(),
+                proposal,
+                head,
+                state,
             })],
         ))
     }
@@ -601,6 +742,42 @@ impl Replica {
                     out.push(Action::Rejected { proposal });
                 }
             }
+            Wire::Snapshot {
+                epoch,
+                proposal,
+                head,
+                state,
+            } => {
+                // The same rule as a record's (the confirmed active of the current epoch, no
+                // round, majority view), and the log must still end where the state was taken.
+                let accept = self.round.is_none()
+                    && self.synced
+                    && self.has_majority()
+                    && epoch == self.epoch()
+                    && self.active() == Some(sender)
+                    && self.confirmed_current()
+                    && head == self.head()
+                    && head > 0;
+                if accept {
+                    let seq = head + 1;
+                    let e = Entry::new(
+                        self.chain(),
+                        seq,
+                        epoch,
+                        EntryBody::Snapshot {
+                            active: sender,
+                            state,
+                        },
+                    );
+                    self.log = vec![e.clone()];
+                    out.push(Action::Compact(e));
+                    if sender == self.me {
+                        self.pending.insert(seq, proposal);
+                    }
+                } else if sender == self.me {
+                    out.push(Action::Rejected { proposal });
+                }
+            }
             Wire::Claim { prev_epoch } => {
                 let accept = self.round.is_none()
                     && self.synced
@@ -673,14 +850,22 @@ impl Replica {
                 if !lagging.contains(&n) {
                     continue;
                 }
-                let prefix_ok = head <= dhead
-                    && (head == 0
-                        || self.log.get(head as usize - 1).map(|e| e.chain) == Some(chain));
+                // Only the tail when the member's head is an entry this log still holds with
+                // the same chain; a member behind this log's snapshot (or diverged) gets the
+                // whole log, snapshot first, and replaces its own.
+                let prefix_ok = head > 0
+                    && head <= dhead
+                    && self.entry_at(head).map(|e| e.chain) == Some(chain);
                 let base = if prefix_ok { head } else { 0 };
+                let from = if prefix_ok {
+                    (head + 1 - self.first_seq()) as usize
+                } else {
+                    0
+                };
                 out.push(Action::Multicast(Wire::Transfer {
                     to: n,
                     base,
-                    entries: self.log[base as usize..].to_vec(),
+                    entries: self.log[from..].to_vec(),
                 }));
             }
         }
@@ -721,7 +906,7 @@ impl Replica {
         if to == self.me {
             self.reported = self.reported.min(base);
             self.pending.retain(|&seq, _| seq <= base);
-            self.log.truncate(base as usize);
+            self.log.retain(|e| e.seq <= base);
             self.log.extend(entries.iter().cloned());
             out.push(Action::Replace { base, entries });
             self.synced = true;

@@ -12,10 +12,13 @@
 //! - at most one member passes the power check at any time, and each epoch names one active;
 //! - after everything heals and restarts, every member is in sync with identical journals.
 
-use hactl_cluster::replica::{Action, Entry, EntryBody, NodeId, Replica, Role, Wire};
+use hactl_cluster::replica::{verify_chain, Action, Entry, EntryBody, NodeId, Replica, Role, Wire};
 use proptest::prelude::*;
 
 const N: usize = 3;
+
+/// What the model records as proposed for a snapshot.
+const SNAPSHOT: &str = "<snapshot>";
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -27,6 +30,8 @@ enum Op {
     Crash(usize),
     Restart(usize),
     RestartEmpty(usize),
+    /// The member, if active, compacts its log at its head.
+    Compact(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,6 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..N).prop_map(Op::Crash),
         1 => (0..N).prop_map(Op::Restart),
         1 => (0..N).prop_map(Op::RestartEmpty),
+        1 => (0..N).prop_map(Op::Compact),
     ]
 }
 
@@ -54,11 +60,38 @@ struct World {
     epoch_holders: Vec<(u64, NodeId)>,
     /// Entries that were reported durable, or under which a member acted: they must stay, at
     /// their position, on a majority of disks for ever.
-    committed: Vec<Entry>,
+    /// (seq, chain): the chain names the entry and everything before it.
+    committed: Vec<(u64, u64)>,
+    /// What each member proposed: (member, proposal id) -> the record, or `SNAPSHOT`.
+    proposed: std::collections::HashMap<(usize, u64), String>,
 }
 
 fn id(i: usize) -> NodeId {
     i as NodeId + 1
+}
+
+/// The model's snapshot state: the (seq, chain) of every entry the snapshot replaces, so that
+/// the invariants can tell a committed entry compacted into a snapshot from one that was lost.
+fn covered(log: &[Entry]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for e in log {
+        if let EntryBody::Snapshot { state, .. } = &e.body {
+            out.extend(serde_json::from_str::<Vec<(u64, u64)>>(state).expect("model state"));
+        }
+        out.push((e.seq, e.chain));
+    }
+    out
+}
+
+/// Whether `disk` holds the entry `(seq, chain)` at its position, or a snapshot that replaced it.
+fn holds(disk: &[Entry], (seq, chain): (u64, u64)) -> bool {
+    disk.iter().any(|d| (d.seq, d.chain) == (seq, chain))
+        || disk.first().is_some_and(|f| match &f.body {
+            EntryBody::Snapshot { state, .. } => serde_json::from_str::<Vec<(u64, u64)>>(state)
+                .expect("model state")
+                .contains(&(seq, chain)),
+            _ => false,
+        })
 }
 
 impl World {
@@ -72,6 +105,7 @@ impl World {
             next_payload: 0,
             epoch_holders: Vec::new(),
             committed: Vec::new(),
+            proposed: std::collections::HashMap::new(),
         };
         w.announce_views(&[0, 1, 2]);
         w
@@ -94,23 +128,24 @@ impl World {
         }
     }
 
-    fn execute(&mut self, i: usize, actions: Vec<Action>, durable: &mut Vec<(usize, u64)>) {
+    fn execute(&mut self, i: usize, actions: Vec<Action>, durable: &mut Vec<(usize, u64, u64)>) {
         for a in actions {
             match a {
                 Action::Multicast(m) => self.streams[self.comp[i]].push((i, m)),
                 Action::Append(e) => {
                     assert_eq!(
-                        e.seq as usize,
-                        self.disks[i].len() + 1,
+                        e.seq,
+                        self.disks[i].last().map_or(1, |l| l.seq + 1),
                         "append without gap"
                     );
                     self.disks[i].push(e)
                 }
                 Action::Replace { base, entries } => {
-                    self.disks[i].truncate(base as usize);
+                    self.disks[i].retain(|e| e.seq <= base);
                     self.disks[i].extend(entries);
                 }
-                Action::Durable { seq, .. } => durable.push((i, seq)),
+                Action::Compact(e) => self.disks[i] = vec![e],
+                Action::Durable { proposal, seq } => durable.push((i, proposal, seq)),
                 Action::Rejected { .. } | Action::RoleChanged(_) => {}
             }
         }
@@ -134,13 +169,25 @@ impl World {
     }
 
     /// A proposal reported durable is on the disks of a majority of the nodes.
-    fn check_durable(&mut self, durable: Vec<(usize, u64)>) {
-        for (at, seq) in durable {
-            let entry = &self.disks[at][seq as usize - 1];
-            self.committed.push(entry.clone());
-            let holders = (0..N)
-                .filter(|&m| self.disks[m].get(seq as usize - 1) == Some(entry))
-                .count();
+    fn check_durable(&mut self, durable: Vec<(usize, u64, u64)>) {
+        for (at, proposal, seq) in durable {
+            // The entry at that position is the one proposed (unless compacted since).
+            if let Some(e) = self.disks[at].iter().find(|e| e.seq == seq) {
+                let expected = self.proposed.get(&(at, proposal)).expect("proposed");
+                let found = match &e.body {
+                    EntryBody::Record { payload } => payload.as_str(),
+                    EntryBody::Snapshot { .. } => SNAPSHOT,
+                    _ => "another entry",
+                };
+                assert_eq!(found, expected, "durable seq {seq} at node {}", id(at));
+            }
+            // On the reporting member's disk, or already compacted into its snapshot.
+            let entry = covered(&self.disks[at])
+                .into_iter()
+                .find(|&(s, _)| s == seq)
+                .expect("a durable entry is on the disk of the member it was reported to");
+            self.committed.push(entry);
+            let holders = (0..N).filter(|&m| holds(&self.disks[m], entry)).count();
             assert!(
                 holders * 2 > N,
                 "durable seq {seq} at node {} is on {holders} disks only",
@@ -207,7 +254,8 @@ impl World {
                 self.next_payload += 1;
                 let p = format!("record-{}", self.next_payload);
                 if let Some(r) = self.replicas[i].as_mut() {
-                    if let Ok((_, actions)) = r.propose(p) {
+                    if let Ok((id, actions)) = r.propose(p.clone()) {
+                        self.proposed.insert((i, id), p);
                         self.execute(i, actions, &mut Vec::new());
                     }
                 }
@@ -215,6 +263,15 @@ impl World {
             Op::Promote(i) => {
                 if let Some(r) = self.replicas[i].as_mut() {
                     if let Ok(actions) = r.promote() {
+                        self.execute(i, actions, &mut Vec::new());
+                    }
+                }
+            }
+            Op::Compact(i) => {
+                if let Some(r) = self.replicas[i].as_mut() {
+                    let state = serde_json::to_string(&covered(r.log())).unwrap();
+                    if let Ok((id, actions)) = r.propose_snapshot(r.head(), state) {
+                        self.proposed.insert((i, id), SNAPSHOT.into());
                         self.execute(i, actions, &mut Vec::new());
                     }
                 }
@@ -260,7 +317,11 @@ impl World {
             if let Some(r) = &self.replicas[a] {
                 assert_eq!(r.log(), &self.disks[a][..], "node {} memory != disk", id(a));
             }
-            let mut epoch = 0;
+            verify_chain(&self.disks[a]).expect("every disk's chain verifies");
+            let mut epoch = self.disks[a]
+                .first()
+                .filter(|f| matches!(f.body, EntryBody::Snapshot { .. }))
+                .map_or(0, |f| f.epoch);
             for e in &self.disks[a] {
                 if let EntryBody::Epoch { .. } = e.body {
                     assert_eq!(e.epoch, epoch + 1, "epochs step by one");
@@ -269,10 +330,8 @@ impl World {
                 epoch = e.epoch;
             }
         }
-        for e in &self.committed {
-            let holders = (0..N)
-                .filter(|&m| self.disks[m].get(e.seq as usize - 1) == Some(e))
-                .count();
+        for &e in &self.committed {
+            let holders = (0..N).filter(|&m| holds(&self.disks[m], e)).count();
             assert!(
                 holders * 2 > N,
                 "committed {e:?} is on {holders} disks only"
@@ -294,18 +353,24 @@ impl World {
         );
         for &(node, epoch) in &authorized {
             let r = self.replicas[node as usize - 1].as_ref().unwrap();
-            let entry = r
+            // (Compacted away: the snapshot of this epoch stands for it, checked below.)
+            if let Some(entry) = r
                 .log()
                 .iter()
                 .rfind(|e| matches!(e.body, EntryBody::Epoch { .. }))
-                .unwrap()
-                .clone();
-            self.committed.push(entry);
+            {
+                self.committed.push((entry.seq, entry.chain));
+            }
             let holders = (0..N)
                 .filter(|&m| {
-                    self.disks[m]
-                        .iter()
-                        .any(|e| e.epoch == epoch && e.body == EntryBody::Epoch { active: node })
+                    self.disks[m].iter().any(|e| {
+                        e.epoch == epoch
+                            && match &e.body {
+                                EntryBody::Epoch { active } => *active == node,
+                                EntryBody::Snapshot { active, .. } => *active == node,
+                                _ => false,
+                            }
+                    })
                 })
                 .count();
             assert!(
@@ -357,7 +422,8 @@ proptest! {
         w.execute(1, actions, &mut Vec::new());
         w.flush();
         prop_assert_eq!(w.replicas[1].as_ref().unwrap().role(), Role::Active);
-        let (_, actions) = w.replicas[1].as_mut().unwrap().propose("last".into()).unwrap();
+        let (pid, actions) = w.replicas[1].as_mut().unwrap().propose("last".into()).unwrap();
+        w.proposed.insert((1, pid), "last".into());
         w.execute(1, actions, &mut Vec::new());
         w.flush();
         w.check();

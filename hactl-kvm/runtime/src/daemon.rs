@@ -82,6 +82,10 @@ pub enum DaemonError {
     /// A replicated journal record did not become durable in time.
     #[error("journal record not durable in the group: {0}")]
     NotDurable(String),
+    /// A compaction of the replicated journal did not become durable (nothing is lost: the
+    /// log stays as it was, or every member compacted; it is tried again later).
+    #[error("replicated journal not compacted: {0}")]
+    NotCompacted(String),
     /// The control socket could not be served.
     #[error(transparent)]
     ControlSocket(#[from] hactl_control::ServerError),
@@ -328,6 +332,10 @@ pub struct Daemon {
     sinks: control::Sinks,
     host_side: HashMap<HostId, control::HostSide>,
     last_compaction_unix_ms: Option<u64>,
+    /// After a replicated compaction failed: not before this instant again.
+    compact_retry_at: Option<std::time::Instant>,
+    /// The journal's size right after this instance's last compaction.
+    compacted_bytes: u64,
     /// Records in the journal file.
     journal_records: u64,
     _lock: DirLock,
@@ -399,6 +407,8 @@ impl Daemon {
             sinks,
             host_side: HashMap::new(),
             last_compaction_unix_ms: None,
+            compact_retry_at: None,
+            compacted_bytes: 0,
             journal_records: n as u64,
             _lock: lock,
         };
@@ -739,9 +749,34 @@ impl Daemon {
         if self.inventory.is_none() || self.journal.len() <= self.cfg.daemon.journal_compact_bytes {
             return Ok(());
         }
+        if self.journal.replicated() {
+            // Only the active compacts the group's log, and only from a core whose every record
+            // is durable (each append waited for it), so its compact records are exactly what
+            // the log holds; after a failure, not again for a while. A snapshot that is itself
+            // over the threshold is not taken again until the log has doubled: every snapshot is
+            // a group round trip and a rewrite on every member.
+            if !self.roles.acting()
+                || self
+                    .compact_retry_at
+                    .is_some_and(|t| std::time::Instant::now() < t)
+                || self.journal.len() <= self.compacted_bytes.saturating_mul(2)
+            {
+                return Ok(());
+            }
+        }
         let before = self.journal.len();
         let records = self.core.compact_records(now_ms());
-        self.journal.rewrite(&records)?;
+        match self.journal.rewrite(&records) {
+            Err(DaemonError::NotCompacted(why)) => {
+                tracing::warn!("{why}; trying again in 10 s");
+                self.compact_retry_at =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
+                return Ok(());
+            }
+            done => done?,
+        }
+        self.compact_retry_at = None;
+        self.compacted_bytes = self.journal.len();
         self.journal_records = records.len() as u64;
         self.last_compaction_unix_ms = Some(hactl_control::time::now_unix_ms());
         tracing::info!(

@@ -109,6 +109,22 @@ impl Handoffs {
         }
     }
 
+    /// One record per host with a hand-off in progress: replaying them gives this state again
+    /// (what a compaction of the replicated log keeps of the hand-off records).
+    pub fn compact_records(&self) -> Vec<HandoffRecord> {
+        self.hosts
+            .iter()
+            .map(|(host, state)| {
+                let host = host.clone();
+                match state {
+                    HandoffState::DeclareDue => HandoffRecord::DeclareDue { host },
+                    HandoffState::Declared => HandoffRecord::Declared { host },
+                    HandoffState::CancelDue => HandoffRecord::CancelDue { host },
+                }
+            })
+            .collect()
+    }
+
     /// The record for "host AVAILABLE again", if a cancel is owed now.
     pub fn on_available(&self, host: &str) -> Option<HandoffRecord> {
         match self.hosts.get(host) {

@@ -229,6 +229,11 @@ impl CoreDriver {
         }
     }
 
+    /// Records that rebuild the core's state (the journal compaction's).
+    pub fn compact_records(&self, now: SimTime) -> Vec<hactl_core::Record> {
+        self.core.compact_records(now.0)
+    }
+
     pub fn tick(&mut self, now: SimTime, _wall_ms: i64) -> Vec<CoreOut<Tag>> {
         self.handle(now, Input::Tick)
     }

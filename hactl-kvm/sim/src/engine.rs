@@ -1597,6 +1597,11 @@ impl Simulation {
         } else {
             (1, 0, 0)
         };
+        let (compactions, snapshot_transfers) = if self.cluster.is_some() {
+            self.cluster_compaction_figures()
+        } else {
+            (0, 0)
+        };
         // End-of-run settle check: after a quiet tail, nothing transient.
         if self.opts.settle_ms > 0
             && now.since(self.last_disruptive_fault) >= self.opts.settle_ms
@@ -1678,6 +1683,8 @@ impl Simulation {
             coordinators,
             promotions,
             epoch_refusals,
+            compactions,
+            snapshot_transfers,
             fence_races: self.checker.fence_races,
             stale_inventory_fences: self.checker.stale_inventory_fences,
             journal_bytes: self.disk.len(),

@@ -76,6 +76,10 @@ pub struct RunReport {
     /// Power actions the power driver refused (`authorize_power`: stale
     /// epoch, not active, no majority, syncing, not quorate, grace).
     pub epoch_refusals: u64,
+    /// Snapshots of the replicated log that became durable (coordinator instances only).
+    pub compactions: u64,
+    /// State transfers that replaced a member's log by a compacted one, snapshot first.
+    pub snapshot_transfers: u64,
     /// Fences that landed on a host which resumed writing its heartbeat
     /// after the core's last observation and before the off landed, the
     /// core having acted at once: a race no coordinator can win, counted.
@@ -110,8 +114,8 @@ impl RunReport {
         if self.coordinators > 1 {
             let _ = writeln!(
                 s,
-                "{} coordinator instances: {} promotions (a core recovered from its replica), {} power actions refused by the epoch check",
-                self.coordinators, self.promotions, self.epoch_refusals
+                "{} coordinator instances: {} promotions (a core recovered from its replica), {} power actions refused by the epoch check, {} log compactions, {} snapshot transfers",
+                self.coordinators, self.promotions, self.epoch_refusals, self.compactions, self.snapshot_transfers
             );
         }
         let _ = writeln!(
@@ -168,6 +172,12 @@ pub struct SweepReport {
     /// See [`RunReport::fence_races`].
     pub fence_races: u64,
     pub recoveries: u64,
+    /// Instances that became active (coordinator-instance sweeps).
+    pub promotions: u64,
+    /// See [`RunReport::compactions`].
+    pub compactions: u64,
+    /// See [`RunReport::snapshot_transfers`].
+    pub snapshot_transfers: u64,
     /// Every violation of every seed, each tagged with its seed.
     pub violations: Vec<SeedViolation>,
     pub failed_seeds: Vec<u64>,
@@ -189,6 +199,9 @@ impl SweepReport {
         self.fences += r.fences;
         self.fence_races += r.fence_races;
         self.recoveries += r.recoveries;
+        self.promotions += r.promotions;
+        self.compactions += r.compactions;
+        self.snapshot_transfers += r.snapshot_transfers;
         self.events += r.events;
         if !r.violations.is_empty() {
             self.failed_seeds.push(r.seed);

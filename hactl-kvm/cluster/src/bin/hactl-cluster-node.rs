@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! hactl-cluster-node --journal PATH [--cluster-size 3] [--group hactl-kvm] [--lease-ms 2000] [--poll-ms 200] [--grace-ms 4000]
-//! commands: status | promote | propose TEXT | authorize EPOCH | quit
+//! commands: status | promote | propose TEXT | snapshot TEXT | authorize EPOCH | quit
+//! (`snapshot TEXT` compacts the log at its current head into one entry carrying TEXT)
 //! ```
 
 use std::io::{BufRead, Write};
@@ -85,6 +86,13 @@ fn main() -> ExitCode {
                 Ok(seq) => json!({"ok": true, "seq": seq}),
                 Err(e) => json!({"error": e.to_string()}),
             },
+            "snapshot" => {
+                let head = node.status().head;
+                match node.propose_snapshot(head, arg.to_string(), timeout) {
+                    Ok(seq) => json!({"ok": true, "seq": seq}),
+                    Err(e) => json!({"error": e.to_string()}),
+                }
+            }
             "authorize" => match arg.parse::<u64>() {
                 Ok(epoch) => match node.authorize_power(epoch) {
                     Ok(()) => json!({"ok": true}),

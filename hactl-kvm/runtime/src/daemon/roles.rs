@@ -22,7 +22,9 @@ use crate::config::{QuorumProvider, RuntimeConfig};
 use crate::handoff::{HandoffRecord, Handoffs};
 use crate::power::PowerError;
 use cloudstack_api::inventory::IdMap;
-use hactl_cluster::{ClusterNode, EntryBody, NodeConfig, NodeError, Refusal, Role as ReplicaRole};
+use hactl_cluster::{
+    ClusterNode, Entry, EntryBody, NodeConfig, NodeError, Refusal, Role as ReplicaRole,
+};
 use hactl_core::{Coordinator, Input, Record};
 use hactl_journal::Journal;
 use serde::Serialize;
@@ -65,6 +67,16 @@ enum SideRecord {
     Handoff(HandoffRecord),
     /// The CloudStack uuid -> core id map the records' ids refer to (`ids.json`).
     Ids(IdMap),
+}
+
+/// What a snapshot entry of the replicated log holds (it replaces every entry before it): the
+/// core's compact records, one hand-off record per host with a hand-off in progress, and the
+/// last id map. Reading it gives what [`replicated`] would have read from the entries it replaced.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct SnapshotState {
+    core: Vec<Record>,
+    handoffs: Vec<HandoffRecord>,
+    ids: Option<IdMap>,
 }
 
 /// Proposes until durable or `timeout`: a proposal refused or rejected because a view change is
@@ -143,13 +155,17 @@ impl CoreJournal {
         }
     }
 
-    /// Bytes in the local file; 0 for the replicated journal (it is not compacted: compaction of
-    /// the replicated log is not built yet).
+    /// Bytes in the journal file (the local replica's file in `corosync` mode).
     pub fn len(&self) -> u64 {
         match self {
             CoreJournal::Local(j) => j.len(),
-            CoreJournal::Replicated { .. } => 0,
+            CoreJournal::Replicated { node, .. } => node.status().journal_bytes,
         }
+    }
+
+    /// Whether this is the group's replicated journal.
+    pub fn replicated(&self) -> bool {
+        matches!(self, CoreJournal::Replicated { .. })
     }
 
     /// Replicates a changed id map while acting (`corosync`; standalone keeps `ids.json` only).
@@ -184,7 +200,7 @@ impl CoreJournal {
                 .into_iter()
                 .map(|(_, r)| r)
                 .collect()),
-            CoreJournal::Replicated { node, .. } => Ok(replicated(node).0),
+            CoreJournal::Replicated { node, .. } => Ok(replicated(node)?.0),
         }
     }
 
@@ -193,37 +209,86 @@ impl CoreJournal {
         self.len() == 0
     }
 
-    /// Replaces the local file's records (compaction); nothing for the replicated journal.
+    /// Compaction: replaces the records by `records`, the core's compact records. Standalone:
+    /// an atomic rewrite of the local file. Replicated: a snapshot of the group's log at its head
+    /// (these records, the hand-offs still in progress and the last id map, as the log holds
+    /// them), proposed to the group; every member replaces its log by it once written. The
+    /// caller guarantees that every record the core persisted is durable, so `records` are what
+    /// the log up to its head amounts to. A snapshot that did not become durable is
+    /// [`DaemonError::NotCompacted`].
     pub fn rewrite(&mut self, records: &[Record]) -> Result<(), DaemonError> {
         match self {
             CoreJournal::Local(j) => Ok(j.rewrite(records)?),
-            CoreJournal::Replicated { .. } => Ok(()),
+            CoreJournal::Replicated { node, timeout, .. } => {
+                let log = node.log();
+                let head = log.last().map_or(0, |e| e.seq);
+                let state = snapshot_state(records, &log).map_err(DaemonError::NotCompacted)?;
+                node.propose_snapshot(head, state, *timeout)
+                    .map(|_| ())
+                    .map_err(|e| DaemonError::NotCompacted(e.to_string()))
+            }
         }
     }
 }
 
+/// The snapshot of `log` for the core's compact `records`: the hand-offs still in progress and
+/// the last id map as the log holds them.
+fn snapshot_state(records: &[Record], log: &[Entry]) -> Result<String, String> {
+    let (_, handoffs, ids) = read_log(log)?;
+    let state = SnapshotState {
+        core: records.to_vec(),
+        handoffs: Handoffs::replay(&handoffs).compact_records(),
+        ids,
+    };
+    Ok(serde_json::to_string(&state).expect("snapshot state serialises"))
+}
+
+/// The core's records, the hand-off records and the last id map of a replicated log.
+type Replicated = (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>);
+
 /// What the replica's log holds, in log order: the core's records, the hand-off records and the
 /// last id map.
-fn replicated(node: &ClusterNode) -> (Vec<Record>, Vec<HandoffRecord>, Option<IdMap>) {
+fn replicated(node: &ClusterNode) -> Result<Replicated, String> {
+    read_log(&node.log())
+}
+
+/// [`replicated`] of a given log: a snapshot entry (the first of a compacted log) gives what the
+/// entries it replaced held, the entries after it add to that. A snapshot this version cannot
+/// read is an error: the core's state, fences included, is in it, and recovering without it
+/// could fence again what was fenced.
+fn read_log(log: &[Entry]) -> Result<Replicated, String> {
     let mut records = Vec::new();
     let mut handoffs = Vec::new();
     let mut ids = None;
-    for e in node.log() {
-        let EntryBody::Record { payload } = e.body else {
-            continue;
+    for e in log {
+        let payload = match &e.body {
+            EntryBody::Record { payload } => payload,
+            EntryBody::Snapshot { state, .. } => {
+                let s = serde_json::from_str::<SnapshotState>(state).map_err(|err| {
+                    format!(
+                        "the replicated snapshot at seq {} is not readable: {err}",
+                        e.seq
+                    )
+                })?;
+                records = s.core;
+                handoffs = s.handoffs;
+                ids = s.ids;
+                continue;
+            }
+            EntryBody::Epoch { .. } | EntryBody::Confirm => continue,
         };
-        if let Ok(r) = serde_json::from_str::<Record>(&payload) {
+        if let Ok(r) = serde_json::from_str::<Record>(payload) {
             records.push(r);
             continue;
         }
-        match serde_json::from_str::<SideRecord>(&payload) {
+        match serde_json::from_str::<SideRecord>(payload) {
             Ok(SideRecord::Handoff(h)) => handoffs.push(h),
             Ok(SideRecord::Ids(m)) => ids = Some(m),
             // A newer version's record: every member skips it alike.
             Err(e) => tracing::error!("replicated record not readable, skipped: {e}"),
         }
     }
-    (records, handoffs, ids)
+    Ok((records, handoffs, ids))
 }
 
 /// The check every power action passes right before a BMC is touched.
@@ -280,6 +345,9 @@ pub struct Roles {
     /// Whether the power gate passed at the last role tick (logs the moment it stops).
     could_act: bool,
     last_quorate: bool,
+    /// The replica's first log position last seen: it moves when the log is compacted (by this
+    /// instance or, on a standby, by the active), which status reports as the last compaction.
+    seen_first_seq: u64,
 }
 
 /// What a role report says (the control socket's `Role` answer is built from it).
@@ -361,6 +429,7 @@ impl Roles {
                     promote_timeout: Duration::from_secs(10),
                     could_act: act,
                     last_quorate: true,
+                    seen_first_seq: 0,
                 };
                 if !act {
                     tracing::warn!("started as standby: the core is not driven and nothing acts until promoted");
@@ -421,6 +490,7 @@ impl Roles {
                     ),
                     could_act: false,
                     last_quorate: false,
+                    seen_first_seq: node.status().first_seq,
                 };
                 let journal = CoreJournal::Replicated {
                     node,
@@ -485,7 +555,7 @@ impl Roles {
 enum Step {
     Nothing,
     Activate {
-        replicated: Box<(Vec<Record>, Vec<HandoffRecord>, Option<IdMap>)>,
+        replicated: Box<Replicated>,
         epoch: u64,
     },
     Deactivate(String),
@@ -495,6 +565,17 @@ impl Daemon {
     /// Called every [`Roles::tick_interval`]: completes a promotion the group confirmed, stops
     /// acting when the group moved on, and turns a lost quorum into a core input at once.
     pub(super) fn on_role_tick(&mut self) -> Result<(), DaemonError> {
+        if let Some(node) = &self.roles.node {
+            let first = node.status().first_seq;
+            if first != self.roles.seen_first_seq {
+                self.roles.seen_first_seq = first;
+                self.last_compaction_unix_ms = Some(hactl_control::time::now_unix_ms());
+                tracing::info!(
+                    "replicated journal compacted: it starts at seq {first} now, {} bytes",
+                    node.status().journal_bytes
+                );
+            }
+        }
         let step = self.role_step();
         match step {
             Step::Nothing => {}
@@ -554,9 +635,18 @@ impl Daemon {
                     // start-up reads and open-fence checks run when the BMCs may be touched.
                     Step::Nothing
                 } else if s.role == ReplicaRole::Active && s.epoch > prev_epoch {
-                    Step::Activate {
-                        replicated: Box::new(replicated(&node)),
-                        epoch: s.epoch,
+                    match replicated(&node) {
+                        Ok(r) => Step::Activate {
+                            replicated: Box::new(r),
+                            epoch: s.epoch,
+                        },
+                        Err(e) => {
+                            // The group's epoch is ours, but the core cannot be rebuilt: acting
+                            // without the state (its fences) is not safe. Stay standby.
+                            self.roles.state = RoleState::Standby;
+                            tracing::error!("promotion abandoned: {e}");
+                            Step::Nothing
+                        }
                     }
                 } else if s.epoch > prev_epoch && s.active != Some(s.node) {
                     self.roles.state = RoleState::Standby;
@@ -758,5 +848,85 @@ mod tests {
         let r = Record::Started { epoch: 1, at: 5 };
         let p = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Record>(&p).unwrap(), r);
+    }
+
+    fn entry(seq: u64, body: EntryBody) -> Entry {
+        Entry {
+            seq,
+            epoch: 1,
+            body,
+            chain: 0,
+        }
+    }
+
+    fn record(r: &impl Serialize) -> EntryBody {
+        EntryBody::Record {
+            payload: serde_json::to_string(r).unwrap(),
+        }
+    }
+
+    /// A promotion reading a compacted log gets what it would have got from the entries the
+    /// snapshot replaced, then what came after it.
+    #[test]
+    fn a_snapshot_reads_back_as_the_entries_it_replaced() {
+        let mut ids = IdMap::default();
+        ids.host("uuid-a");
+        ids.host("uuid-b");
+        let handoff = |r: HandoffRecord| record(&SideRecord::Handoff(r));
+        let host = |h: &str| h.to_string();
+        let full = vec![
+            entry(1, EntryBody::Epoch { active: 1 }),
+            entry(2, EntryBody::Confirm),
+            entry(3, record(&Record::Started { epoch: 1, at: 5 })),
+            entry(4, record(&SideRecord::Ids(ids.clone()))),
+            entry(5, handoff(HandoffRecord::DeclareDue { host: host("a") })),
+            entry(6, handoff(HandoffRecord::Declared { host: host("a") })),
+            entry(7, handoff(HandoffRecord::DeclareDue { host: host("b") })),
+            entry(8, handoff(HandoffRecord::Cancelled { host: host("b") })),
+            entry(9, handoff(HandoffRecord::DeclareDue { host: host("c") })),
+        ];
+        let (records, handoffs, full_ids) = read_log(&full).unwrap();
+        let compact = vec![Record::Started { epoch: 1, at: 7 }];
+        let after = Record::Started { epoch: 2, at: 9 };
+        let compacted = vec![
+            entry(
+                10,
+                EntryBody::Snapshot {
+                    active: 1,
+                    state: snapshot_state(&compact, &full).unwrap(),
+                },
+            ),
+            entry(11, record(&after)),
+            entry(12, handoff(HandoffRecord::CancelDue { host: host("a") })),
+        ];
+        let (records2, handoffs2, ids2) = read_log(&compacted).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records2, vec![compact[0].clone(), after]);
+        assert_eq!(ids2, full_ids);
+        assert_eq!(ids2, Some(ids));
+        let mut expected = Handoffs::replay(&handoffs);
+        expected.apply(&HandoffRecord::CancelDue { host: host("a") });
+        assert_eq!(Handoffs::replay(&handoffs2), expected);
+        assert_eq!(
+            expected.hosts.len(),
+            2,
+            "a cancel owed, c declare owed, b done"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_snapshot_is_an_error_not_an_empty_state() {
+        let log = vec![
+            entry(
+                4,
+                EntryBody::Snapshot {
+                    active: 1,
+                    state: "{\"core\": 7}".into(),
+                },
+            ),
+            entry(5, record(&Record::Started { epoch: 2, at: 9 })),
+        ];
+        let err = read_log(&log).unwrap_err();
+        assert!(err.contains("seq 4"), "{err}");
     }
 }

@@ -121,6 +121,9 @@ pub(crate) struct Instance {
     waiting: Option<(ProposalId, String)>,
     /// Records to propose, in the core's order (a rejected one goes back to the front).
     unproposed: VecDeque<String>,
+    /// The snapshot proposal in flight (it is also `waiting`, so nothing is proposed after it
+    /// until it is durable or rejected).
+    compacting: Option<ProposalId>,
     /// The epoch this instance's core acts in, and since when.
     active_epoch: u64,
     active_since: SimTime,
@@ -157,7 +160,16 @@ pub(crate) struct Coordinators {
     pending_crash: Option<(usize, u64)>,
     pub(crate) promotions: u64,
     pub(crate) refused_power_actions: u64,
+    /// Snapshots that became durable (the log compacted on every member that wrote them).
+    pub(crate) compactions: u64,
+    /// State transfers that replaced a member's whole log by a compacted one (snapshot first).
+    pub(crate) snapshot_transfers: u64,
 }
+
+/// The active compacts its replicated log once its journal holds more entries than this (the
+/// daemon's `journal_compact_bytes`, scaled down so that every seed compacts often, through
+/// crashes, partitions and state transfers).
+const COMPACT_AFTER_ENTRIES: usize = 16;
 
 fn node(i: usize) -> NodeId {
     i as NodeId + 1
@@ -182,6 +194,7 @@ impl Coordinators {
                 held: VecDeque::new(),
                 waiting: None,
                 unproposed: VecDeque::new(),
+                compacting: None,
                 active_epoch: 0,
                 active_since: SimTime::ZERO,
                 fed_quorum: None,
@@ -208,6 +221,8 @@ impl Coordinators {
             pending_crash: None,
             promotions: 0,
             refused_power_actions: 0,
+            compactions: 0,
+            snapshot_transfers: 0,
         }
     }
 
@@ -578,24 +593,50 @@ impl Simulation {
             }
             Action::Append(e) => {
                 let disk = &mut self.cl_mut().instances[m].disk;
-                debug_assert_eq!(e.seq as usize, disk.len() + 1);
+                debug_assert_eq!(e.seq, disk.last().map_or(1, |l| l.seq + 1));
                 disk.push(e);
             }
+            Action::Compact(e) => {
+                let seq = e.seq;
+                self.cl_mut().instances[m].disk = vec![e];
+                self.timeline.line(now, "coord", || {
+                    format!("instance c{} compacts its journal at seq {seq}", m + 1)
+                });
+            }
             Action::Replace { base, entries } => {
-                let disk = &mut self.cl_mut().instances[m].disk;
-                disk.truncate(base as usize);
+                let whole = base == 0
+                    && entries
+                        .first()
+                        .is_some_and(|e| matches!(e.body, EntryBody::Snapshot { .. }));
+                let cl = self.cl_mut();
+                if whole {
+                    cl.snapshot_transfers += 1;
+                }
+                let disk = &mut cl.instances[m].disk;
+                disk.retain(|e| e.seq <= base);
                 disk.extend(entries);
             }
             Action::Durable { proposal, .. } => {
-                let x = &mut self.cl_mut().instances[m];
+                let cl = self.cl_mut();
+                let x = &mut cl.instances[m];
                 if x.waiting.as_ref().is_some_and(|(p, _)| *p == proposal) {
                     x.waiting = None;
                     after.pump = true;
                 }
+                if x.compacting == Some(proposal) {
+                    x.compacting = None;
+                    cl.compactions += 1;
+                }
             }
             Action::Rejected { proposal } => {
                 let x = &mut self.cl_mut().instances[m];
-                if x.waiting.as_ref().is_some_and(|(p, _)| *p == proposal) {
+                if x.compacting == Some(proposal) {
+                    // Not compacted (epoch or view changed): tried again after a later record.
+                    x.compacting = None;
+                    if x.waiting.as_ref().is_some_and(|(p, _)| *p == proposal) {
+                        x.waiting = None;
+                    }
+                } else if x.waiting.as_ref().is_some_and(|(p, _)| *p == proposal) {
                     let (_, payload) = x.waiting.take().expect("checked");
                     x.unproposed.push_front(payload);
                 }
@@ -621,16 +662,22 @@ impl Simulation {
         let mut mem = MemJournal::new();
         let mut records = 0usize;
         for e in &self.cl().instances[i].disk {
-            if let EntryBody::Record { payload } = &e.body {
-                let rec: hactl_core::Record = match serde_json::from_str(payload) {
-                    Ok(r) => r,
-                    Err(err) => {
-                        let detail =
-                            format!("instance c{}: unreadable replicated record: {err}", i + 1);
-                        self.checker.restart_failed(now, detail);
-                        return;
-                    }
-                };
+            // A snapshot holds the compact records of everything before it.
+            let recs: Result<Vec<hactl_core::Record>, _> = match &e.body {
+                EntryBody::Record { payload } => serde_json::from_str(payload).map(|r| vec![r]),
+                EntryBody::Snapshot { state, .. } => serde_json::from_str(state),
+                EntryBody::Epoch { .. } | EntryBody::Confirm => Ok(Vec::new()),
+            };
+            let recs = match recs {
+                Ok(r) => r,
+                Err(err) => {
+                    let detail =
+                        format!("instance c{}: unreadable replicated record: {err}", i + 1);
+                    self.checker.restart_failed(now, detail);
+                    return;
+                }
+            };
+            for rec in recs {
                 mem.append(&rec).expect("records serialise");
                 records += 1;
             }
@@ -678,6 +725,7 @@ impl Simulation {
             x.pending_wakes.clear();
             x.held.clear();
             x.waiting = None;
+            x.compacting = None;
             x.unproposed.clear();
             x.active_epoch = epoch;
             x.active_since = now;
@@ -731,6 +779,7 @@ impl Simulation {
             })
             .collect();
         x.waiting = None;
+        x.compacting = None;
         x.unproposed.clear();
         if cl.owner == Some(i) {
             cl.owner = None;
@@ -826,7 +875,35 @@ impl Simulation {
             };
             self.handle_outs_inner(now, &mut vec![out]);
         }
+        self.maybe_compact(now, i);
         self.schedule_round_answers(now, gen);
+    }
+
+    /// The daemon's `maybe_compact` in `corosync` mode: once everything the core persisted is
+    /// durable (so its state is exactly what the log holds) and the journal is over the
+    /// threshold, the active proposes a snapshot of the core's compact records at its head.
+    fn maybe_compact(&mut self, now: SimTime, i: usize) {
+        let Some(core) = self.core.as_ref() else {
+            return;
+        };
+        let x = &self.cl().instances[i];
+        if x.waiting.is_some()
+            || !x.unproposed.is_empty()
+            || !x.held.is_empty()
+            || x.disk.len() <= COMPACT_AFTER_ENTRIES
+            || x.replica.role() != Role::Active
+            || x.replica.syncing()
+        {
+            return;
+        }
+        let state = serde_json::to_string(&core.compact_records(now)).expect("records serialise");
+        let head = x.replica.head();
+        let x = &mut self.cl_mut().instances[i];
+        if let Ok((p, actions)) = x.replica.propose_snapshot(head, state) {
+            x.waiting = Some((p, String::new()));
+            x.compacting = Some(p);
+            self.replica_actions_inline(now, i, actions);
+        }
     }
 
     /// Replica actions produced while the instance is being stepped: only multicasts and
@@ -1152,5 +1229,11 @@ impl Simulation {
     pub(super) fn cluster_figures(&self) -> (usize, u64, u64) {
         let cl = self.cl();
         (cl.len(), cl.promotions, cl.refused_power_actions)
+    }
+
+    /// (durable snapshots, state transfers of a whole compacted log).
+    pub(super) fn cluster_compaction_figures(&self) -> (u64, u64) {
+        let cl = self.cl();
+        (cl.compactions, cl.snapshot_transfers)
     }
 }
