@@ -576,6 +576,12 @@ fn large_state_transfer_and_snapshots_on_a_real_cluster() {
             let p3: Probe = p3;
             c.kill(p3.pid);
             std::fs::remove_file(&p3.journal).expect("remove node 3's journal");
+            // A proposal during the view change is rejected: wait for the round to close.
+            p1.wait("active of [1,2] in sync", limit, |s| {
+                s["role"] == "Active"
+                    && !s["syncing"].as_bool().unwrap()
+                    && s["members"].as_array().unwrap().len() == 2
+            });
         }
         phase(&format!("fill the log with 64 KiB records up to {mib} MiB"));
         let t_fill = Instant::now();
