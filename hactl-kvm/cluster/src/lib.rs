@@ -22,5 +22,5 @@ pub use lease::QuorumLease;
 pub use node::{ClusterNode, NodeConfig, NodeError, NodeStatus};
 pub use replica::{
     verify_chain, Action, ChainError, Entry, EntryBody, NodeId, ProposalId, Refusal, Replica, Role,
-    Wire,
+    Wire, MAX_ENTRY_BYTES,
 };

@@ -90,6 +90,48 @@ impl Entry {
     }
 }
 
+/// Largest entry the log takes, as its journal encoding (JSON) counts bytes: the journal's record
+/// limit. An entry over it could not be written by any member, and a member whose journal write
+/// fails stops; so a proposal over it is refused before it is multicast, and one delivered anyway
+/// is rejected by every member alike (the check reads only the message).
+pub const MAX_ENTRY_BYTES: usize = hactl_journal::MAX_RECORD_LEN as usize;
+
+/// What an entry's `seq`, `epoch` and `chain` fields add to its body's encoding at most (three
+/// 20-digit numbers, their keys and braces: 94 bytes).
+const ENTRY_FRAME_BYTES: usize = 128;
+
+/// Counts bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bytes an entry with this body takes in the journal, at most.
+fn entry_bytes(body: &EntryBody) -> usize {
+    let mut n = ByteCount(0);
+    serde_json::to_writer(&mut n, body).expect("entry body encodes");
+    n.0 + ENTRY_FRAME_BYTES
+}
+
+/// Refuses a body whose entry would exceed [`MAX_ENTRY_BYTES`].
+fn check_entry_size(body: &EntryBody) -> Result<(), Refusal> {
+    let bytes = entry_bytes(body);
+    if bytes > MAX_ENTRY_BYTES {
+        return Err(Refusal::TooLarge {
+            bytes,
+            limit: MAX_ENTRY_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Why a stored log is not a valid replicated log.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ChainError {
@@ -297,6 +339,14 @@ pub enum Refusal {
     /// The member is not in sync and may not become active.
     #[error("this instance has not caught up with the group yet")]
     NotSynced,
+    /// The proposed entry would be larger than any member's journal takes.
+    #[error("the entry would take {bytes} bytes, over the limit of {limit} bytes per log entry")]
+    TooLarge {
+        /// The entry's encoded size (upper bound).
+        bytes: usize,
+        /// [`MAX_ENTRY_BYTES`].
+        limit: usize,
+    },
 }
 
 /// What a member said in its `Hello`.
@@ -612,6 +662,11 @@ impl Replica {
         if self.round.is_some() {
             return Err(Refusal::Syncing);
         }
+        let body = EntryBody::Record { payload };
+        check_entry_size(&body)?;
+        let EntryBody::Record { payload } = body else {
+            unreachable!("built above")
+        };
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         Ok((
@@ -642,6 +697,14 @@ impl Replica {
         if self.round.is_some() {
             return Err(Refusal::Syncing);
         }
+        let body = EntryBody::Snapshot {
+            active: self.me,
+            state,
+        };
+        check_entry_size(&body)?;
+        let EntryBody::Snapshot { state, .. } = body else {
+            unreachable!("built above")
+        };
         let proposal = self.next_proposal;
         self.next_proposal += 1;
         Ok((
@@ -733,8 +796,11 @@ impl Replica {
                     && epoch == self.epoch()
                     && self.active() == Some(sender)
                     && self.confirmed_current();
-                if accept {
-                    let seq = self.append(epoch, EntryBody::Record { payload }, &mut out);
+                let body = EntryBody::Record { payload };
+                // Every member sees the same message, so all reject an oversized one alike
+                // instead of failing to write it.
+                if accept && check_entry_size(&body).is_ok() {
+                    let seq = self.append(epoch, body, &mut out);
                     if sender == self.me {
                         self.pending.insert(seq, proposal);
                     }
@@ -758,17 +824,13 @@ impl Replica {
                     && self.confirmed_current()
                     && head == self.head()
                     && head > 0;
-                if accept {
+                let body = EntryBody::Snapshot {
+                    active: sender,
+                    state,
+                };
+                if accept && check_entry_size(&body).is_ok() {
                     let seq = head + 1;
-                    let e = Entry::new(
-                        self.chain(),
-                        seq,
-                        epoch,
-                        EntryBody::Snapshot {
-                            active: sender,
-                            state,
-                        },
-                    );
+                    let e = Entry::new(self.chain(), seq, epoch, body);
                     self.log = vec![e.clone()];
                     out.push(Action::Compact(e));
                     if sender == self.me {

@@ -488,3 +488,182 @@ fn compaction_shrinks_every_replica_and_a_late_member_catches_up_on_a_real_clust
     phase("down");
     c.down();
 }
+
+/// Asks with a longer answer limit than [`Probe::ask`] (a multi-MiB proposal takes a while).
+fn ask_slow(p: &mut Probe, cmd: &str, limit: Duration) -> Value {
+    writeln!(p.stdin, "{cmd}").expect("probe stdin");
+    let line = p
+        .lines
+        .recv_timeout(limit)
+        .unwrap_or_else(|e| panic!("node{}: no answer within {limit:?}: {e}", p.node));
+    serde_json::from_str(&line).expect("probe answers JSON")
+}
+
+const MIB: usize = 1 << 20;
+
+/// A process's peak resident memory (`VmHWM` in /proc), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib / 1024.0
+}
+
+/// Proposes 64 KiB records until the active's journal file holds `bytes`; returns how many.
+fn fill_log(p: &mut Probe, bytes: u64) -> usize {
+    let pad = "r".repeat(64 * 1024);
+    let mut records = 0;
+    while file_len(p) < bytes {
+        let a = p.ask(&format!("propose {records}:{pad}"));
+        assert!(a["seq"].is_u64(), "record {records}: {a}");
+        records += 1;
+    }
+    records
+}
+
+/// Starts node 3 with an empty journal and waits until a state transfer made it a standby with
+/// the active's journal, byte for byte; prints what it took.
+fn transfer_to_empty_node3(c: &mut Cluster3, p1: &mut Probe, p2: &mut Probe) -> Probe {
+    let journal = c.data_dir(3).join("journal");
+    assert!(!journal.exists(), "node 3 starts empty");
+    let head = p1.status()["head"].as_u64().unwrap();
+    let log_bytes = file_len(p1);
+    let t0 = Instant::now();
+    let mut p3 = Probe::start(c, 3);
+    p3.wait("caught-up standby", Duration::from_secs(60), |s| {
+        s["role"] == "Standby" && s["head"] == head && !s["syncing"].as_bool().unwrap()
+    });
+    eprintln!(
+        "MEASURED state transfer of a {:.1} MiB log ({head} entries) to an empty member: {:?}",
+        log_bytes as f64 / MIB as f64,
+        t0.elapsed()
+    );
+    assert_same_journal(p1, &mut p3);
+    assert_same_journal(p1, p2);
+    p3
+}
+
+/// Large replicated messages through a real Corosync 3 (knet, libcpg over libqb IPC), each one
+/// CPG multicast: state transfers of a 16 MiB log (`journal_compact_bytes`' default) and of a
+/// 32 MiB one (a log may grow to twice the threshold before a snapshot is retried) to a member
+/// that starts with an empty journal, and snapshots of 1 and 4 MiB and of the largest entry a
+/// journal takes. Every member must end with the active's journal, byte for byte. A snapshot
+/// over the entry limit is refused on the active, and the group goes on (before the limit was
+/// checked, it was multicast and every member's I/O thread stopped on the journal write).
+#[test]
+fn large_state_transfer_and_snapshots_on_a_real_cluster() {
+    let t_start = Instant::now();
+    let mut c = Cluster3::start();
+    let limit = Duration::from_secs(20);
+    let phase = |name: &str| eprintln!("[{:>6.2} s] {name}", t_start.elapsed().as_secs_f64());
+    let mut p1 = Probe::start(&mut c, 1);
+    let mut p2 = Probe::start(&mut c, 2);
+    for p in [&mut p1, &mut p2] {
+        p.wait("standby of [1,2]", limit, standby_in_sync(&[1, 2]));
+    }
+    assert_eq!(p1.ask("promote")["ok"], true);
+    p1.wait("active in epoch 1", limit, |s| {
+        s["role"] == "Active" && s["epoch"] == 1
+    });
+
+    let mut node3 = None;
+    for mib in [16u64, 32] {
+        if let Some(p3) = node3.take() {
+            let p3: Probe = p3;
+            c.kill(p3.pid);
+            std::fs::remove_file(&p3.journal).expect("remove node 3's journal");
+            // A proposal during the view change is rejected: wait for the round to close.
+            p1.wait("active of [1,2] in sync", limit, |s| {
+                s["role"] == "Active"
+                    && !s["syncing"].as_bool().unwrap()
+                    && s["members"].as_array().unwrap().len() == 2
+            });
+        }
+        phase(&format!("fill the log with 64 KiB records up to {mib} MiB"));
+        let t_fill = Instant::now();
+        let records = fill_log(&mut p1, mib * MIB as u64);
+        eprintln!(
+            "MEASURED {records} more records of 64 KiB proposed (each durable before the next) in {:?}",
+            t_fill.elapsed()
+        );
+        assert_same_journal(&mut p1, &mut p2);
+        phase("node 3 starts with an empty journal");
+        let p3 = transfer_to_empty_node3(&mut c, &mut p1, &mut p2);
+        eprintln!(
+            "MEASURED peak RSS: node 1 {:.0} MiB, node 3 {:.0} MiB, corosync on node 1 {:.0} MiB",
+            peak_rss_mib(p1.pid),
+            peak_rss_mib(p3.pid),
+            peak_rss_mib(c.corosync_pid(1))
+        );
+        node3 = Some(p3);
+    }
+    let mut p3 = node3.expect("node 3 runs");
+    p1.wait("active of [1,2,3] in sync", limit, |s| {
+        s["role"] == "Active"
+            && !s["syncing"].as_bool().unwrap()
+            && s["members"].as_array().unwrap().len() == 3
+    });
+
+    let largest = hactl_cluster::MAX_ENTRY_BYTES - 4096;
+    for (name, len) in [("1 MiB", MIB), ("4 MiB", 4 * MIB), ("the largest", largest)] {
+        phase(&format!("snapshot of {name} ({len} bytes)"));
+        let state = "s".repeat(len);
+        let head = p1.status()["head"].as_u64().unwrap();
+        let t_snap = Instant::now();
+        let a = ask_slow(
+            &mut p1,
+            &format!("snapshot {state}"),
+            Duration::from_secs(60),
+        );
+        assert_eq!(a["seq"].as_u64(), Some(head + 1), "snapshot of {name}: {a}");
+        let durable = t_snap.elapsed();
+        for p in [&mut p2, &mut p3] {
+            p.wait("written the snapshot", Duration::from_secs(60), |s| {
+                s["written"].as_u64().unwrap() > head
+            });
+        }
+        eprintln!(
+            "MEASURED snapshot of {len} bytes: durable on the active in {durable:?}, written by every member in {:?}",
+            t_snap.elapsed()
+        );
+        assert_same_journal(&mut p1, &mut p2);
+        assert_same_journal(&mut p1, &mut p3);
+        for p in [&p1, &p2, &p3] {
+            let e = journal_entries(p);
+            assert!(
+                matches!(&e[..], [hactl_cluster::Entry { body: hactl_cluster::EntryBody::Snapshot { state: s, .. }, .. }] if *s == state),
+                "node{}: the journal is not just the proposed snapshot",
+                p.node
+            );
+        }
+        // A record after it, so the next snapshot replaces more than a snapshot.
+        p1.propose("{\"after-snapshot\":true}");
+    }
+
+    phase("a snapshot over the entry limit");
+    let before: Vec<Vec<u8>> = [&p1, &p2, &p3].iter().map(|p| p.journal_bytes()).collect();
+    let over = "s".repeat(hactl_cluster::MAX_ENTRY_BYTES);
+    let a = ask_slow(
+        &mut p1,
+        &format!("snapshot {over}"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        a["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("over the limit")),
+        "{a}"
+    );
+    let after: Vec<Vec<u8>> = [&p1, &p2, &p3].iter().map(|p| p.journal_bytes()).collect();
+    assert!(before == after, "a refused snapshot changed a journal");
+    let head = p1.status()["head"].as_u64().unwrap();
+    assert_eq!(p1.propose("{\"after-refusal\":true}"), head + 1);
+    assert_same_journal(&mut p1, &mut p2);
+    assert_same_journal(&mut p1, &mut p3);
+    phase("down");
+    c.down();
+}

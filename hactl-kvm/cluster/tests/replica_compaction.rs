@@ -513,3 +513,71 @@ fn a_log_that_does_not_start_with_a_snapshot_or_has_a_broken_chain_is_refused() 
     g.propose(0);
     verify_chain(&g.disk(0)).unwrap();
 }
+
+/// An entry over the journal's record limit cannot be written by any member, and a member whose
+/// journal write fails stops: an oversized record or snapshot is refused before it is multicast,
+/// and one delivered anyway (forged, or from another version) is rejected by every member alike,
+/// leaving every journal file as it was. The largest snapshot under the limit is written by all.
+#[test]
+fn an_entry_over_the_journal_record_limit_is_refused_and_rejected_by_every_member() {
+    let mut g = Group::new();
+    g.promote(0);
+    g.propose(0);
+    let limit = hactl_cluster::MAX_ENTRY_BYTES;
+    let head = g.rep(0).head();
+    let active = g.reps[0].as_mut().unwrap();
+    assert!(matches!(
+        active.propose("r".repeat(limit)),
+        Err(Refusal::TooLarge { limit: l, .. }) if l == limit
+    ));
+    assert!(matches!(
+        active.propose_snapshot(head, "s".repeat(limit)),
+        Err(Refusal::TooLarge { .. })
+    ));
+    // Escaping counts: a payload of quotes takes twice its length in the journal.
+    assert!(matches!(
+        active.propose("\"".repeat(limit / 2 + 1)),
+        Err(Refusal::TooLarge { .. })
+    ));
+
+    let before: Vec<_> = (0..N).map(|i| g.disk(i)).collect();
+    g.queue.push_back((
+        0,
+        0,
+        Wire::Propose {
+            epoch: 1,
+            proposal: 90,
+            payload: "r".repeat(limit),
+        },
+    ));
+    g.queue.push_back((
+        0,
+        0,
+        Wire::Snapshot {
+            epoch: 1,
+            proposal: 91,
+            head,
+            state: "s".repeat(limit),
+        },
+    ));
+    g.settle();
+    assert_eq!((0..N).map(|i| g.disk(i)).collect::<Vec<_>>(), before);
+    assert_eq!(g.rejected, vec![0, 0]);
+    assert_eq!(g.rep(0).role(), Role::Active);
+
+    // Just under the limit: accepted, and every journal takes it.
+    let state = "s".repeat(limit - 200);
+    let (_, a) = g.reps[0]
+        .as_mut()
+        .unwrap()
+        .propose_snapshot(head, state.clone())
+        .unwrap();
+    g.execute(0, a);
+    g.settle();
+    assert_eq!(g.durable.last().unwrap().1, head + 1);
+    g.assert_identical_disks(&[0, 1, 2]);
+    assert!(
+        matches!(&g.disk(2)[..], [Entry { body: EntryBody::Snapshot { state: s, .. }, .. }] if *s == state)
+    );
+    assert!(g.propose(0) > head + 1, "the log goes on");
+}
