@@ -593,6 +593,8 @@ fn clone_nodes(status: &str, label: &str) -> Vec<usize> {
 /// `crm node standby` on the promoted node: Pacemaker demotes and stops the daemon there and
 /// promotes another, which takes over in a new fencing epoch and fences a crashed host exactly
 /// once (BMC: one off, one on); the node brought back online rejoins as a standby of that epoch.
+/// The promoted node cut off the ring: Pacemaker stops the clone there (no quorum), promotes one
+/// of the two others, which fences a second crashed host once; healed, the node is a standby.
 #[test]
 fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
     let t0 = Instant::now();
@@ -761,6 +763,99 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
     );
     assert!(w.hosts[1].bmc.events().is_empty() && w.hosts[2].bmc.events().is_empty());
     phase(t0, &format!("node{a} back as a standby"));
+
+    // Cut the promoted node (b) off the ring: its daemon's gate closes and its Pacemaker, without
+    // quorum, stops the clone there (no-quorum-policy=stop); the two others promote one of
+    // theirs, which takes over in a new epoch and fences a crashed host exactly once.
+    let offsets: Vec<usize> = nodes.iter().map(|n| n.log().len()).collect();
+    let pid_b: i32 = fs::read_to_string(nodes[b - 1].dir.join("hactl.pid"))
+        .expect("PID file")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    c.isolate(b);
+    let cut = Instant::now();
+    let stopped = nodes[b - 1].wait_log_any(
+        offsets[b - 1],
+        &["power actions stopped", "not durable", "standby:"],
+        Duration::from_secs(20),
+    );
+    let (ok, status) = c.wait_for_status(a, Duration::from_secs(90), |s| {
+        let p = clone_nodes(s, "Promoted");
+        p.len() == 1 && p[0] != b
+    });
+    assert!(
+        ok,
+        "the quorate partition did not promote an instance of its own:\n{status}\n{}",
+        c.pacemaker_log_tail(a, 80)
+    );
+    let x = clone_nodes(&status, "Promoted")[0];
+    nodes[x - 1].wait_log(
+        offsets[x - 1],
+        "power actions allowed",
+        Duration::from_secs(30),
+    );
+    eprintln!(
+        "MEASURED Pacemaker, promoted node{b} cut off: its gate closed after {:.2} s, node{x} may \
+         act after {:.2} s",
+        stopped.as_secs_f64(),
+        cut.elapsed().as_secs_f64()
+    );
+    let e3 = nodes[x - 1].role("status").unwrap()["epoch"]
+        .as_u64()
+        .unwrap();
+    assert!(e3 > e2, "a new epoch: {e3} after {e2}");
+    assert!(
+        wait_until(Duration::from_secs(60), || !std::path::Path::new(&format!(
+            "/proc/{pid_b}"
+        ))
+        .exists()),
+        "node{b}'s Pacemaker, without quorum, did not stop its daemon {pid_b}"
+    );
+    let (uuid2, name2) = (w.hosts[1].uuid.clone(), w.hosts[1].name.clone());
+    w.hosts[1].writer.as_mut().unwrap().stop();
+    w.cs.update_host(&uuid2, |h| h.state = "Disconnected".into());
+    let events = w.hosts[1].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![PowerEvent::Off, PowerEvent::On],
+        "BMC of {name2}; node{x}'s log:\n{}",
+        nodes[x - 1].log()
+    );
+    let fenced_by: Vec<usize> = nodes
+        .iter()
+        .filter(|n| n.log()[offsets[n.n - 1]..].contains(r#""event":"fence_issued""#))
+        .map(|n| n.n)
+        .collect();
+    assert_eq!(fenced_by, vec![x], "who fenced {name2}");
+    phase(
+        t0,
+        &format!("node{b} cut off: node{x} promoted, fenced {name2} once"),
+    );
+
+    // Healed: node b's Pacemaker starts its instance again, a standby of the new epoch.
+    c.heal(b);
+    nodes[b - 1].wait_role(
+        "a standby of the newest epoch",
+        Duration::from_secs(90),
+        |v| v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e3),
+    );
+    let (ok, status) = c.wait_for_status(a, Duration::from_secs(30), |s| {
+        clone_nodes(s, "Promoted") == vec![x] && clone_nodes(s, "Unpromoted").len() == 2
+    });
+    assert!(ok, "after healing node{b}:\n{status}");
+    assert_eq!(
+        w.hosts[0].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert_eq!(
+        w.hosts[1].bmc.events(),
+        vec![PowerEvent::Off, PowerEvent::On]
+    );
+    assert!(w.hosts[2].bmc.events().is_empty());
+    phase(t0, &format!("node{b} healed: a standby again"));
     drop(c);
     phase(t0, "cluster down");
     w.daemon = None;
