@@ -10,152 +10,16 @@
 
 mod common;
 
+use common::cluster::*;
 use common::*;
 use serde_json::Value;
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use test_support::peers::wait_until;
 use test_support::{Cluster3, PowerEvent};
 
 const COMPACT_BYTES: u64 = 4096;
-
-struct Node {
-    n: usize,
-    dir: PathBuf,
-    pid: Option<u32>,
-}
-
-impl Node {
-    fn new(w: &World, n: usize) -> Node {
-        let dir = w.dir.path().join(format!("node{n}"));
-        fs::create_dir_all(&dir).unwrap();
-        let cfg = format!(
-            r#"
-[daemon]
-journal_dir = "{dir}/journal"
-secrets_file = "{secrets}"
-quorum = "corosync"
-inventory_interval_ms = 1000
-shutdown_timeout_ms = 10000
-control_socket = "{dir}/control.sock"
-control_group = "root"
-metrics_listen = ""
-journal_compact_bytes = {COMPACT_BYTES}
-[events]
-syslog_socket = ""
-file = "{dir}/events.jsonl"
-[cluster]
-node_id = {n}
-cluster_size = 3
-group = "hactl-compact-e2e"
-quorum_lease_ms = 2000
-poll_interval_ms = 200
-takeover_grace_ms = 4000
-propose_timeout_ms = 3000
-{peers}"#,
-            dir = dir.display(),
-            secrets = w.dir.path().join("secrets.toml").display(),
-            peers = w.peers_config(),
-        );
-        fs::write(dir.join("hactl.toml"), cfg).unwrap();
-        Node { n, dir, pid: None }
-    }
-
-    fn start(&mut self, c: &mut Cluster3) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("daemon.log"))
-            .unwrap();
-        let mut cmd = c.command(self.n, env!("CARGO_BIN_EXE_hactl-kvm"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(self.dir.join("hactl.toml"))
-            .env("HACTL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        self.pid = Some(c.spawn(self.n, cmd));
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn replica_path(&self) -> PathBuf {
-        self.dir.join("journal/replica.journal")
-    }
-
-    fn replica(&self) -> Vec<u8> {
-        fs::read(self.replica_path()).unwrap_or_default()
-    }
-
-    /// The replica file's entries, as JSON.
-    fn entries(&self) -> Vec<Value> {
-        hactl_journal::inspect::<Value>(self.replica_path())
-            .expect("replica journal readable")
-            .records
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect()
-    }
-
-    /// `hactl-kvm SUBCOMMAND --json` against this node's socket: the answer, or the error.
-    fn ask(&self, args: &[&str]) -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
-            .args(args)
-            .args(["--json", "--socket"])
-            .arg(self.dir.join("control.sock"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("hactl-kvm runs");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        match serde_json::from_str::<Value>(&text) {
-            Ok(v) if v.get("ok").is_some() => Ok(v["ok"].clone()),
-            Ok(v) => Err(v.to_string()),
-            Err(_) => Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr))),
-        }
-    }
-
-    fn wait_role(&self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
-        let t0 = Instant::now();
-        loop {
-            if let Ok(v) = self.ask(&["role", "status"]) {
-                if cond(&v) {
-                    return v;
-                }
-            }
-            assert!(
-                t0.elapsed() < limit,
-                "node{}: not {what} within {limit:?}: {:?}\nlog:\n{}",
-                self.n,
-                self.ask(&["role", "status"]),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn promote(&self) -> u64 {
-        let t0 = Instant::now();
-        while let Err(e) = self.ask(&["role", "promote"]) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "node{}: promote refused for 20 s: {e}",
-                self.n
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let v = self.wait_role("active", Duration::from_secs(20), |v| v["role"] == "active");
-        v["epoch"].as_u64().unwrap()
-    }
-}
-
-fn phase(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2} s] {what}", t0.elapsed().as_secs_f64());
-}
 
 fn is_snapshot(e: &Value) -> bool {
     e["body"].get("Snapshot").is_some()
@@ -167,13 +31,10 @@ fn the_active_compacts_the_replicated_journal_and_a_standby_takes_over_from_it()
     let mut w = World::new(3, "secret");
     let mut c = Cluster3::start();
     phase(t0, "corosync cluster up");
-    for n in test_support::cluster3::NODES {
-        c.forward_tcp(n, w.cs.addr().port());
-        for h in &w.hosts {
-            c.forward_udp(n, h.bmc.port());
-        }
-    }
-    let mut nodes: Vec<Node> = (1..=3).map(|n| Node::new(&w, n)).collect();
+    forward_peers(&c, &w, &test_support::cluster3::NODES);
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|n| Node::with_daemon_keys(&w, n, &format!("journal_compact_bytes = {COMPACT_BYTES}")))
+        .collect();
     for node in &mut nodes {
         node.start(&mut c);
     }
@@ -205,7 +66,7 @@ fn the_active_compacts_the_replicated_journal_and_a_standby_takes_over_from_it()
     );
     phase(t0, "host 0 fenced");
     // The hand-off to CloudStack, then the host boots and its agent reconnects.
-    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
+    let uuid = w.hosts[0].uuid.clone();
     assert!(
         wait_until(Duration::from_secs(20), || w
             .calls("declareHostAsDegraded", &uuid)
@@ -213,8 +74,7 @@ fn the_active_compacts_the_replicated_journal_and_a_standby_takes_over_from_it()
         "no declareHostAsDegraded; log:\n{}",
         nodes[0].log()
     );
-    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
-    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    w.revive(0);
     assert!(
         wait_until(Duration::from_secs(30), || w
             .calls("cancelHostAsDegraded", &uuid)

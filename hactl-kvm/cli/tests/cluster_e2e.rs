@@ -11,174 +11,15 @@
 
 mod common;
 
+use common::cluster::*;
 use common::*;
 use serde_json::Value;
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use test_support::cluster3::NODES;
 use test_support::peers::wait_until;
 use test_support::{Cluster3, PowerEvent};
-
-const LEASE_MS: u64 = 2000;
-const GRACE_MS: u64 = 4000;
-
-/// One management node's daemon.
-struct Node {
-    n: usize,
-    /// Its directory (journal, socket, log) as the test sees it.
-    dir: PathBuf,
-    pid: Option<u32>,
-}
-
-impl Node {
-    /// A daemon the test starts itself, its files in the test's directory.
-    fn new(w: &World, n: usize) -> Node {
-        let dir = w.dir.path().join(format!("node{n}"));
-        Node::configured(w, n, dir.clone(), &dir.display().to_string())
-    }
-
-    /// A daemon in `dir` (on the host) that sees its directory as `seen_as` (inside the node).
-    fn configured(w: &World, n: usize, dir: PathBuf, seen_as: &str) -> Node {
-        fs::create_dir_all(&dir).unwrap();
-        let cfg = format!(
-            r#"
-[daemon]
-journal_dir = "{seen_as}/journal"
-secrets_file = "{secrets}"
-quorum = "corosync"
-inventory_interval_ms = 1000
-shutdown_timeout_ms = 10000
-control_socket = "{seen_as}/control.sock"
-control_group = "root"
-metrics_listen = ""
-[events]
-syslog_socket = ""
-file = "{seen_as}/events.jsonl"
-[cluster]
-node_id = {n}
-cluster_size = 3
-group = "hactl-e2e"
-quorum_lease_ms = {LEASE_MS}
-poll_interval_ms = 200
-takeover_grace_ms = {GRACE_MS}
-propose_timeout_ms = 3000
-{peers}"#,
-            secrets = w.dir.path().join("secrets.toml").display(),
-            peers = w.peers_config(),
-        );
-        fs::write(dir.join("hactl.toml"), cfg).unwrap();
-        Node { n, dir, pid: None }
-    }
-
-    fn start(&mut self, c: &mut Cluster3) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("daemon.log"))
-            .unwrap();
-        let mut cmd = c.command(self.n, env!("CARGO_BIN_EXE_hactl-kvm"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(self.dir.join("hactl.toml"))
-            .env("HACTL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        self.pid = Some(c.spawn(self.n, cmd));
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    fn replica(&self) -> Vec<u8> {
-        fs::read(self.dir.join("journal/replica.journal")).unwrap_or_default()
-    }
-
-    /// `hactl-kvm role ACTION --json` against this node's socket: the reply, or the error.
-    fn role(&self, action: &str) -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_hactl-kvm"))
-            .args(["role", action, "--json", "--socket"])
-            .arg(self.dir.join("control.sock"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("hactl-kvm runs");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        match serde_json::from_str::<Value>(&text) {
-            Ok(v) if v.get("ok").is_some() => Ok(v["ok"].clone()),
-            Ok(v) => Err(v.to_string()),
-            Err(_) => Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr))),
-        }
-    }
-
-    fn wait_role(&self, what: &str, limit: Duration, cond: impl Fn(&Value) -> bool) -> Value {
-        let t0 = Instant::now();
-        loop {
-            if let Ok(v) = self.role("status") {
-                if cond(&v) {
-                    return v;
-                }
-            }
-            assert!(
-                t0.elapsed() < limit,
-                "node{}: not {what} within {limit:?}: {:?}\nlog:\n{}",
-                self.n,
-                self.role("status"),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Promotes (retrying while the replica is still syncing) and waits until active; returns the
-    /// fencing epoch.
-    fn promote(&self) -> u64 {
-        let t0 = Instant::now();
-        loop {
-            match self.role("promote") {
-                Ok(_) => break,
-                Err(e) => {
-                    eprintln!("node{}: promote refused (retrying): {e}", self.n);
-                    assert!(
-                        t0.elapsed() < Duration::from_secs(20),
-                        "node{}: promote refused for 20 s: {e}",
-                        self.n
-                    );
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-        let v = self.wait_role("active", Duration::from_secs(20), |v| v["role"] == "active");
-        v["epoch"].as_u64().unwrap()
-    }
-
-    /// Waits for `needle` in the log past `offset`; returns how long it took.
-    fn wait_log(&self, offset: usize, needle: &str, limit: Duration) -> Duration {
-        self.wait_log_any(offset, &[needle], limit)
-    }
-
-    /// Waits for any of `needles` in the log past `offset`; returns how long it took.
-    fn wait_log_any(&self, offset: usize, needles: &[&str], limit: Duration) -> Duration {
-        let t0 = Instant::now();
-        let needle = needles.join(" | ");
-        assert!(
-            wait_until(limit, || self
-                .log()
-                .get(offset..)
-                .is_some_and(|l| needles.iter().any(|n| l.contains(n)))),
-            "node{}: no {needle:?} within {limit:?}; log:\n{}",
-            self.n,
-            self.log()
-        );
-        t0.elapsed()
-    }
-}
-
-fn phase(t0: Instant, what: &str) {
-    eprintln!("[{:>6.2} s] {what}", t0.elapsed().as_secs_f64());
-}
 
 /// Three daemons on a real Corosync cluster: one active after a promote, the others standby with
 /// byte-identical replicas; SIGKILL of the active between a fence's off and on, another promoted:
@@ -193,12 +34,7 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     let mut w = World::new(3, "secret");
     let mut c = Cluster3::start();
     phase(t0, "corosync cluster up");
-    for n in test_support::cluster3::NODES {
-        c.forward_tcp(n, w.cs.addr().port());
-        for h in &w.hosts {
-            c.forward_udp(n, h.bmc.port());
-        }
-    }
+    forward_peers(&c, &w, &test_support::cluster3::NODES);
     let mut nodes: Vec<Node> = (1..=3).map(|n| Node::new(&w, n)).collect();
     for node in &mut nodes {
         node.start(&mut c);
@@ -268,8 +104,7 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     w.hosts[0]
         .bmc
         .set_chassis_delay(Duration::from_millis(3000));
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    w.crash(0);
     assert!(
         wait_until(Duration::from_secs(60), || String::from_utf8_lossy(
             &nodes[1].replica()
@@ -333,8 +168,7 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
         0,
         "fence repeated:\n{log2}"
     );
-    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
-    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    w.revive(0);
     phase(t0, "fence finished by the new active: one off, one on");
 
     // The killed instance comes back as a standby and catches up.
@@ -379,9 +213,8 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     );
     phase(t0, "node 2 isolated, node 3 active");
     // A second host crashes while node 2 (still believing it was active) is cut off.
-    let uuid2 = w.hosts[1].uuid.clone();
-    w.hosts[1].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid2, |h| h.state = "Disconnected".into());
+
+    w.crash(1);
     let events = w.hosts[1].bmc.wait_for_events(2, Duration::from_secs(60));
     assert_eq!(
         events,
@@ -421,9 +254,7 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
 
     // The second host comes back; the active (node 3) sees it AVAILABLE again.
     let offset_back = nodes[2].log().len();
-    let name2 = w.hosts[1].name.clone();
-    w.hosts[1].writer = Some(Writer::start(&w.dir.path().join("storage"), &name2, 1000));
-    w.cs.update_host(&uuid2, |h| h.state = "Up".into());
+    w.revive(1);
     nodes[2].wait_log(offset_back, r#""to":"AVAILABLE""#, Duration::from_secs(30));
 
     // Isolating a standby (node 1) changes nothing for the hosts: it loses quorum, the active
@@ -439,9 +270,8 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
         v["role"] == "active" && v["epoch"].as_u64() == Some(e3) && v["quorate"] == true,
         "the active changed when a standby was cut off: {v}"
     );
-    let (uuid3, name3) = (w.hosts[2].uuid.clone(), w.hosts[2].name.clone());
-    w.hosts[2].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid3, |h| h.state = "Disconnected".into());
+    let name3 = w.hosts[2].name.clone();
+    w.crash(2);
     let events = w.hosts[2].bmc.wait_for_events(2, Duration::from_secs(60));
     assert_eq!(
         events,
@@ -541,8 +371,7 @@ fn standalone_standby_acts_only_after_promote() {
     assert_eq!(r["ok"]["role"], "standby", "{r}");
     assert_eq!(r["ok"]["quorum_provider"], "standalone", "{r}");
     let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    w.crash(0);
     // Long enough for an active daemon to have fenced (it takes about 10 s with these timings).
     std::thread::sleep(Duration::from_secs(15));
     assert!(
@@ -612,19 +441,14 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
     // (locals drop in reverse order, also when the test fails).
     let _installed = test_support::ocf::InstalledAgent::new(agent.to_str().unwrap(), "hactl-e2e");
     let mut c = Cluster3::start();
-    for n in NODES {
-        c.forward_tcp(n, w.cs.addr().port());
-        for h in &w.hosts {
-            c.forward_udp(n, h.bmc.port());
-        }
-    }
+    forward_peers(&c, &w, &NODES);
     c.start_pacemaker();
     phase(t0, "pacemaker up on three nodes");
     // Each node's private /run holds its daemon's configuration, socket, PID file and journal,
     // so one set of clone parameters names a different daemon on every node.
     let nodes: Vec<Node> = NODES
         .iter()
-        .map(|&n| Node::configured(&w, n, c.node_dir(n).join("run/hactl"), "/run/hactl"))
+        .map(|&n| Node::configured(&w, n, c.node_dir(n).join("run/hactl"), "/run/hactl", ""))
         .collect();
     let params: std::collections::BTreeMap<String, String> = [
         ("config", "/run/hactl/hactl.toml"),
@@ -728,9 +552,8 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
     phase(t0, &format!("moved to node{b}"));
 
     // The new active acts: a crashed host is fenced once.
-    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    let name = w.hosts[0].name.clone();
+    w.crash(0);
     let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
     assert_eq!(
         events,
@@ -738,14 +561,9 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
         "BMC of {name}; node{b}'s log:\n{}",
         nodes[b - 1].log()
     );
-    let fenced_by: Vec<usize> = nodes
-        .iter()
-        .filter(|n| n.log()[offsets[n.n - 1]..].contains(r#""event":"fence_issued""#))
-        .map(|n| n.n)
-        .collect();
+    let fenced_by = fenced_since(&nodes, &offsets);
     assert_eq!(fenced_by, vec![b], "who fenced {name}");
-    w.hosts[0].writer = Some(Writer::start(&w.dir.path().join("storage"), &name, 1000));
-    w.cs.update_host(&uuid, |h| h.state = "Up".into());
+    w.revive(0);
     phase(t0, &format!("node{b} fenced {name} once"));
 
     // Node a back online: its daemon starts again as a standby of the new epoch.
@@ -814,9 +632,8 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
         .exists()),
         "node{b}'s Pacemaker, without quorum, did not stop its daemon {pid_b}"
     );
-    let (uuid2, name2) = (w.hosts[1].uuid.clone(), w.hosts[1].name.clone());
-    w.hosts[1].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid2, |h| h.state = "Disconnected".into());
+    let name2 = w.hosts[1].name.clone();
+    w.crash(1);
     let events = w.hosts[1].bmc.wait_for_events(2, Duration::from_secs(60));
     assert_eq!(
         events,
@@ -824,11 +641,7 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
         "BMC of {name2}; node{x}'s log:\n{}",
         nodes[x - 1].log()
     );
-    let fenced_by: Vec<usize> = nodes
-        .iter()
-        .filter(|n| n.log()[offsets[n.n - 1]..].contains(r#""event":"fence_issued""#))
-        .map(|n| n.n)
-        .collect();
+    let fenced_by = fenced_since(&nodes, &offsets);
     assert_eq!(fenced_by, vec![x], "who fenced {name2}");
     phase(
         t0,
@@ -937,12 +750,7 @@ fn two_nodes_fence_only_while_both_replicas_see_each_other() {
     let mut w = World::new(3, "secret");
     let mut c = Cluster3::start_two_node();
     phase(t0, "two-node corosync cluster up");
-    for n in [1, 2] {
-        c.forward_tcp(n, w.cs.addr().port());
-        for h in &w.hosts {
-            c.forward_udp(n, h.bmc.port());
-        }
-    }
+    forward_peers(&c, &w, &[1, 2]);
     let mut nodes: Vec<Node> = [1, 2].iter().map(|&n| Node::new(&w, n)).collect();
     for node in &mut nodes {
         let config = node.dir.join("hactl.toml");
@@ -994,9 +802,8 @@ fn two_nodes_fence_only_while_both_replicas_see_each_other() {
         refused.is_err(),
         "a lone node of two was promoted: {refused:?}"
     );
-    let (uuid, name) = (w.hosts[0].uuid.clone(), w.hosts[0].name.clone());
-    w.hosts[0].writer.as_mut().unwrap().stop();
-    w.cs.update_host(&uuid, |h| h.state = "Disconnected".into());
+    let name = w.hosts[0].name.clone();
+    w.crash(0);
     // Long enough for a working active to have fenced (about 10 s with these timings).
     std::thread::sleep(Duration::from_secs(15));
     assert!(

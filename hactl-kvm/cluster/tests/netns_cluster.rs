@@ -414,6 +414,12 @@ fn compaction_shrinks_every_replica_and_a_late_member_catches_up_on_a_real_clust
     phase("node 3's instance dies before the compaction");
     c.kill(p3.pid);
     let behind = journal_entries(&p3);
+    // A proposal during the view change is rejected: wait for the round to close.
+    p1.wait("active of [1,2] in sync", limit, |s| {
+        s["role"] == "Active"
+            && !s["syncing"].as_bool().unwrap()
+            && s["members"].as_array().unwrap().len() == 2
+    });
     for i in 10..40 {
         p1.propose(&format!("{{\"record\":{i},\"pad\":\"{padding}\"}}"));
     }

@@ -4,6 +4,8 @@
 //! storage), the daemon's configuration, its log and its control socket.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use kvm_host::heartbeat::{write_heartbeat, HeartbeatRecord};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -340,6 +342,15 @@ retransmit_ms = 2500
         let uuid = self.hosts[i].uuid.clone();
         self.cs
             .update_host(&uuid, |h| h.state = "Disconnected".into());
+    }
+
+    /// Host `i` is back: its heartbeat advances again and CloudStack shows it Up.
+    pub fn revive(&mut self, i: usize) {
+        let storage = self.dir.path().join("storage");
+        let name = self.hosts[i].name.clone();
+        self.hosts[i].writer = Some(Writer::start(&storage, &name, 1000));
+        let uuid = self.hosts[i].uuid.clone();
+        self.cs.update_host(&uuid, |h| h.state = "Up".into());
     }
 
     /// Waits until the daemon's log contains `needle`.
