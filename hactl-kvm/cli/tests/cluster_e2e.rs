@@ -625,12 +625,23 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
         .as_u64()
         .unwrap();
     assert!(e3 > e2, "a new epoch: {e3} after {e2}");
+    // Bounded by the demote and stop operations' timeouts (30 s each) and a DC election in the
+    // lone partition; seen at 8-9 s.
     assert!(
-        wait_until(Duration::from_secs(60), || !std::path::Path::new(&format!(
-            "/proc/{pid_b}"
-        ))
+        wait_until(Duration::from_secs(120), || !std::path::Path::new(
+            &format!("/proc/{pid_b}")
+        )
         .exists()),
-        "node{b}'s Pacemaker, without quorum, did not stop its daemon {pid_b}"
+        "node{b}'s Pacemaker, without quorum, did not stop its daemon {pid_b} ({:?}):\n{}\n{}\n\
+         node{b}'s daemon log:\n{}",
+        nodes[b - 1].role("status"),
+        c.crm_mon(b),
+        c.pacemaker_log_tail(b, 120),
+        nodes[b - 1].log()
+    );
+    eprintln!(
+        "node{b}'s daemon stopped {:.2} s after the cut",
+        cut.elapsed().as_secs_f64()
     );
     let name2 = w.hosts[1].name.clone();
     w.crash(1);
@@ -711,8 +722,8 @@ fn a_cluster_configuration_that_disagrees_with_corosync_is_refused_before_joinin
         let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            !out.status.success() && out.status.code() != Some(124),
-            "{to}: the daemon did not refuse to start ({:?}):\n{stderr}",
+            out.status.code() == Some(1),
+            "{to}: the daemon did not refuse to start with status 1 ({:?}):\n{stderr}",
             out.status
         );
         assert!(stderr.contains(expected), "{to}: {stderr}");
