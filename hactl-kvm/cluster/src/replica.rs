@@ -651,8 +651,10 @@ impl Replica {
         })])
     }
 
-    /// Proposes a record; it is durable when [`Action::Durable`] names the returned id.
-    pub fn propose(&mut self, payload: String) -> Result<(ProposalId, Vec<Action>), Refusal> {
+    /// What every local proposal (a record or a snapshot) must pass before it is multicast:
+    /// this member is active, in a majority view, with no round open, and the entry fits the
+    /// journal. Numbers the proposal.
+    fn new_proposal(&mut self, body: &EntryBody) -> Result<ProposalId, Refusal> {
         if self.role != Role::Active {
             return Err(Refusal::NotActive(self.role));
         }
@@ -662,13 +664,33 @@ impl Replica {
         if self.round.is_some() {
             return Err(Refusal::Syncing);
         }
+        check_entry_size(body)?;
+        let proposal = self.next_proposal;
+        self.next_proposal += 1;
+        Ok(proposal)
+    }
+
+    /// Whether every member accepts `body` from `sender` in `epoch`: no round open, in sync, a
+    /// majority view, the sender the confirmed active of the current epoch, and an entry that
+    /// fits the journal. Every member sees the same message, so all decide alike (an oversized
+    /// one is rejected everywhere instead of failing to be written).
+    fn accepts_proposal(&self, sender: NodeId, epoch: u64, body: &EntryBody) -> bool {
+        self.round.is_none()
+            && self.synced
+            && self.has_majority()
+            && epoch == self.epoch()
+            && self.active() == Some(sender)
+            && self.confirmed_current()
+            && check_entry_size(body).is_ok()
+    }
+
+    /// Proposes a record; it is durable when [`Action::Durable`] names the returned id.
+    pub fn propose(&mut self, payload: String) -> Result<(ProposalId, Vec<Action>), Refusal> {
         let body = EntryBody::Record { payload };
-        check_entry_size(&body)?;
+        let proposal = self.new_proposal(&body)?;
         let EntryBody::Record { payload } = body else {
             unreachable!("built above")
         };
-        let proposal = self.next_proposal;
-        self.next_proposal += 1;
         Ok((
             proposal,
             vec![Action::Multicast(Wire::Propose {
@@ -688,25 +710,14 @@ impl Replica {
         head: u64,
         state: String,
     ) -> Result<(ProposalId, Vec<Action>), Refusal> {
-        if self.role != Role::Active {
-            return Err(Refusal::NotActive(self.role));
-        }
-        if !self.has_majority() {
-            return Err(self.majority_refusal());
-        }
-        if self.round.is_some() {
-            return Err(Refusal::Syncing);
-        }
         let body = EntryBody::Snapshot {
             active: self.me,
             state,
         };
-        check_entry_size(&body)?;
+        let proposal = self.new_proposal(&body)?;
         let EntryBody::Snapshot { state, .. } = body else {
             unreachable!("built above")
         };
-        let proposal = self.next_proposal;
-        self.next_proposal += 1;
         Ok((
             proposal,
             vec![Action::Multicast(Wire::Snapshot {
@@ -790,16 +801,8 @@ impl Replica {
                 proposal,
                 payload,
             } => {
-                let accept = self.round.is_none()
-                    && self.synced
-                    && self.has_majority()
-                    && epoch == self.epoch()
-                    && self.active() == Some(sender)
-                    && self.confirmed_current();
                 let body = EntryBody::Record { payload };
-                // Every member sees the same message, so all reject an oversized one alike
-                // instead of failing to write it.
-                if accept && check_entry_size(&body).is_ok() {
+                if self.accepts_proposal(sender, epoch, &body) {
                     let seq = self.append(epoch, body, &mut out);
                     if sender == self.me {
                         self.pending.insert(seq, proposal);
@@ -814,21 +817,13 @@ impl Replica {
                 head,
                 state,
             } => {
-                // The same rule as a record's (the confirmed active of the current epoch, no
-                // round, majority view), and the log must still end where the state was taken.
-                let accept = self.round.is_none()
-                    && self.synced
-                    && self.has_majority()
-                    && epoch == self.epoch()
-                    && self.active() == Some(sender)
-                    && self.confirmed_current()
-                    && head == self.head()
-                    && head > 0;
+                // The same rule as a record's, and the log must still end where the state was
+                // taken.
                 let body = EntryBody::Snapshot {
                     active: sender,
                     state,
                 };
-                if accept && check_entry_size(&body).is_ok() {
+                if self.accepts_proposal(sender, epoch, &body) && head == self.head() && head > 0 {
                     let seq = head + 1;
                     let e = Entry::new(self.chain(), seq, epoch, body);
                     self.log = vec![e.clone()];
