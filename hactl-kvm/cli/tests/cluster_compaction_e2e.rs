@@ -44,15 +44,7 @@ fn the_active_compacts_the_replicated_journal_and_a_standby_takes_over_from_it()
         });
     }
     let e1 = nodes[0].promote();
-    assert!(
-        wait_until(Duration::from_secs(30), || nodes[0]
-            .log()
-            .matches(r#""to":"AVAILABLE""#)
-            .count()
-            >= 3),
-        "hosts never AVAILABLE on the active; log:\n{}",
-        nodes[0].log()
-    );
+    nodes[0].wait_available(0, 3);
     phase(t0, "node 1 active, hosts AVAILABLE");
 
     // A crashed host: fenced once; its records push the log past the threshold.
@@ -82,15 +74,7 @@ fn the_active_compacts_the_replicated_journal_and_a_standby_takes_over_from_it()
         "no cancelHostAsDegraded; log:\n{}",
         nodes[0].log()
     );
-    assert!(
-        wait_until(Duration::from_secs(30), || nodes[0]
-            .log()
-            .matches(r#""to":"AVAILABLE""#)
-            .count()
-            >= 4),
-        "host 0 never AVAILABLE again; log:\n{}",
-        nodes[0].log()
-    );
+    nodes[0].wait_available(0, 4);
     phase(t0, "host 0 back, hand-off done");
     assert!(
         wait_until(Duration::from_secs(30), || nodes

@@ -72,15 +72,7 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
             v["role"] == "standby" && v["epoch"].as_u64() == Some(e1)
         });
     }
-    assert!(
-        wait_until(Duration::from_secs(30), || nodes[0]
-            .log()
-            .matches(r#""to":"AVAILABLE""#)
-            .count()
-            >= 3),
-        "hosts never AVAILABLE on the active; log:\n{}",
-        nodes[0].log()
-    );
+    nodes[0].wait_available(0, 3);
     // The standbys drive nothing: their logs have no host transition.
     for node in &nodes[1..] {
         assert_eq!(node.log().matches(r#""to":"AVAILABLE""#).count(), 0);
@@ -176,14 +168,7 @@ fn three_daemons_on_corosync_one_active_replicated_failover_and_isolation() {
     nodes[0].wait_role("standby of epoch e2", Duration::from_secs(30), |v| {
         v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e2)
     });
-    assert!(
-        wait_until(Duration::from_secs(30), || nodes[1].log()[offset2..]
-            .matches(r#""to":"AVAILABLE""#)
-            .count()
-            >= 3),
-        "not every host AVAILABLE again; log:\n{}",
-        nodes[1].log()
-    );
+    nodes[1].wait_available(offset2, 3);
 
     // Isolate the active (node 2) from the ring.
     let offset_iso = nodes[1].log().len();
@@ -494,15 +479,7 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
             |v| v["role"] == "standby" && v["in_sync"] == true && v["epoch"].as_u64() == Some(e1),
         );
     }
-    assert!(
-        wait_until(Duration::from_secs(30), || nodes[a - 1]
-            .log()
-            .matches(r#""to":"AVAILABLE""#)
-            .count()
-            >= 3),
-        "hosts never AVAILABLE on the promoted daemon; log:\n{}",
-        nodes[a - 1].log()
-    );
+    nodes[a - 1].wait_available(0, 3);
     let pid_a = fs::read_to_string(nodes[a - 1].dir.join("hactl.pid")).expect("PID file");
 
     // Put the promoted node in standby: Pacemaker moves the promoted instance.
@@ -552,19 +529,9 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
     phase(t0, &format!("moved to node{b}"));
 
     // The new active acts: a crashed host is fenced once.
-    let name = w.hosts[0].name.clone();
-    w.crash(0);
-    let events = w.hosts[0].bmc.wait_for_events(2, Duration::from_secs(60));
-    assert_eq!(
-        events,
-        vec![PowerEvent::Off, PowerEvent::On],
-        "BMC of {name}; node{b}'s log:\n{}",
-        nodes[b - 1].log()
-    );
-    let fenced_by = fenced_since(&nodes, &offsets);
-    assert_eq!(fenced_by, vec![b], "who fenced {name}");
+    crash_and_expect_one_fence_by(&mut w, 0, &nodes, &offsets, b);
     w.revive(0);
-    phase(t0, &format!("node{b} fenced {name} once"));
+    phase(t0, &format!("node{b} fenced {} once", w.hosts[0].name));
 
     // Node a back online: its daemon starts again as a standby of the new epoch.
     c.crm(1, &["node", "online", &format!("node{a}")]);
@@ -643,20 +610,13 @@ fn pacemaker_promotes_one_of_three_and_moves_it_off_a_node_put_in_standby() {
         "node{b}'s daemon stopped {:.2} s after the cut",
         cut.elapsed().as_secs_f64()
     );
-    let name2 = w.hosts[1].name.clone();
-    w.crash(1);
-    let events = w.hosts[1].bmc.wait_for_events(2, Duration::from_secs(60));
-    assert_eq!(
-        events,
-        vec![PowerEvent::Off, PowerEvent::On],
-        "BMC of {name2}; node{x}'s log:\n{}",
-        nodes[x - 1].log()
-    );
-    let fenced_by = fenced_since(&nodes, &offsets);
-    assert_eq!(fenced_by, vec![x], "who fenced {name2}");
+    crash_and_expect_one_fence_by(&mut w, 1, &nodes, &offsets, x);
     phase(
         t0,
-        &format!("node{b} cut off: node{x} promoted, fenced {name2} once"),
+        &format!(
+            "node{b} cut off: node{x} promoted, fenced {} once",
+            w.hosts[1].name
+        ),
     );
 
     // Healed: node b's Pacemaker starts its instance again, a standby of the new epoch.
@@ -781,15 +741,7 @@ fn two_nodes_fence_only_while_both_replicas_see_each_other() {
         node.wait_log(0, "Corosync runs two_node", Duration::from_secs(5));
     }
     let e1 = nodes[0].promote();
-    assert!(
-        wait_until(Duration::from_secs(30), || nodes[0]
-            .log()
-            .matches(r#""to":"AVAILABLE""#)
-            .count()
-            >= 3),
-        "hosts never AVAILABLE on the active; log:\n{}",
-        nodes[0].log()
-    );
+    nodes[0].wait_available(0, 3);
     phase(t0, "node 1 active");
 
     // Cut the two apart: votequorum keeps both quorate (two_node), the replication does not.

@@ -40,6 +40,31 @@ pub fn fenced_since(nodes: &[Node], offsets: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// Host `i` crashes; its BMC must show exactly one off and one on (waited for up to 60 s), and
+/// only node `fencer` may have logged a fence since `offsets`.
+pub fn crash_and_expect_one_fence_by(
+    w: &mut World,
+    i: usize,
+    nodes: &[Node],
+    offsets: &[usize],
+    fencer: usize,
+) {
+    let name = w.hosts[i].name.clone();
+    w.crash(i);
+    let events = w.hosts[i].bmc.wait_for_events(2, Duration::from_secs(60));
+    assert_eq!(
+        events,
+        vec![test_support::PowerEvent::Off, test_support::PowerEvent::On],
+        "BMC of {name}; node{fencer}'s log:\n{}",
+        nodes[fencer - 1].log()
+    );
+    assert_eq!(
+        fenced_since(nodes, offsets),
+        vec![fencer],
+        "who fenced {name}"
+    );
+}
+
 /// One management node's daemon.
 pub struct Node {
     pub n: usize,
@@ -212,6 +237,19 @@ propose_timeout_ms = 3000
             self.log()
         );
         t0.elapsed()
+    }
+
+    /// Waits (30 s at most) until the log past `offset` holds at least `n` host transitions to
+    /// AVAILABLE (the daemon drives the core).
+    pub fn wait_available(&self, offset: usize, n: usize) {
+        assert!(
+            wait_until(Duration::from_secs(30), || self
+                .count_since(offset, r#""to":"AVAILABLE""#)
+                >= n),
+            "node{}: fewer than {n} hosts AVAILABLE; log:\n{}",
+            self.n,
+            self.log()
+        );
     }
 
     /// How many times the log past `offset` contains `needle`.
