@@ -131,6 +131,16 @@ fn standby_in_sync(members: &'static [u64]) -> impl Fn(&Value) -> bool {
     }
 }
 
+/// The active, with no sync round open, in a view of `members` members (after one left, a
+/// proposal is rejected until the view change's round closed).
+fn active_in_sync(members: usize) -> impl Fn(&Value) -> bool {
+    move |s| {
+        s["role"] == "Active"
+            && !s["syncing"].as_bool().unwrap()
+            && s["members"].as_array().unwrap().len() == members
+    }
+}
+
 /// Polls `authorize EPOCH` until it passes; returns how long that took. While it does not, the
 /// only acceptable refusal is the take-over grace.
 fn wait_authorized(p: &mut Probe, epoch: u64) -> Duration {
@@ -415,11 +425,7 @@ fn compaction_shrinks_every_replica_and_a_late_member_catches_up_on_a_real_clust
     c.kill(p3.pid);
     let behind = journal_entries(&p3);
     // A proposal during the view change is rejected: wait for the round to close.
-    p1.wait("active of [1,2] in sync", limit, |s| {
-        s["role"] == "Active"
-            && !s["syncing"].as_bool().unwrap()
-            && s["members"].as_array().unwrap().len() == 2
-    });
+    p1.wait("active of [1,2] in sync", limit, active_in_sync(2));
     for i in 10..40 {
         p1.propose(&format!("{{\"record\":{i},\"pad\":\"{padding}\"}}"));
     }
@@ -583,11 +589,7 @@ fn large_state_transfer_and_snapshots_on_a_real_cluster() {
             c.kill(p3.pid);
             std::fs::remove_file(&p3.journal).expect("remove node 3's journal");
             // A proposal during the view change is rejected: wait for the round to close.
-            p1.wait("active of [1,2] in sync", limit, |s| {
-                s["role"] == "Active"
-                    && !s["syncing"].as_bool().unwrap()
-                    && s["members"].as_array().unwrap().len() == 2
-            });
+            p1.wait("active of [1,2] in sync", limit, active_in_sync(2));
         }
         phase(&format!("fill the log with 64 KiB records up to {mib} MiB"));
         let t_fill = Instant::now();
