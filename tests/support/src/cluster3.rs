@@ -610,22 +610,12 @@ impl Cluster3 {
         let mut full = vec!["crm"];
         full.extend_from_slice(args);
         let out = self.exec(n, &full);
-        assert!(
-            out.status.success(),
-            "{} on node{n} failed ({}):\nstdout: {}\nstderr: {}",
-            full.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::pacemaker::assert_crm_succeeded(&format!("{} on node{n}", full.join(" ")), &out);
     }
 
     /// The last `lines` lines of node `n`'s Pacemaker log.
     pub fn pacemaker_log_tail(&self, n: usize, lines: usize) -> String {
-        let text =
-            fs::read_to_string(self.node_dir(n).join("pcmklog/pacemaker.log")).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::pacemaker::log_tail(&self.node_dir(n).join("pcmklog/pacemaker.log"), lines)
     }
 
     /// Netns names of this cluster (for tests that check the teardown).

@@ -165,9 +165,7 @@ impl Cluster {
 
     /// The last `n` lines of pacemaker's log, for assertion messages.
     pub fn pacemaker_log_tail(&self, n: usize) -> String {
-        let text = fs::read_to_string(self.pacemaker_log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        log_tail(&self.pacemaker_log_path(), n)
     }
 
     /// The whole pacemaker log.
@@ -195,14 +193,7 @@ impl Cluster {
         let mut full = vec!["configure"];
         full.extend_from_slice(args);
         let out = self.run("crm", &full);
-        assert!(
-            out.status.success(),
-            "crm {} failed ({}):\nstdout: {}\nstderr: {}",
-            full.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_crm_succeeded(&format!("crm {}", full.join(" ")), &out);
     }
 
     /// `crm_mon -1` output (and whether it succeeded).
@@ -309,4 +300,22 @@ fn running_process(names: &[&str]) -> Option<u32> {
         let comm = fs::read_to_string(entry.path().join("comm")).ok()?;
         names.contains(&comm.trim()).then_some(pid)
     })
+}
+
+/// The last `n` lines of the log file at `path` ("" when it cannot be read).
+pub(crate) fn log_tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Panics with crm's status and output when the crm command `what` failed.
+pub(crate) fn assert_crm_succeeded(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
