@@ -524,33 +524,41 @@ impl IoLoop {
                             }
                         }
                     }
-                    Request::Propose(..) | Request::Snapshot(..) => {
-                        let (r, reply) = {
-                            let mut replica = self.shared.replica.lock().expect("replica lock");
-                            match req {
-                                Request::Snapshot(head, state, reply) => {
-                                    (replica.propose_snapshot(head, state), reply)
-                                }
-                                Request::Propose(payload, reply) => {
-                                    (replica.propose(payload), reply)
-                                }
-                                Request::Promote(_) => unreachable!("matched above"),
-                            }
-                        };
-                        match r {
-                            Ok((id, actions)) => {
-                                self.proposals.insert(id, reply);
-                                self.execute(actions)?;
-                            }
-                            Err(e) => {
-                                let _ = reply.send(Err(e.into()));
-                            }
-                        }
+                    Request::Propose(payload, reply) => {
+                        let r = self.replica().propose(payload);
+                        self.start_proposal(r, reply)?;
+                    }
+                    Request::Snapshot(head, state, reply) => {
+                        let r = self.replica().propose_snapshot(head, state);
+                        self.start_proposal(r, reply)?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    fn replica(&self) -> std::sync::MutexGuard<'_, Replica> {
+        self.shared.replica.lock().expect("replica lock")
+    }
+
+    /// Multicasts an accepted local proposal (its caller is answered once it is durable or
+    /// rejected), or answers a refused one at once.
+    fn start_proposal(
+        &mut self,
+        r: Result<(ProposalId, Vec<Action>), Refusal>,
+        reply: Sender<Result<u64, NodeError>>,
+    ) -> Result<(), NodeError> {
+        match r {
+            Ok((id, actions)) => {
+                self.proposals.insert(id, reply);
+                self.execute(actions)
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                Ok(())
+            }
+        }
     }
 
     fn note_journal_bytes(&self) {

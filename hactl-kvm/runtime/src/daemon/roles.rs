@@ -566,13 +566,14 @@ impl Daemon {
     /// acting when the group moved on, and turns a lost quorum into a core input at once.
     pub(super) fn on_role_tick(&mut self) -> Result<(), DaemonError> {
         if let Some(node) = &self.roles.node {
-            let first = node.status().first_seq;
-            if first != self.roles.seen_first_seq {
-                self.roles.seen_first_seq = first;
+            let s = node.status();
+            if s.first_seq != self.roles.seen_first_seq {
+                self.roles.seen_first_seq = s.first_seq;
                 self.last_compaction_unix_ms = Some(hactl_control::time::now_unix_ms());
                 tracing::info!(
-                    "replicated journal compacted: it starts at seq {first} now, {} bytes",
-                    node.status().journal_bytes
+                    "replicated journal compacted: it starts at seq {} now, {} bytes",
+                    s.first_seq,
+                    s.journal_bytes
                 );
             }
         }
