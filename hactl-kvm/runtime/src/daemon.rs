@@ -746,7 +746,9 @@ impl Daemon {
     /// larger than configured. Only after an inventory was applied: the
     /// core's hosts (and so their restored states) come with it.
     fn maybe_compact(&mut self) -> Result<(), DaemonError> {
-        if self.inventory.is_none() || self.journal.len() <= self.cfg.daemon.journal_compact_bytes {
+        // Read once: in corosync mode it is the replica's status, taken under its lock.
+        let before = self.journal.len();
+        if self.inventory.is_none() || before <= self.cfg.daemon.journal_compact_bytes {
             return Ok(());
         }
         if self.journal.replicated() {
@@ -759,12 +761,11 @@ impl Daemon {
                 || self
                     .compact_retry_at
                     .is_some_and(|t| std::time::Instant::now() < t)
-                || self.journal.len() <= self.compacted_bytes.saturating_mul(2)
+                || before <= self.compacted_bytes.saturating_mul(2)
             {
                 return Ok(());
             }
         }
-        let before = self.journal.len();
         let records = self.core.compact_records(now_ms());
         match self.journal.rewrite(&records) {
             Err(DaemonError::NotCompacted(why)) => {
